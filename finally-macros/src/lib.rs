@@ -1,0 +1,24 @@
+//! The `#[with_cleanup]` attribute of the [`finally`](https://docs.rs/finally) crate.
+//!
+//! Use it through `finally`, which documents it: the expansion calls `::finally::__private`.
+
+use proc_macro::TokenStream;
+
+mod args;
+mod expand;
+
+/// See [`finally::with_cleanup`](https://docs.rs/finally/latest/finally/attr.with_cleanup.html).
+#[proc_macro_attribute]
+pub fn with_cleanup(args: TokenStream, item: TokenStream) -> TokenStream {
+    let original = proc_macro2::TokenStream::from(item.clone());
+    let expanded = syn::parse(args).and_then(|args| expand::expand(args, item.into()));
+    match expanded {
+        Ok(tokens) => tokens.into(),
+        // The item goes out unchanged beside the error, so one mistake makes one error.
+        Err(error) => {
+            let mut tokens = error.to_compile_error();
+            tokens.extend(original);
+            tokens.into()
+        }
+    }
+}

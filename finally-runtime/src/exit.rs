@@ -1,0 +1,132 @@
+//! Why a guarded function ended, as told to a cleanup.
+
+use std::any::Any;
+use std::fmt;
+
+/// Why a guarded function ended: the argument of a `fn(&Exit)` cleanup.
+///
+/// New variants may be added: match with a wildcard arm.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The function returned (a `Result::Err` counts: the function returned it).
+    Returned,
+    /// The function panicked; the panic continues after the cleanup.
+    #[non_exhaustive]
+    Panicked {
+        /// The panic message, when the payload was a string.
+        message: Option<String>,
+    },
+    /// A signal (SIGINT, SIGTERM, SIGHUP or SIGQUIT) arrived while the cleanup was pending; the
+    /// process ends by that signal after the cleanups.
+    Signal(Signal),
+    /// The process exited (`std::process::exit`, or the end of `main` while another thread's
+    /// cleanup was pending); the exit code is kept.
+    Exited,
+    /// An `async fn`'s future was dropped before it finished.
+    Cancelled,
+    /// Reported by the guardian process only: the program ended without running its own cleanup
+    /// (SIGKILL, a crash, an abort).
+    #[non_exhaustive]
+    Died {
+        /// The signal that ended the program, where known.
+        signal: Option<Signal>,
+    },
+}
+
+impl Exit {
+    /// `Exit::Panicked` with the message of a panic payload.
+    pub(crate) fn panicked(payload: &(dyn Any + Send)) -> Self {
+        Exit::Panicked {
+            message: panic_message(payload).map(str::to_owned),
+        }
+    }
+
+    /// The signal that ended the function, for `Signal` (and `Died`, where known).
+    pub fn signal(&self) -> Option<Signal> {
+        match self {
+            Exit::Signal(signal) => Some(*signal),
+            Exit::Died { signal } => *signal,
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Returned => f.write_str("returned"),
+            Exit::Panicked { message: Some(m) } => write!(f, "panicked: {m}"),
+            Exit::Panicked { message: None } => f.write_str("panicked"),
+            Exit::Signal(signal) => write!(f, "stopped by {signal}"),
+            Exit::Exited => f.write_str("the process exited"),
+            Exit::Cancelled => f.write_str("cancelled before it finished"),
+            Exit::Died { signal: Some(s) } => write!(f, "died by {s} without its own cleanup"),
+            Exit::Died { signal: None } => f.write_str("died without its own cleanup"),
+        }
+    }
+}
+
+/// The message of a panic payload, where it is a string.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+/// A Unix signal: its number, and its name where the platform has one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signal(libc::c_int);
+
+impl Signal {
+    pub(crate) const fn new(number: libc::c_int) -> Self {
+        Signal(number)
+    }
+
+    /// The signal number, as `kill -l` lists it (SIGTERM is 15).
+    pub fn number(self) -> i32 {
+        self.0
+    }
+
+    /// The signal's name, such as `"SIGTERM"`, or `"SIG?"` for a number without a name.
+    pub fn name(self) -> &'static str {
+        signal_hook::low_level::signal_name(self.0).unwrap_or("SIG?")
+    }
+}
+
+impl fmt::Debug for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.name(), self.0)
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_names_the_variant_and_the_signal() {
+        let exit = Exit::Signal(Signal::new(libc::SIGTERM));
+        assert_eq!(format!("{exit:?}"), "Signal(SIGTERM=15)");
+        assert_eq!(exit.to_string(), "stopped by SIGTERM (15)");
+        assert_eq!(format!("{:?}", Exit::Returned), "Returned");
+    }
+
+    #[test]
+    fn panic_messages_of_both_string_kinds() {
+        let owned: Box<dyn Any + Send> = Box::new(String::from("boom"));
+        let fixed: Box<dyn Any + Send> = Box::new("bang");
+        let other: Box<dyn Any + Send> = Box::new(7);
+        assert_eq!(panic_message(&*owned), Some("boom"));
+        assert_eq!(panic_message(&*fixed), Some("bang"));
+        assert_eq!(panic_message(&*other), None);
+        assert_eq!(Exit::panicked(&*owned).to_string(), "panicked: boom");
+    }
+}

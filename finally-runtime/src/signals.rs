@@ -1,0 +1,114 @@
+//! Installing the handlers: the signal thread and the `atexit` hook.
+//!
+//! The signal handler itself is signal-hook's: it only writes to a self-pipe, which is
+//! async-signal-safe. All the work happens on the `finally-signals` thread.
+
+use std::io;
+use std::panic::catch_unwind;
+use std::sync::{Arc, OnceLock};
+use std::thread;
+
+use libc::c_int;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::stop::{self, is_stopper, park_forever};
+use crate::{Error, Exit, Signal};
+
+/// The signals that run the pending cleanups.
+pub(crate) const HANDLED: [c_int; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
+
+static INSTALLED: OnceLock<Result<(), Error>> = OnceLock::new();
+
+/// Installs the signal thread and the exit hook, once per process.
+///
+/// Guarded functions call this on their thread's first use of the registry, so calling it is
+/// never needed; call it at start-up to handle a failure yourself instead of the one-line report
+/// on stderr. Signals that were ignored when it runs (as `nohup` ignores SIGHUP) stay ignored.
+///
+/// # Errors
+///
+/// When the handlers, the signal thread or the exit hook cannot be set up. Later calls return
+/// the same result.
+pub fn install() -> Result<(), Error> {
+    INSTALLED.get_or_init(install_now).clone()
+}
+
+/// [`install`], reporting a failure on stderr once instead of returning it.
+pub(crate) fn install_once() {
+    if INSTALLED.get().is_none() {
+        if let Err(error) = install() {
+            eprintln!("{error}: only return, panic and exit are covered");
+        }
+    }
+}
+
+fn install_now() -> Result<(), Error> {
+    // SAFETY: `at_exit` is an `extern "C" fn()` that never unwinds.
+    if unsafe { libc::atexit(at_exit) } != 0 {
+        return Err(Error::new(
+            "register the exit hook",
+            io::Error::last_os_error(),
+        ));
+    }
+    let wanted = HANDLED.into_iter().filter(|&signal| !is_ignored(signal));
+    let mut signals =
+        Signals::new(wanted).map_err(|e| Error::new("install the signal handlers", e))?;
+    thread::Builder::new()
+        .name("finally-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if stop::stop(&Exit::Signal(Signal::new(signal))) {
+                    die_by(signal);
+                }
+                // Otherwise the process is already exiting: that stop decides how it ends.
+            }
+        })
+        .map_err(|e| Error::new("start the signal thread", e))?;
+    Ok(())
+}
+
+/// Whether `signal` is set to be ignored, as the process inherited it or the program set it.
+fn is_ignored(signal: c_int) -> bool {
+    // SAFETY: a zeroed `sigaction` is a valid out-parameter; a null new action only queries.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// Ends the process by `signal`, as if no handler had been installed.
+fn die_by(signal: c_int) -> ! {
+    // SAFETY: plain libc calls with valid arguments; the process ends by the signal right here.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(signal);
+    }
+    // Still alive: the default action did not end the process, as for PID 1 in a container,
+    // where the kernel drops signals left at their default action.
+    std::process::exit(128 + signal)
+}
+
+/// Runs while `exit` is in progress, on the exiting thread.
+extern "C" fn at_exit() {
+    let _ = catch_unwind(|| {
+        if !stop::stop(&Exit::Exited) && !is_stopper() {
+            // A signal's cleanups are running: exiting now would cut them short.
+            park_forever();
+        }
+    });
+}
+
+impl Error {
+    fn new(context: &'static str, source: io::Error) -> Self {
+        Error {
+            context,
+            source: Arc::new(source),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! On a signal, every pending cleanup of every thread runs, newest first.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn nested_functions_clean_up_innermost_first() {
+    let scenario = Scenario::start("nested", &[]);
+    scenario.expect_line("ready");
+    scenario.signal(SIGTERM);
+    let ended = scenario.wait();
+    ended.assert_killed_by(SIGTERM);
+    let reason = signal_reason(SIGTERM);
+    for name in ["inner", "middle", "outer"] {
+        ended.assert_cleaned_once(name, &reason);
+    }
+    let end = |name| ended.position(&format!("end {name} {reason}"));
+    assert!(end("inner") < end("middle") && end("middle") < end("outer"));
+}
+
+#[test]
+fn every_thread_cleans_up_and_main_last() {
+    let scenario = Scenario::start("threads", &[]);
+    scenario.expect_line("ready");
+    scenario.signal(SIGINT);
+    let ended = scenario.wait();
+    ended.assert_killed_by(SIGINT);
+    let reason = signal_reason(SIGINT);
+    assert_eq!(ended.count("start worker"), 4, "marker: {:?}", ended.marker);
+    assert_eq!(
+        ended.count(&format!("end worker {reason}")),
+        4,
+        "marker: {:?}",
+        ended.marker
+    );
+    ended.assert_cleaned_once("main", &reason);
+    // `main` entered first and encloses the workers: its cleanup runs last.
+    assert_eq!(ended.marker.last().unwrap(), &format!("end main {reason}"));
+}
+
+#[test]
+fn a_panicking_cleanup_is_reported_and_the_others_still_run() {
+    let scenario = Scenario::start("panicking-cleanup", &[]);
+    scenario.expect_line("ready");
+    scenario.signal(SIGTERM);
+    let ended = scenario.wait();
+    ended.assert_killed_by(SIGTERM);
+    let reason = signal_reason(SIGTERM);
+    assert_eq!(ended.count(&format!("start panicking {reason}")), 1);
+    ended.assert_cleaned_once("outer", &reason);
+    assert!(
+        ended
+            .stderr
+            .contains("finally: a cleanup panicked (cleanup failed on purpose)"),
+        "stderr: {}",
+        ended.stderr
+    );
+}

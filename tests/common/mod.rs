@@ -1,0 +1,236 @@
+//! Running a scenario of `tests/bin/scenario.rs` as a child process.
+
+#![allow(dead_code)] // each test file uses its own part of this module
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use libc::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+
+/// How long any one step may take before the test gives up on the child.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A running scenario: its stdout lines, its stderr, and its marker file in a temporary folder.
+pub struct Scenario {
+    child: Child,
+    lines: Receiver<String>,
+    stderr: Option<thread::JoinHandle<String>>,
+    marker: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// How a scenario ended.
+pub struct Ended {
+    pub status: ExitStatus,
+    pub marker: Vec<String>,
+    pub stderr: String,
+}
+
+impl Scenario {
+    pub fn start(name: &str, args: &[&str]) -> Self {
+        Self::start_with(name, args, |_| {})
+    }
+
+    /// Starts the scenario after `setup` has adjusted the command.
+    pub fn start_with(name: &str, args: &[&str], setup: impl FnOnce(&mut Command)) -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let marker = dir.path().join("marker");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_scenario"));
+        command
+            .arg(name)
+            .arg(&marker)
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                // The test runner may have been started with signals ignored or blocked (a
+                // background job ignores SIGINT): the child starts from the defaults.
+                for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+                    libc::signal(signal, libc::SIG_DFL);
+                }
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                // SIGQUIT dumps core by default: not into the test's folders.
+                let no_core = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+                Ok(())
+            });
+        }
+        setup(&mut command);
+        let mut child = command.spawn().expect("start the scenario binary");
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Scenario {
+            child,
+            lines,
+            stderr: Some(stderr),
+            marker,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits for the child to print `expected` as its next line on stdout.
+    pub fn expect_line(&self, expected: &str) {
+        match self.lines.recv_timeout(PATIENCE) {
+            Ok(line) => assert_eq!(line, expected, "unexpected line from the child"),
+            Err(error) => panic!("no `{expected}` line from the child: {error}"),
+        }
+    }
+
+    /// Sends `signal` to the child.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: `kill` with the pid of our own unreaped child.
+        let sent = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(sent, 0, "kill({}, {signal})", self.pid());
+    }
+
+    /// Waits (bounded) for the child to end, and reads what it left.
+    pub fn wait(mut self) -> Ended {
+        let status = wait_bounded(&mut self.child);
+        let stderr = self.stderr.take().unwrap().join().unwrap_or_default();
+        let marker = std::fs::read_to_string(&self.marker)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        Ended {
+            status,
+            marker,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        // A failed test must not leave its child behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_bounded(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child did not end within {PATIENCE:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+impl Ended {
+    /// Asserts that the cleanup `name` ran exactly once, to its end, told `reason`.
+    pub fn assert_cleaned_once(&self, name: &str, reason: &str) {
+        let starts = self.count(&format!("start {name}"));
+        let ends: Vec<_> = self
+            .marker
+            .iter()
+            .filter(|line| line.starts_with(&format!("end {name} ")))
+            .collect();
+        assert_eq!(
+            starts, 1,
+            "cleanup `{name}` started {starts} times: {:?}",
+            self.marker
+        );
+        assert_eq!(
+            ends.len(),
+            1,
+            "cleanup `{name}` ended {} times: {:?}",
+            ends.len(),
+            self.marker
+        );
+        assert_eq!(
+            ends[0],
+            &format!("end {name} {reason}"),
+            "marker: {:?}",
+            self.marker
+        );
+        let start = self.position(&format!("start {name}"));
+        let end = self.position(ends[0]);
+        assert!(
+            start < end,
+            "cleanup `{name}` ended before it started: {:?}",
+            self.marker
+        );
+    }
+
+    pub fn count(&self, line: &str) -> usize {
+        self.marker.iter().filter(|l| *l == line).count()
+    }
+
+    pub fn position(&self, line: &str) -> usize {
+        self.marker
+            .iter()
+            .position(|l| l == line)
+            .unwrap_or_else(|| panic!("no `{line}` in the marker: {:?}", self.marker))
+    }
+
+    pub fn assert_killed_by(&self, signal: libc::c_int) {
+        assert_eq!(
+            self.status.signal(),
+            Some(signal),
+            "expected the child to end by signal {signal}, got {:?}; stderr: {}",
+            self.status,
+            self.stderr
+        );
+    }
+
+    pub fn assert_exit_code(&self, code: i32) {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "expected exit code {code}, got {:?}; stderr: {}",
+            self.status,
+            self.stderr
+        );
+    }
+}
+
+/// The name `Exit`'s `Debug` gives a signal, as in `Signal(SIGTERM=15)`.
+pub fn signal_reason(signal: libc::c_int) -> String {
+    let name = match signal {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        SIGHUP => "SIGHUP",
+        SIGQUIT => "SIGQUIT",
+        _ => unreachable!("not a handled signal"),
+    };
+    format!("Signal({name}={signal})")
+}
