@@ -2,6 +2,7 @@
 
 use proc_macro2::Span;
 use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
 use syn::{Expr, ExprClosure, ExprPath, LitStr, Path, Token};
 
 /// The parsed arguments of the attribute.
@@ -67,6 +68,15 @@ impl Parse for Args {
             }
         }
         Ok(Args { cleanup, krate })
+    }
+}
+
+impl CleanupArg {
+    pub fn span(&self) -> Span {
+        match self {
+            CleanupArg::Path(path) => path.span(),
+            CleanupArg::Closure(closure) => closure.span(),
+        }
     }
 }
 

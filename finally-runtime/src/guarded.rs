@@ -36,10 +36,11 @@ impl<F: Fn(&Exit) + Copy + Send + Sync + 'static> Cleanup<WithExit> for F {
     }
 }
 
-/// Checks that `cleanup` is one, where the error can point at the user's tokens.
+/// Checks that `cleanup` is one, where the error can point at the user's tokens, and gives it
+/// the one form [`run`] takes (so a wrong cleanup makes one error, not two).
 #[inline(always)]
-pub fn cleanup<M, C: Cleanup<M>>(cleanup: C) -> C {
-    cleanup
+pub fn cleanup<M, C: Cleanup<M>>(cleanup: C) -> impl Fn(&Exit) + Copy + Send + Sync + 'static {
+    move |exit: &Exit| cleanup.call(exit)
 }
 
 /// Runs `body` with `cleanup` pending, then the cleanup: once, however the body ends.
@@ -47,11 +48,14 @@ pub fn cleanup<M, C: Cleanup<M>>(cleanup: C) -> C {
 /// The body's value is returned unchanged and its panic continues after the cleanup. A cleanup
 /// that panics after a normal return panics the caller.
 #[inline]
-pub fn run<M, C: Cleanup<M>, R>(cleanup: C, body: impl FnOnce() -> R) -> R {
+pub fn run<C, R>(cleanup: C, body: impl FnOnce() -> R) -> R
+where
+    C: Fn(&Exit) + Copy + Send + Sync + 'static,
+{
     let Some(slot) = registry::local_slot() else {
         return run_unregistered(cleanup, body);
     };
-    let node = Node::new(move |exit: &Exit| cleanup.call(exit));
+    let node = Node::new(cleanup);
     registry::push(slot, node.header());
     let result = catch_unwind(AssertUnwindSafe(body));
     let exit = match &result {
@@ -69,16 +73,14 @@ pub fn run<M, C: Cleanup<M>, R>(cleanup: C, body: impl FnOnce() -> R) -> R {
 
 /// For a thread whose thread-locals are already gone: return and panic only.
 #[cold]
-fn run_unregistered<M, C: Cleanup<M>, R>(cleanup: C, body: impl FnOnce() -> R) -> R {
+fn run_unregistered<C: Fn(&Exit), R>(cleanup: C, body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => {
-            cleanup.call(&Exit::Returned);
+            cleanup(&Exit::Returned);
             value
         }
         Err(payload) => {
-            let _ = catch_unwind(AssertUnwindSafe(|| {
-                cleanup.call(&Exit::panicked(&*payload))
-            }));
+            let _ = catch_unwind(AssertUnwindSafe(|| cleanup(&Exit::panicked(&*payload))));
             resume_unwind(payload)
         }
     }

@@ -1,0 +1,6 @@
+#[finally::with_cleanup(|exit, extra: u32| println!("{exit} {extra}"))]
+fn work() {}
+
+fn main() {
+    work();
+}

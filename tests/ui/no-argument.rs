@@ -1,0 +1,6 @@
+#[finally::with_cleanup]
+fn work() {}
+
+fn main() {
+    work();
+}

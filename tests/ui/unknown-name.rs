@@ -1,0 +1,6 @@
+#[finally::with_cleanup(remove_scratch)]
+fn work() {}
+
+fn main() {
+    work();
+}
