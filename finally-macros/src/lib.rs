@@ -7,7 +7,8 @@ use proc_macro::TokenStream;
 mod args;
 mod expand;
 
-/// See [`finally::with_cleanup`](https://docs.rs/finally/latest/finally/attr.with_cleanup.html).
+// Documented where users see it: on the re-export in `finally`.
+#[allow(missing_docs)]
 #[proc_macro_attribute]
 pub fn with_cleanup(args: TokenStream, item: TokenStream) -> TokenStream {
     let original = proc_macro2::TokenStream::from(item.clone());
