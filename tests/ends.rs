@@ -74,3 +74,35 @@ fn a_signal_the_process_inherited_as_ignored_stays_ignored() {
     ended.assert_killed_by(SIGTERM);
     ended.assert_cleaned_once("main", &signal_reason(SIGTERM));
 }
+
+#[test]
+fn as_pid_1_where_the_signal_cannot_end_it_the_exit_code_says_which() {
+    // A new PID namespace makes the scenario its PID 1, which the kernel does not end by a
+    // signal left at its default action. That takes privileges: without them there is no PID 1
+    // to test here, and the test says so.
+    let probe = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "true"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !probe.is_ok_and(|status| status.success()) {
+        eprintln!("skipped: cannot make a PID namespace here (`unshare --pid` needs privileges)");
+        return;
+    }
+    let scenario = Scenario::start_under(
+        &["unshare", "--pid", "--fork", "--kill-child"],
+        "wait",
+        &[],
+        |_| {},
+    );
+    scenario.expect_line("ready");
+    // The scenario is `unshare`'s only child; signal it from this (the parent) namespace.
+    let children = format!("/proc/{0}/task/{0}/children", scenario.pid());
+    let children = std::fs::read_to_string(children).expect("children of unshare");
+    let pid: i32 = children.trim().parse().expect("one child");
+    // SAFETY: `kill` on our grandchild, kept from being reaped by `unshare` until it ends.
+    assert_eq!(unsafe { libc::kill(pid, SIGTERM) }, 0);
+    let ended = scenario.wait();
+    // `unshare` exits as its child did.
+    ended.assert_exit_code(128 + SIGTERM);
+    ended.assert_cleaned_once("main", &signal_reason(SIGTERM));
+}

@@ -38,9 +38,28 @@ impl Scenario {
 
     /// Starts the scenario after `setup` has adjusted the command.
     pub fn start_with(name: &str, args: &[&str], setup: impl FnOnce(&mut Command)) -> Self {
+        Self::start_under(&[], name, args, setup)
+    }
+
+    /// Starts the scenario as the command `wrapper` runs it (`wrapper` ends with the program to
+    /// run); the pid is the wrapper's.
+    pub fn start_under(
+        wrapper: &[&str],
+        name: &str,
+        args: &[&str],
+        setup: impl FnOnce(&mut Command),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
         let marker = dir.path().join("marker");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_scenario"));
+        let scenario = env!("CARGO_BIN_EXE_scenario");
+        let mut command = match wrapper {
+            [] => Command::new(scenario),
+            [program, args @ ..] => {
+                let mut command = Command::new(program);
+                command.args(args).arg(scenario);
+                command
+            }
+        };
         command
             .arg(name)
             .arg(&marker)
