@@ -139,3 +139,8 @@ pub use finally_runtime::{install, Error, Exit, Signal};
 pub mod __private {
     pub use finally_runtime::__private::*;
 }
+
+/// The README's examples, run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
