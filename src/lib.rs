@@ -38,6 +38,7 @@
 //! | SIGINT (Ctrl-C), SIGTERM (`kill`), SIGHUP, SIGQUIT | once, [`Exit::Signal`] naming it | the process ends **by that signal**, as a shell expects |
 //! | [`std::process::exit(n)`](std::process::exit) | once, [`Exit::Exited`] | the exit code `n` is kept |
 //! | more signals while a cleanup runs | not cut short: they are held back | the first signal decides how the process ends |
+//! | an `async fn`'s future is dropped before it finished | once, [`Exit::Cancelled`] | — |
 //! | SIGKILL, a segfault, `abort` | **not run** | — |
 //!
 //! - **Exactly once.** A signal racing the return, two signals at once, a signal while another
@@ -69,17 +70,65 @@
 //! No code of yours runs inside a signal handler: the handler (signal-hook's) only wakes the
 //! runtime's thread, so a cleanup may allocate, lock, print and do I/O.
 //!
+//! # `async fn`
+//!
+//! On an `async fn`, the body runs as an `async move` block inside the returned future, whose
+//! signature is unchanged (and which is `Send` when the body's future is). The cleanup is
+//! pending from the future's first poll (a future never polled has nothing to clean up) and runs
+//! exactly once when the future completes ([`Exit::Returned`]), panics while polled
+//! ([`Exit::Panicked`], the panic goes on), is dropped before it finished — a time-out, a lost
+//! `select!` branch, an aborted task, a runtime shut down — ([`Exit::Cancelled`]), or when a
+//! signal arrives while it is pending ([`Exit::Signal`]). It works with any executor.
+//!
+//! The cleanup itself is a plain, synchronous `fn`: it may run on the runtime's signal thread or
+//! inside the future's destructor, where nothing can be awaited. To await something at shutdown
+//! (finish in-flight requests, flush a connection), await [`stop_signal`] in the body and give
+//! the function a grace period, below.
+//!
+//! # Stopping cooperatively
+//!
+//! On a signal the cleanups run while the body may still be running. A body that must stop
+//! first can learn about the signal, and get a little time:
+//!
+//! - [`stop_requested`] is `true` once a handled signal has arrived; [`wait_for_stop`] blocks
+//!   until then (with a time-out); [`stop_signal`] is a future that resolves then, for any
+//!   executor.
+//! - `#[with_cleanup(cleanup, grace = "5s")]`: on a signal, the runtime waits up to the grace
+//!   period for the functions with one to return on their own. Their cleanups then run on their
+//!   own thread, told [`Exit::Signal`]. When they all have returned, or the time is up, whatever
+//!   is still pending runs on the runtime's thread and the process ends by the signal. More
+//!   signals during the grace period do not cut it short.
+//!
+//! ```no_run
+//! use finally::{with_cleanup, Exit};
+//!
+//! fn report(exit: &Exit) {
+//!     eprintln!("server ended: {exit}");
+//! }
+//!
+//! #[with_cleanup(report, grace = "5s")]
+//! fn main() {
+//!     while !finally::stop_requested() {
+//!         // ... serve one request ...
+//!         # break;
+//!     }
+//!     // Back within the grace period: `report` runs here, on the main thread.
+//! }
+//! ```
+//!
+//! Without a grace period, a signal runs the pending cleanups at once (the stop flag is still
+//! set, for bodies that look).
+//!
 //! # Not promised
 //!
 //! - SIGKILL, segmentation faults and `abort` end the process with no chance to clean up. (An
 //!   opt-in guardian process that covers them is planned.)
 //! - A cleanup running on the signal thread races the body of the function, which is still
-//!   running. A body that must stop first should check a stop flag (planned).
+//!   running, unless the body stops on its own within a grace period (above).
 //! - Builds with `panic = "abort"` run no cleanup on panic.
 //! - A cleanup that calls [`std::process::exit`] ends the process there.
 //! - Text printed with `print!` and no newline by a body stopped by a signal may stay in
 //!   `stdout`'s buffer: the process ends by the signal without flushing it.
-//! - `async fn` is not supported yet.
 //!
 //! # Installing early
 //!
@@ -113,18 +162,22 @@
 /// - **The cleanup** (first, required): a path to a `fn()` or a `fn(&Exit)`, such as
 ///   `remove_scratch` or `Self::close`, or a closure that captures nothing, such as
 ///   `|exit| eprintln!("{exit}")`.
+/// - **`grace = "5s"`**: on a signal, wait up to this long for the function to return on its
+///   own (see [Stopping cooperatively](crate#stopping-cooperatively)). A number and a unit:
+///   `ms`, `s`, `m` or `h`, such as `"500ms"` or `"1.5s"`; checked at compile time.
 /// - **`crate = "path"`**: where the `finally` crate is, if the dependency was renamed.
 ///
 /// # Where it works
 ///
 /// Free functions and `fn main`, methods (`&self`, `&mut self`, `self`), generic functions with
 /// `where` clauses, `impl Trait` returns, `unsafe fn`, functions returning `Result` that use `?`
-/// and early `return`. The signature is kept as it is; the body runs inside a closure (so `?`
-/// and `return` stay local) under `catch_unwind`.
+/// and early `return`, and `async fn` (see [`async fn`](crate#async-fn)). The signature is kept
+/// as it is; the body runs inside a closure, or an `async move` block, so `?` and `return` stay
+/// local.
 ///
-/// Refused, with a compile error: items that are not functions, `const fn`, `async fn` (not yet
-/// supported), a cleanup that is not a `fn()` or `fn(&Exit)`, a closure that captures, unknown
-/// or repeated options.
+/// Refused, with a compile error: items that are not functions, `const fn`, a cleanup that is
+/// not a `fn()` or `fn(&Exit)`, a closure that captures, a bad `grace`, unknown or repeated
+/// options.
 ///
 /// # Panics
 ///
@@ -132,7 +185,9 @@
 /// panics the caller; after a panicking body, the body's panic goes on.
 #[doc(inline)]
 pub use finally_macros::with_cleanup;
-pub use finally_runtime::{install, Error, Exit, Signal};
+pub use finally_runtime::{
+    install, stop_requested, stop_signal, wait_for_stop, Error, Exit, Signal, StopSignal,
+};
 
 /// What the code generated by `#[with_cleanup]` calls. Not a public API.
 #[doc(hidden)]

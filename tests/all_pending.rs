@@ -6,10 +6,7 @@ use common::*;
 
 #[test]
 fn nested_functions_clean_up_innermost_first() {
-    let scenario = Scenario::start("nested", &[]);
-    scenario.expect_line("ready");
-    scenario.signal(SIGTERM);
-    let ended = scenario.wait();
+    let ended = Scenario::start("nested", &[]).signal_when_ready(SIGTERM);
     ended.assert_killed_by(SIGTERM);
     let reason = signal_reason(SIGTERM);
     for name in ["inner", "middle", "outer"] {
@@ -21,10 +18,7 @@ fn nested_functions_clean_up_innermost_first() {
 
 #[test]
 fn every_thread_cleans_up_and_main_last() {
-    let scenario = Scenario::start("threads", &[]);
-    scenario.expect_line("ready");
-    scenario.signal(SIGINT);
-    let ended = scenario.wait();
+    let ended = Scenario::start("threads", &[]).signal_when_ready(SIGINT);
     ended.assert_killed_by(SIGINT);
     let reason = signal_reason(SIGINT);
     assert_eq!(ended.count("start worker"), 4, "marker: {:?}", ended.marker);
@@ -41,10 +35,7 @@ fn every_thread_cleans_up_and_main_last() {
 
 #[test]
 fn a_panicking_cleanup_is_reported_and_the_others_still_run() {
-    let scenario = Scenario::start("panicking-cleanup", &[]);
-    scenario.expect_line("ready");
-    scenario.signal(SIGTERM);
-    let ended = scenario.wait();
+    let ended = Scenario::start("panicking-cleanup", &[]).signal_when_ready(SIGTERM);
     ended.assert_killed_by(SIGTERM);
     let reason = signal_reason(SIGTERM);
     assert_eq!(ended.count(&format!("start panicking {reason}")), 1);

@@ -33,10 +33,7 @@ fn process_exit_runs_every_pending_cleanup_once_and_keeps_the_code() {
 #[test]
 fn each_handled_signal_runs_the_cleanup_and_ends_the_process_by_it() {
     for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
-        let scenario = Scenario::start("wait", &[]);
-        scenario.expect_line("ready");
-        scenario.signal(signal);
-        let ended = scenario.wait();
+        let ended = Scenario::start("wait", &[]).signal_when_ready(signal);
         ended.assert_killed_by(signal);
         ended.assert_cleaned_once("main", &signal_reason(signal));
     }
@@ -44,10 +41,7 @@ fn each_handled_signal_runs_the_cleanup_and_ends_the_process_by_it() {
 
 #[test]
 fn a_signal_with_nothing_pending_has_its_default_effect() {
-    let scenario = Scenario::start("idle", &[]);
-    scenario.expect_line("ready");
-    scenario.signal(SIGINT);
-    let ended = scenario.wait();
+    let ended = Scenario::start("idle", &[]).signal_when_ready(SIGINT);
     ended.assert_killed_by(SIGINT);
     // The cleanup ran when its function returned, and not again.
     ended.assert_cleaned_once("main", "Returned");

@@ -3,7 +3,7 @@
 mod common;
 
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -16,12 +16,8 @@ const SPREAD: u64 = 1500;
 
 #[test]
 fn a_signal_around_the_return_runs_the_cleanup_exactly_once() {
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    let mut random = XorShift(seed);
+    let mut random = Random::new();
+    let seed = random.seed();
     let started = Instant::now();
     let (mut by_signal, mut returned) = (0, 0);
     for run in 0..RUNS {
@@ -62,15 +58,4 @@ fn a_signal_around_the_return_runs_the_cleanup_exactly_once() {
         }
     }
     eprintln!("{returned} runs returned first, {by_signal} were stopped by the signal first");
-}
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
 }

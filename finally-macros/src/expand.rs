@@ -2,7 +2,8 @@
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
-use syn::ItemFn;
+use syn::visit::Visit;
+use syn::{ItemFn, ReturnType, Type};
 
 use crate::args::{Args, CleanupArg};
 
@@ -22,12 +23,6 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
         return Err(syn::Error::new_spanned(
             constness,
             "`#[with_cleanup]` cannot be used on a `const fn`: its cleanup runs at run time",
-        ));
-    }
-    if let Some(asyncness) = &sig.asyncness {
-        return Err(syn::Error::new_spanned(
-            asyncness,
-            "`#[with_cleanup]` does not support `async fn` yet",
         ));
     }
     // The calls are spanned at the user's cleanup, so a wrong signature is reported there.
@@ -54,15 +49,61 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
             })}
         }
     };
-    // The body becomes a closure, so `return` and `?` stay inside it; its return type is
-    // inferred from the signature's.
-    let run = quote_spanned!(span=> #krate::__private::run);
+    let grace = match args.grace {
+        Some(grace) => {
+            let (seconds, nanos) = (grace.as_secs(), grace.subsec_nanos());
+            quote_spanned!(span=> #krate::__private::Duration::new(#seconds, #nanos))
+        }
+        None => quote_spanned!(span=> #krate::__private::Duration::ZERO),
+    };
+    let body = if sig.asyncness.is_some() {
+        // The body becomes an `async move` block inside the guarded future, so `return` and `?`
+        // stay inside it. Its output type is pinned to the declared one, as `?` cannot infer it.
+        let pin_output = match &sig.output {
+            ReturnType::Type(_, output) if !contains_impl_trait(output) => quote! {
+                #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                if false {
+                    let __finally_output: #output = loop {};
+                    return __finally_output;
+                }
+            },
+            _ => quote!(),
+        };
+        let guard = quote_spanned!(span=> #krate::__private::guard);
+        quote! {
+            // A body that returns a future is the user's choice, made in the signature.
+            #[allow(clippy::async_yields_async)]
+            let __finally_body = async move {
+                #pin_output
+                #block
+            };
+            #guard(#cleanup, #grace, __finally_body).await
+        }
+    } else {
+        // The body becomes a closure, so `return` and `?` stay inside it; its return type is
+        // inferred from the signature's.
+        let run = quote_spanned!(span=> #krate::__private::run);
+        quote!(#run(#cleanup, #grace, move || #block))
+    };
     Ok(quote! {
         #(#attrs)*
         #vis #sig {
-            #run(#cleanup, move || #block)
+            #body
         }
     })
+}
+
+/// Whether `ty` mentions `impl Trait`, which cannot be written as a local's type.
+fn contains_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type(ty);
+    finder.0
 }
 
 /// `tokens` with every span set to `span`.

@@ -36,6 +36,16 @@
 //! `DONE` before it moves to older nodes, so cleanups run one at a time, innermost first, and a
 //! normal-path cleanup is never cut short by a signal.
 //!
+//! # Futures
+//!
+//! A guarded `async fn`'s node lives in its future, which may be polled on any thread and
+//! finishes in any order, so it cannot be on a stack. It goes into the `futures` list of the slot
+//! of the thread that first polled it, a doubly linked list under the slot's mutex; it records
+//! that slot to unlink itself, from whichever thread. The claim is the same CAS on `state`. The
+//! mutex plays the part of the `SeqCst` pairs above: the stopper raises `STOPPING`, then copies
+//! the list under the lock; an owner links or unlinks under the lock, then loads `STOPPING`. An
+//! owner that unlinks after the stopper's copy sees the stop and parks, keeping its node alive.
+//!
 //! Nothing here runs inside a signal handler; none of it is async-signal-safe, and it need not be.
 
 use std::cell::Cell;
@@ -44,6 +54,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::stop;
@@ -57,8 +68,13 @@ const DONE: u8 = 3;
 /// The type-erased part of a pending cleanup, linked into its thread's slot.
 pub(crate) struct Header {
     state: AtomicU8,
-    /// The node this one is nested in; written before the node is published.
+    /// On a stack, the node this one is nested in, written before the node is published. In a
+    /// `futures` list, the newer neighbour, under the list's lock.
     prev: AtomicPtr<Header>,
+    /// In a `futures` list, the older neighbour, under the list's lock.
+    next: AtomicPtr<Header>,
+    /// The slot of the thread that runs the cleanup if it claims it as the owner.
+    owner: AtomicPtr<Slot>,
     /// Runs the cleanup of the `Node<F>` this header starts.
     run: unsafe fn(*const Header, &Exit),
 }
@@ -70,20 +86,24 @@ pub(crate) struct Node<F> {
     cleanup: F,
 }
 
+impl<F> Node<F> {
+    pub(crate) fn header(&self) -> &Header {
+        &self.header
+    }
+}
+
 impl<F: Fn(&Exit) + Sync> Node<F> {
     pub(crate) fn new(cleanup: F) -> Self {
         Node {
             header: Header {
                 state: AtomicU8::new(PENDING),
                 prev: AtomicPtr::new(ptr::null_mut()),
+                next: AtomicPtr::new(ptr::null_mut()),
+                owner: AtomicPtr::new(ptr::null_mut()),
                 run: Self::run,
             },
             cleanup,
         }
-    }
-
-    pub(crate) fn header(&self) -> &Header {
-        &self.header
     }
 
     /// # Safety
@@ -105,6 +125,21 @@ pub(crate) struct Slot {
     taken: AtomicU64,
     /// The next slot in the global list; set before the slot is published, never changed.
     next: AtomicPtr<Slot>,
+    /// The newest pending future first polled on this slot's thread.
+    futures: Mutex<FutureList>,
+}
+
+/// The head of a slot's list of pending futures.
+struct FutureList(*const Header);
+
+// SAFETY: the pointer is only followed under the slot's mutex, or by the stopper (module docs).
+unsafe impl Send for FutureList {}
+
+impl Slot {
+    fn futures(&self) -> MutexGuard<'_, FutureList> {
+        // The list is consistent whenever the lock is free: nothing in it panics.
+        self.futures.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Every slot ever made, newest first.
@@ -170,6 +205,7 @@ fn take_slot() -> &'static Slot {
         in_use: AtomicBool::new(true),
         taken: AtomicU64::new(taken),
         next: AtomicPtr::new(ptr::null_mut()),
+        futures: Mutex::new(FutureList(ptr::null())),
     }));
     let mut head = SLOTS.load(Relaxed);
     loop {
@@ -187,6 +223,9 @@ fn take_slot() -> &'static Slot {
 #[inline]
 pub(crate) fn push(slot: &Slot, header: &Header) {
     header.prev.store(slot.top.load(Relaxed), Relaxed);
+    header
+        .owner
+        .store(slot as *const Slot as *mut Slot, Relaxed);
     slot.top
         .store(header as *const Header as *mut Header, SeqCst);
     if stop::STOPPING.load(SeqCst) {
@@ -199,27 +238,86 @@ pub(crate) fn push(slot: &Slot, header: &Header) {
 /// Returns the cleanup's panic, if it panicked. Does not return if the stopper claimed the node
 /// first, or if the process started stopping meanwhile (unless this thread is the stopper).
 #[inline]
-pub(crate) fn finish(
-    slot: &Slot,
-    header: &Header,
-    exit: &Exit,
-) -> Option<Box<dyn std::any::Any + Send>> {
-    if header
-        .state
-        .compare_exchange(PENDING, OWNER, SeqCst, Relaxed)
-        .is_err()
-    {
-        // The stopper runs this cleanup; the code after the function must not run.
-        stop::park_forever();
-    }
-    // SAFETY: `header` is the live header of the caller's node.
-    let panic = catch_unwind(AssertUnwindSafe(|| unsafe { (header.run)(header, exit) })).err();
-    header.state.store(DONE, Release);
+pub(crate) fn finish(slot: &Slot, header: &Header, exit: &Exit) -> Option<Panic> {
+    let panic = claim_and_run(header, exit);
     slot.top.store(header.prev.load(Relaxed), SeqCst);
     if stop::STOPPING.load(SeqCst) {
         stop::returned_while_stopping();
     }
     panic
+}
+
+/// A cleanup's panic payload.
+pub(crate) type Panic = Box<dyn std::any::Any + Send>;
+
+/// Claims `header` for the calling thread and runs its cleanup, or parks for good if the
+/// stopper claimed it first (the code after the function must not run).
+fn claim_and_run(header: &Header, exit: &Exit) -> Option<Panic> {
+    if header
+        .state
+        .compare_exchange(PENDING, OWNER, SeqCst, Relaxed)
+        .is_err()
+    {
+        stop::park_forever();
+    }
+    // SAFETY: `header` is the live header of the caller's node.
+    let panic = catch_unwind(AssertUnwindSafe(|| unsafe { (header.run)(header, exit) })).err();
+    header.state.store(DONE, Release);
+    panic
+}
+
+/// Links a future's node into the list of the calling thread's slot, and returns the slot.
+///
+/// `None` while the thread is being torn down: the node then stays unlinked, and its cleanup runs
+/// on completion and drop only. Does not return while the process is stopping, unless the
+/// calling thread is the stopper. The node must stay where it is until [`finish_future`].
+pub(crate) fn link_future(header: &Header) -> Option<&'static Slot> {
+    let slot = local_slot()?;
+    let mut list = slot.futures();
+    header.prev.store(ptr::null_mut(), Relaxed);
+    header.next.store(list.0 as *mut Header, Relaxed);
+    // SAFETY: nodes in the list are alive while linked, and the lock is held.
+    if let Some(newest) = unsafe { list.0.as_ref() } {
+        newest
+            .prev
+            .store(header as *const Header as *mut Header, Relaxed);
+    }
+    list.0 = header;
+    drop(list);
+    if stop::STOPPING.load(SeqCst) {
+        stop::entered_while_stopping();
+    }
+    Some(slot)
+}
+
+/// Claims a linked future's node for the calling thread, runs its cleanup and unlinks it.
+///
+/// As [`finish`]: returns the cleanup's panic, and does not return if the stopper has the node.
+pub(crate) fn finish_future(slot: &Slot, header: &Header, exit: &Exit) -> Option<Panic> {
+    let mine = LOCAL.try_with(|local| local.0.get()).unwrap_or(ptr::null());
+    header.owner.store(mine as *mut Slot, Relaxed);
+    let panic = claim_and_run(header, exit);
+    let mut list = slot.futures();
+    let (prev, next) = (header.prev.load(Relaxed), header.next.load(Relaxed));
+    // SAFETY: linked nodes are alive, and the lock is held.
+    match unsafe { prev.as_ref() } {
+        Some(prev) => prev.next.store(next, Relaxed),
+        None => list.0 = next,
+    }
+    // SAFETY: as above.
+    if let Some(next) = unsafe { next.as_ref() } {
+        next.prev.store(prev, Relaxed);
+    }
+    drop(list);
+    if stop::STOPPING.load(SeqCst) {
+        stop::returned_while_stopping();
+    }
+    panic
+}
+
+/// Runs a node's cleanup where no slot could be had: on completion or drop only.
+pub(crate) fn run_unlinked(header: &Header, exit: &Exit) -> Option<Panic> {
+    claim_and_run(header, exit)
 }
 
 /// Runs every pending cleanup of every thread with `exit`: threads that took their slot last
@@ -239,22 +337,40 @@ pub(crate) fn run_all_pending(exit: &Exit) {
         // SAFETY: a node read from `top` after `STOPPING` was raised stays alive (module docs),
         // and so do the older nodes of the same thread below it.
         while let Some(header) = unsafe { node.as_ref() } {
-            match header
-                .state
-                .compare_exchange(PENDING, STOPPER, SeqCst, Acquire)
-            {
-                Ok(_) => run_reporting(header, exit),
-                // The owner is running this cleanup: let it finish, unless the owner is this
-                // very thread (a cleanup that called `exit`), which would never come back.
-                Err(OWNER) if !ptr::eq(slot, mine) => {
-                    while header.state.load(Acquire) != DONE {
-                        std::thread::park_timeout(Duration::from_millis(20));
-                    }
-                }
-                Err(_) => {}
-            }
+            stop_one(header, exit, mine);
             node = header.prev.load(Relaxed);
         }
+        let mut futures = Vec::new();
+        let list = slot.futures();
+        let mut node = list.0;
+        // SAFETY: linked nodes are alive, and the lock is held.
+        while let Some(header) = unsafe { node.as_ref() } {
+            futures.push(header as *const Header);
+            node = header.next.load(Relaxed);
+        }
+        drop(list);
+        for header in futures {
+            // SAFETY: a node copied from the list after `STOPPING` was raised stays alive.
+            stop_one(unsafe { &*header }, exit, mine);
+        }
+    }
+}
+
+/// Claims a node for the stopper and runs it; or, if its owner is running it, waits for that.
+fn stop_one(header: &Header, exit: &Exit, mine: *const Slot) {
+    match header
+        .state
+        .compare_exchange(PENDING, STOPPER, SeqCst, Acquire)
+    {
+        Ok(_) => run_reporting(header, exit),
+        // Let the owner finish, unless the owner is this very thread (a cleanup that called
+        // `exit`), which would never come back.
+        Err(OWNER) if !ptr::eq(header.owner.load(Relaxed), mine) => {
+            while header.state.load(Acquire) != DONE {
+                std::thread::park_timeout(Duration::from_millis(20));
+            }
+        }
+        Err(_) => {}
     }
 }
 

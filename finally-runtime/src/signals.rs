@@ -12,8 +12,8 @@ use libc::c_int;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::stop::{self, is_stopper, park_forever};
-use crate::{Error, Exit, Signal};
+use crate::stop;
+use crate::{Error, Signal};
 
 /// The signals that run the pending cleanups.
 pub(crate) const HANDLED: [c_int; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
@@ -58,7 +58,7 @@ fn install_now() -> Result<(), Error> {
         .name("finally-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
-                if stop::stop(&Exit::Signal(Signal::new(signal))) {
+                if stop::on_signal(Signal::new(signal)) {
                     die_by(signal);
                 }
                 // Otherwise the process is already exiting: that stop decides how it ends.
@@ -96,12 +96,7 @@ fn die_by(signal: c_int) -> ! {
 
 /// Runs while `exit` is in progress, on the exiting thread.
 extern "C" fn at_exit() {
-    let _ = catch_unwind(|| {
-        if !stop::stop(&Exit::Exited) && !is_stopper() {
-            // A signal's cleanups are running: exiting now would cut them short.
-            park_forever();
-        }
-    });
+    let _ = catch_unwind(stop::on_exit);
 }
 
 impl Error {

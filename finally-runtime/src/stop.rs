@@ -1,18 +1,24 @@
-//! The end of the process: who runs the pending cleanups, and what the other threads do.
+//! The end of the process: the stop request, the grace period, and who runs the cleanups.
 //!
 //! Exactly one thread becomes the *stopper*: the signal thread on the first handled signal, or
-//! the thread calling `exit` (`std::process::exit`, or the end of `main`). Every other thread
-//! that reaches a guarded function's entry or exit while the process is stopping parks for good:
-//! the process is about to end, and the code after a guarded function must not run once its
-//! cleanup has been taken over.
+//! the thread calling `exit` (`std::process::exit`, or the end of `main`). On a signal, the stop
+//! is first *requested* (the flag bodies can watch), then the stopper waits out the grace period
+//! of guarded functions that have one, then it raises `STOPPING` and runs what is still pending.
+//! Every other thread that reaches a guarded function's entry or exit while the process is
+//! stopping parks for good: the process is about to end, and the code after a guarded function
+//! must not run once its cleanup has been taken over.
 
-use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
 
 use crate::registry;
-use crate::Exit;
+use crate::{Exit, Signal};
 
 /// Raised once, by the stopper, before it walks the registry; never lowered.
 pub(crate) static STOPPING: AtomicBool = AtomicBool::new(false);
@@ -20,18 +26,95 @@ pub(crate) static STOPPING: AtomicBool = AtomicBool::new(false);
 static CLAIMED: AtomicBool = AtomicBool::new(false);
 /// The stopper's thread; set before `STOPPING` is raised.
 static STOPPER: OnceLock<Thread> = OnceLock::new();
+/// The signal that requested the stop, or 0.
+static REQUESTED: AtomicI32 = AtomicI32::new(0);
+/// Guarded calls with a grace period whose cleanup has not finished.
+static GRACEFUL: AtomicUsize = AtomicUsize::new(0);
+/// The longest grace period of any guarded call so far, in nanoseconds.
+static LONGEST_GRACE: AtomicU64 = AtomicU64::new(0);
 
-/// Runs every pending cleanup with `exit`, if no other stop is under way.
-///
-/// Returns `false`, doing nothing, when another thread is (or was) the stopper.
-pub(crate) fn stop(exit: &Exit) -> bool {
-    if CLAIMED.swap(true, SeqCst) {
-        return false;
-    }
+/// Wakes the threads waiting for the stop request, and the stopper waiting out the grace.
+static CHANGED: Condvar = Condvar::new();
+static LOCK: Mutex<()> = Mutex::new(());
+/// The futures waiting for the stop request, by id.
+static WAKERS: Mutex<Vec<(u64, Waker)>> = Mutex::new(Vec::new());
+static NEXT_WAKER: AtomicU64 = AtomicU64::new(0);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Becomes the stopper, unless another thread is (or was).
+fn claim() -> bool {
+    !CLAIMED.swap(true, SeqCst)
+}
+
+/// Runs every pending cleanup with `exit`; the caller claimed the stop.
+fn run_all(exit: &Exit) {
     let _ = STOPPER.set(thread::current());
     STOPPING.store(true, SeqCst);
     registry::run_all_pending(exit);
+}
+
+/// Handles a signal: requests the stop, waits out the grace period, runs every pending cleanup.
+///
+/// Returns `false`, doing nothing, if another stop is under way (the process is exiting).
+pub(crate) fn on_signal(signal: Signal) -> bool {
+    if !claim() {
+        return false;
+    }
+    {
+        let _lock = lock(&LOCK);
+        REQUESTED.store(signal.number(), SeqCst);
+        CHANGED.notify_all();
+    }
+    for (_, waker) in lock(&WAKERS).drain(..) {
+        waker.wake();
+    }
+    wait_out_grace();
+    run_all(&Exit::Signal(signal));
     true
+}
+
+/// Handles `exit`: runs every pending cleanup, unless a signal's cleanups are running, which
+/// exiting would cut short.
+pub(crate) fn on_exit() {
+    if claim() {
+        run_all(&Exit::Exited);
+    } else if !is_stopper() {
+        park_forever();
+    }
+}
+
+/// Waits until every guarded call with a grace period has finished, or the longest grace
+/// period has passed.
+fn wait_out_grace() {
+    let deadline = Instant::now() + Duration::from_nanos(LONGEST_GRACE.load(SeqCst));
+    let mut lock = lock(&LOCK);
+    while GRACEFUL.load(SeqCst) > 0 {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        lock = CHANGED
+            .wait_timeout(lock, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+}
+
+/// A guarded call with a grace period started.
+pub(crate) fn grace_started(grace: Duration) {
+    let nanos = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX);
+    LONGEST_GRACE.fetch_max(nanos, SeqCst);
+    GRACEFUL.fetch_add(1, SeqCst);
+}
+
+/// A guarded call with a grace period finished its cleanup.
+pub(crate) fn grace_finished() {
+    if GRACEFUL.fetch_sub(1, SeqCst) == 1 && stop_requested() {
+        let _lock = lock(&LOCK);
+        CHANGED.notify_all();
+    }
 }
 
 /// Whether the calling thread is the stopper (its own cleanups may call guarded functions).
@@ -67,5 +150,93 @@ pub(crate) fn returned_while_stopping() {
 pub(crate) fn park_forever() -> ! {
     loop {
         thread::park();
+    }
+}
+
+/// The signal that requested the stop, if one has.
+pub(crate) fn requested() -> Option<Signal> {
+    match REQUESTED.load(SeqCst) {
+        0 => None,
+        number => Some(Signal::new(number)),
+    }
+}
+
+/// Whether a handled signal (SIGINT, SIGTERM, SIGHUP or SIGQUIT) has arrived: the process is
+/// stopping, and a body that checks this can finish early.
+///
+/// Cheap (one atomic load). Stays `true` once set.
+pub fn stop_requested() -> bool {
+    REQUESTED.load(Relaxed) != 0
+}
+
+/// Blocks until a handled signal arrives, or `timeout` passes; returns the signal, or `None` on
+/// time-out.
+pub fn wait_for_stop(timeout: Duration) -> Option<Signal> {
+    let deadline = Instant::now().checked_add(timeout);
+    let mut lock = lock(&LOCK);
+    loop {
+        if let Some(signal) = requested() {
+            return Some(signal);
+        }
+        let left = match deadline {
+            Some(deadline) => deadline.checked_duration_since(Instant::now())?,
+            None => Duration::MAX,
+        };
+        lock = CHANGED
+            .wait_timeout(lock, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+}
+
+/// A future that resolves to the signal once a handled signal arrives; see [`stop_signal`].
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct StopSignal {
+    id: u64,
+}
+
+/// Waits for a handled signal without blocking a thread: the returned future resolves to the
+/// signal once one arrives (at once if one has). It works with any async runtime.
+///
+/// ```no_run
+/// # use finally_runtime as finally;
+/// # async fn example() {
+/// let signal = finally::stop_signal().await;
+/// eprintln!("stopping on {signal}");
+/// # }
+/// ```
+pub fn stop_signal() -> StopSignal {
+    StopSignal {
+        id: NEXT_WAKER.fetch_add(1, Relaxed),
+    }
+}
+
+impl Future for StopSignal {
+    type Output = Signal;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Signal> {
+        if let Some(signal) = requested() {
+            return Poll::Ready(signal);
+        }
+        let mut wakers = lock(&WAKERS);
+        // Checked again under the lock: the signal thread wakes the list after the request.
+        if let Some(signal) = requested() {
+            return Poll::Ready(signal);
+        }
+        match wakers.iter_mut().find(|(id, _)| *id == self.id) {
+            Some((_, waker)) => waker.clone_from(context.waker()),
+            None => wakers.push((self.id, context.waker().clone())),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for StopSignal {
+    fn drop(&mut self) {
+        let mut wakers = lock(&WAKERS);
+        if let Some(at) = wakers.iter().position(|(id, _)| *id == self.id) {
+            wakers.swap_remove(at);
+        }
     }
 }

@@ -1,50 +1,19 @@
 //! Child processes for the integration tests: `scenario NAME MARKER [ARG]`.
 //!
-//! Each scenario prints `ready` on stdout once it is where the test wants to reach it, and its
-//! cleanups append `start NAME` and `end NAME REASON` lines to the marker file, so the test can
-//! tell that each ran exactly once and to the end.
+//! Each scenario prints `ready` on stdout once it is where the test wants to reach it; its
+//! cleanups write to the marker file (see `tests/common/child.rs`).
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::PathBuf;
-use std::sync::{mpsc, OnceLock};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use std::{env, process, thread};
 
 use finally::{with_cleanup, Exit};
 
-static MARKER: OnceLock<PathBuf> = OnceLock::new();
+#[path = "../common/child.rs"]
+mod child;
 
-/// Appends one line to the marker file, in one `write`.
-fn mark(line: &str) {
-    let path = MARKER.get().expect("marker path");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("open marker");
-    file.write_all(format!("{line}\n").as_bytes())
-        .expect("write marker");
-}
+use child::{main_cleanup, main_cleanup_where, mark, ready, record, wait_forever};
 
-fn ready() {
-    println!("ready");
-}
-
-fn wait_forever() -> ! {
-    loop {
-        thread::park();
-    }
-}
-
-fn record(name: &str, exit: &Exit) {
-    mark(&format!("start {name}"));
-    mark(&format!("end {name} {exit:?}"));
-}
-
-fn main_cleanup(exit: &Exit) {
-    record("main", exit);
-}
 fn inner_cleanup(exit: &Exit) {
     record("inner", exit);
 }
@@ -182,12 +151,35 @@ fn returns_after(micros: u64) {
     }
 }
 
+/// Stops on its own once a stop is requested, within its grace period.
+#[with_cleanup(main_cleanup_where, grace = "10s")]
+fn stops_when_asked() {
+    ready();
+    while finally::wait_for_stop(Duration::from_secs(60)).is_none() {}
+    mark("body saw the stop");
+}
+
+/// Ignores the stop request: the grace period runs out.
+#[with_cleanup(main_cleanup_where, grace = "300ms")]
+fn ignores_the_stop() {
+    ready();
+    wait_forever();
+}
+
+/// Takes its time to stop: a second signal arrives during the grace period.
+#[with_cleanup(main_cleanup_where, grace = "10s")]
+fn stops_slowly() {
+    ready();
+    let signal = finally::wait_for_stop(Duration::from_secs(60)).expect("a stop");
+    println!("stopping on {}", signal.name());
+    thread::sleep(Duration::from_millis(300));
+    mark("body saw the stop");
+}
+
 fn main() {
     let mut args = env::args().skip(1);
     let scenario = args.next().expect("scenario name");
-    MARKER
-        .set(args.next().expect("marker path").into())
-        .unwrap();
+    child::set_marker(args.next().expect("marker path"));
     let arg = args.next();
     match scenario.as_str() {
         "return" => {
@@ -211,6 +203,12 @@ fn main() {
             ready();
             wait_forever();
         }
+        "grace-cooperative" => {
+            stops_when_asked();
+            mark("after");
+        }
+        "grace-ignored" => ignores_the_stop(),
+        "grace-second-signal" => stops_slowly(),
         other => panic!("unknown scenario {other}"),
     }
 }

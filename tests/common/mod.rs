@@ -49,10 +49,8 @@ impl Scenario {
         args: &[&str],
         setup: impl FnOnce(&mut Command),
     ) -> Self {
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let marker = dir.path().join("marker");
         let scenario = env!("CARGO_BIN_EXE_scenario");
-        let mut command = match wrapper {
+        let command = match wrapper {
             [] => Command::new(scenario),
             [program, args @ ..] => {
                 let mut command = Command::new(program);
@@ -60,6 +58,25 @@ impl Scenario {
                 command
             }
         };
+        Self::spawn(command, name, args, setup)
+    }
+
+    /// Starts a scenario of a test with its own harness: the test itself, as
+    /// `TEST child NAME MARKER ARGS...`.
+    pub fn start_self(name: &str, args: &[&str]) -> Self {
+        let mut command = Command::new(std::env::current_exe().expect("the test's own path"));
+        command.arg("child");
+        Self::spawn(command, name, args, |_| {})
+    }
+
+    fn spawn(
+        mut command: Command,
+        name: &str,
+        args: &[&str],
+        setup: impl FnOnce(&mut Command),
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let marker = dir.path().join("marker");
         command
             .arg(name)
             .arg(&marker)
@@ -132,6 +149,13 @@ impl Scenario {
         // SAFETY: `kill` with the pid of our own unreaped child.
         let sent = unsafe { libc::kill(self.pid(), signal) };
         assert_eq!(sent, 0, "kill({}, {signal})", self.pid());
+    }
+
+    /// Sends `signal` once the child says `ready`, and waits for the child to end.
+    pub fn signal_when_ready(self, signal: libc::c_int) -> Ended {
+        self.expect_line("ready");
+        self.signal(signal);
+        self.wait()
     }
 
     /// Waits (bounded) for the child to end, and reads what it left.
@@ -252,4 +276,30 @@ pub fn signal_reason(signal: libc::c_int) -> String {
         _ => unreachable!("not a handled signal"),
     };
     format!("Signal({name}={signal})")
+}
+
+/// A small, seeded random number generator for randomised timings (xorshift).
+pub struct Random(u64);
+
+impl Random {
+    /// Seeded from the clock; the seed is in `Debug`, to repeat a failing run.
+    pub fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        Random(nanos as u64 | 1)
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.0
+    }
+
+    /// A number in `0..bound`.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % bound
+    }
 }
