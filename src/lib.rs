@@ -106,11 +106,12 @@
 //!     eprintln!("server ended: {exit}");
 //! }
 //!
+//! fn serve_one_request() { /* ... */ }
+//!
 //! #[with_cleanup(report, grace = "5s")]
 //! fn main() {
 //!     while !finally::stop_requested() {
-//!         // ... serve one request ...
-//!         # break;
+//!         serve_one_request();
 //!     }
 //!     // Back within the grace period: `report` runs here, on the main thread.
 //! }
