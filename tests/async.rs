@@ -2,7 +2,7 @@
 //! cleanup runs once when the future completes, panics, is dropped, or a signal arrives.
 //!
 //! This test has its own harness (`harness = false` in Cargo.toml) so that it can use tokio,
-//! a dev-dependency, in its child processes: run as `async child NAME MARKER FLAVOR`, it plays a
+//! a dev-dependency, in its child processes: run as `async child NAME FLAVOR`, it plays a
 //! scenario; run without arguments, it runs the tests below, each starting itself as a child.
 
 #[path = "common/child.rs"]
@@ -257,9 +257,8 @@ fn shapes() {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [role, scenario, marker, flavor, rest @ ..] = args.as_slice() {
+    if let [role, scenario, flavor, rest @ ..] = args.as_slice() {
         if role == "child" {
-            child::set_marker(marker);
             return child(scenario, flavor, rest.first().map(String::as_str));
         }
     }

@@ -11,6 +11,8 @@ fn a_body_that_stops_when_asked_cleans_up_on_its_own_thread() {
     ended.assert_killed_by(SIGTERM);
     ended.assert_cleaned_once("main on main", &signal_reason(SIGTERM));
     assert!(ended.position("body saw the stop") < ended.position("start main on main"));
+    // The stop takes effect once it returned: the code after it does not run.
+    assert_eq!(ended.count("after"), 0, "marker: {:?}", ended.marker);
 }
 
 #[test]

@@ -7,8 +7,9 @@ use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprClosure, ExprPath, LitStr, Path, Token};
 
-mod kw {
+pub(crate) mod kw {
     syn::custom_keyword!(grace);
+    syn::custom_keyword!(guardian);
 }
 
 /// The parsed arguments of the attribute.
@@ -18,6 +19,8 @@ pub(crate) struct Args {
     pub krate: Option<Path>,
     /// `grace = "2s"`: how long a stop waits for the function to return on its own.
     pub grace: Option<Duration>,
+    /// `guardian`: a second process runs the cleanup if the program dies without it.
+    pub guardian: Option<kw::guardian>,
 }
 
 /// The cleanup: a path to a function, or a closure.
@@ -38,6 +41,7 @@ impl Parse for Args {
             cleanup: input.parse()?,
             krate: None,
             grace: None,
+            guardian: None,
         };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
@@ -63,6 +67,15 @@ impl Parse for Args {
                         format!("invalid `grace`: {problem}; expected a duration such as \"500ms\", \"2s\" or \"1m\""),
                     )
                 })?);
+            } else if lookahead.peek(kw::guardian) {
+                let keyword: kw::guardian = input.parse()?;
+                if args.guardian.is_some() {
+                    return Err(syn::Error::new(
+                        keyword.span,
+                        "option `guardian` is given twice",
+                    ));
+                }
+                args.guardian = Some(keyword);
             } else if input.peek(syn::Ident) {
                 let option: Expr = input.parse()?;
                 let name = match &option {
@@ -72,7 +85,7 @@ impl Parse for Args {
                 return Err(syn::Error::new_spanned(
                     &option,
                     format!(
-                        "unknown option `{}` of `#[with_cleanup]`: expected `grace = \"...\"` or `crate = \"...\"`",
+                        "unknown option `{}` of `#[with_cleanup]`: expected `guardian`, `grace = \"...\"` or `crate = \"...\"`",
                         quote::quote!(#name)
                     ),
                 ));
@@ -141,7 +154,7 @@ impl CleanupArg {
 
 impl Parse for CleanupArg {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        if input.peek(Token![crate]) || input.peek(kw::grace) {
+        if input.peek(Token![crate]) || input.peek(kw::grace) || input.peek(kw::guardian) {
             return Err(input.error(
                 "the cleanup function comes first: `#[with_cleanup(cleanup, option = \"...\")]`",
             ));

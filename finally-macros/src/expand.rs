@@ -25,6 +25,20 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
             "`#[with_cleanup]` cannot be used on a `const fn`: its cleanup runs at run time",
         ));
     }
+    if let Some(guardian) = &args.guardian {
+        if sig.ident != "main" {
+            return Err(syn::Error::new(
+                guardian.span,
+                "`guardian` can only be used on `fn main`: it starts a process watching the whole program",
+            ));
+        }
+        if sig.asyncness.is_some() {
+            return Err(syn::Error::new(
+                guardian.span,
+                "`guardian` must start before the async runtime's threads: put `#[with_cleanup]` below `#[tokio::main]` (or the like), on the `main` it makes",
+            ));
+        }
+    }
     // The calls are spanned at the user's cleanup, so a wrong signature is reported there.
     let span = args.cleanup.span();
     let krate = match &args.krate {
@@ -48,6 +62,11 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
                 __finally_cleanup
             })}
         }
+    };
+    // The guardian starts first thing, while `main` still has one thread.
+    let cleanup = match &args.guardian {
+        Some(_) => quote_spanned!(span=> #krate::__private::guardian(#cleanup)),
+        None => cleanup,
     };
     let grace = match args.grace {
         Some(grace) => {

@@ -103,6 +103,8 @@ impl Grace {
         }
     }
 
+    /// The cleanup has run. Once a stop is requested, the code after a function with a grace
+    /// period does not run: the stop takes effect as soon as the last of them has returned.
     #[inline]
     fn finish(self) {
         if self.0 {

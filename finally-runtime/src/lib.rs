@@ -8,6 +8,7 @@
 mod error;
 mod exit;
 mod guarded;
+mod guardian;
 mod registry;
 mod signals;
 mod stop;
@@ -21,5 +22,6 @@ pub use stop::{stop_requested, stop_signal, wait_for_stop, StopSignal};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::guarded::{cleanup, guard, run, Cleanup, Guarded, NoArgument, WithExit};
+    pub use crate::guardian::guardian;
     pub use core::time::Duration;
 }

@@ -13,7 +13,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::stop;
-use crate::{Error, Signal};
+use crate::{Error, Exit, Signal};
 
 /// The signals that run the pending cleanups.
 pub(crate) const HANDLED: [c_int; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
@@ -51,6 +51,9 @@ fn install_now() -> Result<(), Error> {
             io::Error::last_os_error(),
         ));
     }
+    if cfg!(panic = "abort") {
+        run_cleanups_before_abort();
+    }
     let wanted = HANDLED.into_iter().filter(|&signal| !is_ignored(signal));
     let mut signals =
         Signals::new(wanted).map_err(|e| Error::new("install the signal handlers", e))?;
@@ -66,6 +69,17 @@ fn install_now() -> Result<(), Error> {
         })
         .map_err(|e| Error::new("start the signal thread", e))?;
     Ok(())
+}
+
+/// Built with `panic = "abort"`, a panic ends the process after the panic hook, with no
+/// unwinding: this hook, chained after the one before it (which prints the message), runs every
+/// pending cleanup first.
+fn run_cleanups_before_abort() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        stop::on_end(&Exit::panicked(info.payload()));
+    }));
 }
 
 /// Whether `signal` is set to be ignored, as the process inherited it or the program set it.
@@ -96,7 +110,7 @@ fn die_by(signal: c_int) -> ! {
 
 /// Runs while `exit` is in progress, on the exiting thread.
 extern "C" fn at_exit() {
-    let _ = catch_unwind(stop::on_exit);
+    let _ = catch_unwind(|| stop::on_end(&Exit::Exited));
 }
 
 impl Error {

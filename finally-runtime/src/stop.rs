@@ -8,6 +8,7 @@
 //! stopping parks for good: the process is about to end, and the code after a guarded function
 //! must not run once its cleanup has been taken over.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -37,7 +38,7 @@ static LONGEST_GRACE: AtomicU64 = AtomicU64::new(0);
 static CHANGED: Condvar = Condvar::new();
 static LOCK: Mutex<()> = Mutex::new(());
 /// The futures waiting for the stop request, by id.
-static WAKERS: Mutex<Vec<(u64, Waker)>> = Mutex::new(Vec::new());
+static WAKERS: Mutex<Option<HashMap<u64, Waker>>> = Mutex::new(None);
 static NEXT_WAKER: AtomicU64 = AtomicU64::new(0);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -68,7 +69,7 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
         REQUESTED.store(signal.number(), SeqCst);
         CHANGED.notify_all();
     }
-    for (_, waker) in lock(&WAKERS).drain(..) {
+    for (_, waker) in lock(&WAKERS).take().into_iter().flatten() {
         waker.wake();
     }
     wait_out_grace();
@@ -76,11 +77,12 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
     true
 }
 
-/// Handles `exit`: runs every pending cleanup, unless a signal's cleanups are running, which
-/// exiting would cut short.
-pub(crate) fn on_exit() {
+/// Handles the end of the process from within (`exit`, or a panic that will abort): runs every
+/// pending cleanup with `exit`, unless a signal's cleanups are running, which ending the
+/// process now would cut short.
+pub(crate) fn on_end(exit: &Exit) {
     if claim() {
-        run_all(&Exit::Exited);
+        run_all(exit);
     } else if !is_stopper() {
         park_forever();
     }
@@ -109,11 +111,18 @@ pub(crate) fn grace_started(grace: Duration) {
     GRACEFUL.fetch_add(1, SeqCst);
 }
 
-/// A guarded call with a grace period finished its cleanup.
+/// A guarded call with a grace period finished its cleanup. Once a stop is requested, the
+/// code after it must not run: this parks, and the last such call lets the stop go on.
 pub(crate) fn grace_finished() {
-    if GRACEFUL.fetch_sub(1, SeqCst) == 1 && stop_requested() {
-        let _lock = lock(&LOCK);
-        CHANGED.notify_all();
+    let last = GRACEFUL.fetch_sub(1, SeqCst) == 1;
+    if stop_requested() {
+        if last {
+            let _lock = lock(&LOCK);
+            CHANGED.notify_all();
+        }
+        if !is_stopper() {
+            park_forever();
+        }
     }
 }
 
@@ -169,8 +178,8 @@ pub fn stop_requested() -> bool {
     REQUESTED.load(Relaxed) != 0
 }
 
-/// Blocks until a handled signal arrives, or `timeout` passes; returns the signal, or `None` on
-/// time-out.
+/// Blocks until a handled signal arrives, or `timeout` passes (`Duration::MAX`: no time-out);
+/// returns the signal, or `None` on time-out.
 pub fn wait_for_stop(timeout: Duration) -> Option<Signal> {
     let deadline = Instant::now().checked_add(timeout);
     let mut lock = lock(&LOCK);
@@ -224,9 +233,11 @@ impl Future for StopSignal {
         if let Some(signal) = requested() {
             return Poll::Ready(signal);
         }
-        match wakers.iter_mut().find(|(id, _)| *id == self.id) {
-            Some((_, waker)) => waker.clone_from(context.waker()),
-            None => wakers.push((self.id, context.waker().clone())),
+        match wakers.get_or_insert_with(HashMap::new).entry(self.id) {
+            Entry::Occupied(mut waker) => waker.get_mut().clone_from(context.waker()),
+            Entry::Vacant(entry) => {
+                entry.insert(context.waker().clone());
+            }
         }
         Poll::Pending
     }
@@ -234,9 +245,8 @@ impl Future for StopSignal {
 
 impl Drop for StopSignal {
     fn drop(&mut self) {
-        let mut wakers = lock(&WAKERS);
-        if let Some(at) = wakers.iter().position(|(id, _)| *id == self.id) {
-            wakers.swap_remove(at);
+        if let Some(wakers) = lock(&WAKERS).as_mut() {
+            wakers.remove(&self.id);
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Child processes for the integration tests: `scenario NAME MARKER [ARG]`.
+//! Child processes for the integration tests: `scenario NAME [ARG]`.
 //!
 //! Each scenario prints `ready` on stdout once it is where the test wants to reach it; its
 //! cleanups write to the marker file (see `tests/common/child.rs`).
@@ -140,6 +140,19 @@ fn exits() {
     process::exit(3);
 }
 
+#[with_cleanup(worker_cleanup)]
+fn worker_that_panics() {
+    panic!("worker failed");
+}
+
+/// A worker thread panics while `main` waits in a guarded function.
+#[with_cleanup(main_cleanup)]
+fn worker_panics() {
+    let worker = thread::spawn(worker_that_panics);
+    let _ = worker.join();
+    wait_forever();
+}
+
 /// Returns after busy-waiting `micros`, so a signal sent around `ready` lands before, during or
 /// after the return.
 #[with_cleanup(main_cleanup)]
@@ -179,7 +192,6 @@ fn stops_slowly() {
 fn main() {
     let mut args = env::args().skip(1);
     let scenario = args.next().expect("scenario name");
-    child::set_marker(args.next().expect("marker path"));
     let arg = args.next();
     match scenario.as_str() {
         "return" => {
@@ -208,6 +220,7 @@ fn main() {
             mark("after");
         }
         "grace-ignored" => ignores_the_stop(),
+        "worker-panics" => worker_panics(),
         "grace-second-signal" => stops_slowly(),
         other => panic!("unknown scenario {other}"),
     }

@@ -19,7 +19,8 @@ const PATIENCE: Duration = Duration::from_secs(20);
 pub struct Scenario {
     child: Child,
     lines: Receiver<String>,
-    stderr: Option<thread::JoinHandle<String>>,
+    /// The child's whole stderr, once every process holding it (a guardian too) has closed it.
+    stderr: Receiver<String>,
     marker: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -61,8 +62,22 @@ impl Scenario {
         Self::spawn(command, name, args, setup)
     }
 
+    /// Starts a scenario of `tests/bin/guardian.rs`, whose `main` has the guardian.
+    pub fn start_guardian(name: &str, setup: impl FnOnce(&mut Command)) -> Self {
+        Self::start_program(env!("CARGO_BIN_EXE_guardian").as_ref(), name, setup)
+    }
+
+    /// Starts a scenario of one of the scenario programs, built elsewhere.
+    pub fn start_program(
+        program: &std::path::Path,
+        name: &str,
+        setup: impl FnOnce(&mut Command),
+    ) -> Self {
+        Self::spawn(Command::new(program), name, &[], setup)
+    }
+
     /// Starts a scenario of a test with its own harness: the test itself, as
-    /// `TEST child NAME MARKER ARGS...`.
+    /// `TEST child NAME ARGS...`.
     pub fn start_self(name: &str, args: &[&str]) -> Self {
         let mut command = Command::new(std::env::current_exe().expect("the test's own path"));
         command.arg("child");
@@ -79,8 +94,8 @@ impl Scenario {
         let marker = dir.path().join("marker");
         command
             .arg(name)
-            .arg(&marker)
             .args(args)
+            .env("FINALLY_TEST_MARKER", &marker)
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -117,16 +132,17 @@ impl Scenario {
                 }
             }
         });
-        let mut stderr = child.stderr.take().unwrap();
-        let stderr = thread::spawn(move || {
+        let mut pipe = child.stderr.take().unwrap();
+        let (send, stderr) = mpsc::channel();
+        thread::spawn(move || {
             let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
+            let _ = pipe.read_to_string(&mut text);
+            let _ = send.send(text);
         });
         Scenario {
             child,
             lines,
-            stderr: Some(stderr),
+            stderr,
             marker,
             _dir: dir,
         }
@@ -136,12 +152,17 @@ impl Scenario {
         self.child.id() as i32
     }
 
+    /// Waits for the child's next line on stdout.
+    pub fn next_line(&self) -> String {
+        match self.lines.recv_timeout(PATIENCE) {
+            Ok(line) => line,
+            Err(error) => panic!("no line from the child: {error}"),
+        }
+    }
+
     /// Waits for the child to print `expected` as its next line on stdout.
     pub fn expect_line(&self, expected: &str) {
-        match self.lines.recv_timeout(PATIENCE) {
-            Ok(line) => assert_eq!(line, expected, "unexpected line from the child"),
-            Err(error) => panic!("no `{expected}` line from the child: {error}"),
-        }
+        assert_eq!(self.next_line(), expected, "unexpected line from the child");
     }
 
     /// Sends `signal` to the child.
@@ -161,7 +182,10 @@ impl Scenario {
     /// Waits (bounded) for the child to end, and reads what it left.
     pub fn wait(mut self) -> Ended {
         let status = wait_bounded(&mut self.child);
-        let stderr = self.stderr.take().unwrap().join().unwrap_or_default();
+        let stderr = self
+            .stderr
+            .recv_timeout(PATIENCE)
+            .expect("stderr still open: a process the child started outlives it");
         let marker = std::fs::read_to_string(&self.marker)
             .unwrap_or_default()
             .lines()

@@ -1,0 +1,87 @@
+//! Child processes for the guardian's tests: `guardian NAME`. `main` itself is guarded
+//! with the guardian, and then ends as NAME says. See `tests/common/child.rs` for the marker.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::{env, process, thread};
+
+use finally::with_cleanup;
+
+#[path = "../common/child.rs"]
+mod child;
+
+use child::{main_cleanup, mark, ready, wait_forever};
+
+#[with_cleanup(main_cleanup, guardian)]
+fn main() {
+    let mut args = env::args().skip(1);
+    let scenario = args.next().expect("scenario name");
+    match scenario.as_str() {
+        "return" => mark("returning"),
+        "panic" => panic!("boom"),
+        "exit" => process::exit(3),
+        "wait" => {
+            ready();
+            wait_forever();
+        }
+        // A real invalid access: address 1 is in the never-mapped page at 0 (a write to null
+        // itself is caught by debug checks of older compilers, as an abort).
+        // SAFETY: none: this is the crash the scenario is about.
+        "segfault" => unsafe {
+            std::ptr::NonNull::<u8>::dangling()
+                .as_ptr()
+                .write_volatile(1)
+        },
+        "abort" => process::abort(),
+        "double-panic" => {
+            struct PanicsOnDrop;
+            impl Drop for PanicsOnDrop {
+                fn drop(&mut self) {
+                    panic!("second panic, while unwinding");
+                }
+            }
+            let _guard = PanicsOnDrop;
+            panic!("first panic");
+        }
+        "stack-overflow" => {
+            #[allow(unconditional_recursion)]
+            fn recurse(depth: u64) -> u64 {
+                let frame = [depth; 64];
+                std::hint::black_box(&frame);
+                recurse(depth + 1) + frame[0]
+            }
+            recurse(0);
+        }
+        // A long-running child that outlives the program: it must not keep the guardian waiting.
+        // (Never waited for: the test ends it.)
+        #[allow(clippy::zombie_processes)]
+        "spawn" => {
+            let child = Command::new("sleep")
+                .arg("60")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn sleep");
+            println!("ready {}", child.id());
+            wait_forever();
+        }
+        // `main` again, from `main`: still one guardian.
+        "reenter" => {
+            static REENTERED: AtomicBool = AtomicBool::new(false);
+            if !REENTERED.swap(true, Ordering::SeqCst) {
+                #[allow(clippy::main_recursion)]
+                main();
+            }
+            ready();
+            wait_forever();
+        }
+        "threads" => {
+            // A thread started after the guardian: only the first thing in `main` has to be alone.
+            thread::spawn(|| mark("thread ran")).join().unwrap();
+            ready();
+            wait_forever();
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}

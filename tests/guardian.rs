@@ -1,0 +1,143 @@
+//! The guardian runs `main`'s cleanup when the program dies without it, and never otherwise.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+
+use common::*;
+
+const SIGKILL: i32 = libc::SIGKILL;
+
+/// The program cleaned up itself, once; the guardian did nothing; the program's status is its
+/// own.
+#[test]
+fn a_clean_end_is_cleaned_up_once_by_the_program_itself() {
+    let ended = Scenario::start_guardian("return", |_| {}).wait();
+    ended.assert_exit_code(0);
+    ended.assert_cleaned_once("main", "Returned");
+
+    let ended = Scenario::start_guardian("panic", |_| {}).wait();
+    ended.assert_exit_code(101);
+    ended.assert_cleaned_once("main", r#"Panicked { message: Some("boom") }"#);
+
+    let ended = Scenario::start_guardian("exit", |_| {}).wait();
+    ended.assert_exit_code(3);
+    ended.assert_cleaned_once("main", "Exited");
+
+    let ended = Scenario::start_guardian("wait", |_| {}).signal_when_ready(SIGTERM);
+    ended.assert_killed_by(SIGTERM);
+    ended.assert_cleaned_once("main", &signal_reason(SIGTERM));
+}
+
+#[test]
+fn kill_9_is_cleaned_up_by_the_guardian() {
+    let ended = Scenario::start_guardian("wait", |_| {}).signal_when_ready(SIGKILL);
+    ended.assert_killed_by(SIGKILL);
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+}
+
+#[test]
+fn crashes_are_cleaned_up_by_the_guardian_told_the_signal() {
+    for (scenario, signal, reason) in [
+        (
+            "segfault",
+            libc::SIGSEGV,
+            "Died { signal: Some(SIGSEGV=11) }",
+        ),
+        ("abort", libc::SIGABRT, "Died { signal: Some(SIGABRT=6) }"),
+        (
+            "double-panic",
+            libc::SIGABRT,
+            "Died { signal: Some(SIGABRT=6) }",
+        ),
+    ] {
+        let ended = Scenario::start_guardian(scenario, no_core_dump).wait();
+        ended.assert_killed_by(signal);
+        ended.assert_cleaned_once("main", reason);
+    }
+}
+
+#[test]
+fn std_still_reports_a_stack_overflow() {
+    let ended = Scenario::start_guardian("stack-overflow", no_core_dump).wait();
+    ended.assert_killed_by(libc::SIGABRT);
+    assert!(
+        ended.stderr.contains("has overflowed its stack"),
+        "stderr: {}",
+        ended.stderr
+    );
+    ended.assert_cleaned_once("main", "Died { signal: Some(SIGABRT=6) }");
+}
+
+#[test]
+fn ctrl_c_to_the_whole_process_group_does_not_kill_the_guardian_first() {
+    let scenario = Scenario::start_guardian("wait", |command| {
+        command.process_group(0);
+    });
+    scenario.expect_line("ready");
+    // As a terminal does: to the group, the guardian included.
+    // SAFETY: our own child's process group.
+    assert_eq!(unsafe { libc::kill(-scenario.pid(), SIGINT) }, 0);
+    let ended = scenario.wait();
+    ended.assert_killed_by(SIGINT);
+    // Cleaned up by the program; the guardian saw the clean end and did not clean up again.
+    ended.assert_cleaned_once("main", &signal_reason(SIGINT));
+}
+
+#[test]
+fn a_child_that_outlives_the_program_does_not_keep_the_guardian_waiting() {
+    let scenario = Scenario::start_guardian("spawn", |_| {});
+    let line = scenario.next_line();
+    let sleeper: i32 = line
+        .strip_prefix("ready ")
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    scenario.signal(SIGKILL);
+    let ended = scenario.wait();
+    // `wait` returned once the guardian had closed stderr, that is after its cleanup, while the
+    // program's own child was still running.
+    let sleeper_alive = std::path::Path::new(&format!("/proc/{sleeper}")).exists();
+    // SAFETY: the `sleep` the scenario started; it is not ours to reap, only to end.
+    unsafe { libc::kill(sleeper, SIGKILL) };
+    assert!(
+        sleeper_alive,
+        "the guardian waited for the program's child to end"
+    );
+    ended.assert_killed_by(SIGKILL);
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+}
+
+#[test]
+fn main_entered_again_still_has_one_guardian() {
+    // Two guardians would each clean up after the kill.
+    let ended = Scenario::start_guardian("reenter", |_| {}).signal_when_ready(SIGKILL);
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+    // Nor did it try to start a second one (which, with threads running, it could not).
+    assert!(
+        !ended.stderr.contains("guardian"),
+        "stderr: {}",
+        ended.stderr
+    );
+}
+
+#[test]
+fn threads_started_after_the_guardian_are_fine() {
+    let ended = Scenario::start_guardian("threads", |_| {}).signal_when_ready(SIGKILL);
+    assert_eq!(ended.count("thread ran"), 1);
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+}
+
+/// Crashes dump core by default: not into the test's folders.
+fn no_core_dump(command: &mut std::process::Command) {
+    // SAFETY: `setrlimit` is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &none);
+            Ok(())
+        });
+    }
+}
