@@ -39,7 +39,7 @@
 //! | [`std::process::exit(n)`](std::process::exit) | once, [`Exit::Exited`] | the exit code `n` is kept |
 //! | more signals while a cleanup runs | not cut short: they are held back | the first signal decides how the process ends |
 //! | an `async fn`'s future is dropped before it finished | once, [`Exit::Cancelled`] | — |
-//! | SIGKILL, a segfault, `abort` | **not run** | — |
+//! | SIGKILL, a segfault, `abort`, a double panic, the OOM killer | with `guardian` (below): once, [`Exit::Died`], in the guardian process; without: **not run** | the process's status is its own |
 //!
 //! - **Exactly once.** A signal racing the return, two signals at once, a signal while another
 //!   cleanup runs: each pending cleanup still runs exactly once.
@@ -120,13 +120,61 @@
 //! Without a grace period, a signal runs the pending cleanups at once (the stop flag is still
 //! set, for bodies that look).
 //!
+//! # The guardian: `kill -9` and crashes
+//!
+//! No process can clean up after `kill -9` or a segmentation fault itself. A second one can:
+//! `#[with_cleanup(cleanup, guardian)]` on `fn main` starts a *guardian* process first thing in
+//! `main`. It waits for the program to end and, if the program ended without completing its own
+//! cleanup (SIGKILL, SIGSEGV, SIGBUS, SIGILL, SIGFPE, `abort`, a double panic, the OOM killer),
+//! runs the same cleanup with [`Exit::Died`] (naming the signal where a crash handler could
+//! tell it). After a clean end (return, panic, a handled signal, `exit`) it exits without
+//! running anything.
+//!
+//! ```no_run
+//! use finally::{with_cleanup, Exit};
+//!
+//! fn remove_lock(exit: &Exit) {
+//!     let _ = std::fs::remove_file("/tmp/my-tool.lock");
+//!     if let Exit::Died { .. } = exit {
+//!         eprintln!("my-tool died ({exit}); lock removed");
+//!     }
+//! }
+//!
+//! #[with_cleanup(remove_lock, guardian)]
+//! fn main() {
+//!     std::fs::write("/tmp/my-tool.lock", b"").unwrap();
+//!     // ... even a `kill -9` here leaves no lock behind ...
+//! }
+//! ```
+//!
+//! - The guardian is a copy of the program made with `fork` when `main` starts, while the
+//!   program has a single thread (it refuses otherwise, with a line on stderr). So its cleanup
+//!   sees the program **as it was then**: its arguments, environment, working directory, files;
+//!   not what the program set up later in memory (a path kept in a static, a run id). Name
+//!   what a cleanup removes from what is known at start, or find it on disk. Its
+//!   [`std::process::id`] is its own.
+//! - With `#[tokio::main]` (or the like), put `#[with_cleanup]` *below* it, on the plain
+//!   `main` it makes: the guardian must start before the runtime's threads do.
+//! - It holds no descriptor of the program's but stdin, stdout and stderr, so spawned children
+//!   do not keep it waiting, and nothing it holds outlives the program for more than the time
+//!   it takes to exit (or, after a crash, to clean up). It ignores SIGINT, SIGTERM, SIGHUP and
+//!   SIGQUIT: Ctrl-C, sent to the whole process group, does not end it before it can act.
+//! - The program's exit status is unchanged: the guardian is not its parent, nor its child.
+//! - If the program is killed in the middle of its own cleanup, the guardian runs it again:
+//!   write cleanups that can run twice.
+//!
+//! Builds with `panic = "abort"` do not unwind, so no `Drop` and no `catch_unwind` run on a
+//! panic; `finally` then runs the pending cleanups from the panic hook (after the previous hook
+//! has printed the message), told [`Exit::Panicked`], before the abort.
+//!
 //! # Not promised
 //!
-//! - SIGKILL, segmentation faults and `abort` end the process with no chance to clean up. (An
-//!   opt-in guardian process that covers them is planned.)
+//! - Without the guardian, SIGKILL, segmentation faults and `abort` end the process with no
+//!   chance to clean up. With it, a kill of the program *and* its guardian (`kill -9 -PGID` on
+//!   the process group, a cgroup kill as `systemctl kill` or a container runtime does, the
+//!   machine losing power) still runs nothing.
 //! - A cleanup running on the signal thread races the body of the function, which is still
 //!   running, unless the body stops on its own within a grace period (above).
-//! - Builds with `panic = "abort"` run no cleanup on panic.
 //! - A cleanup that calls [`std::process::exit`] ends the process there.
 //! - Text printed with `print!` and no newline by a body stopped by a signal may stay in
 //!   `stdout`'s buffer: the process ends by the signal without flushing it.
@@ -166,6 +214,8 @@
 /// - **`grace = "5s"`**: on a signal, wait up to this long for the function to return on its
 ///   own (see [Stopping cooperatively](crate#stopping-cooperatively)). A number and a unit:
 ///   `ms`, `s`, `m` or `h`, such as `"500ms"` or `"1.5s"`; checked at compile time.
+/// - **`guardian`** (on `fn main` only): a second process runs the cleanup, told
+///   [`Exit::Died`], if the program dies without running it (see [the guardian](crate#the-guardian-kill--9-and-crashes)).
 /// - **`crate = "path"`**: where the `finally` crate is, if the dependency was renamed.
 ///
 /// # Where it works
@@ -177,8 +227,8 @@
 /// local.
 ///
 /// Refused, with a compile error: items that are not functions, `const fn`, a cleanup that is
-/// not a `fn()` or `fn(&Exit)`, a closure that captures, a bad `grace`, unknown or repeated
-/// options.
+/// not a `fn()` or `fn(&Exit)`, a closure that captures, a bad `grace`, `guardian` elsewhere
+/// than on `fn main` (or on an `async fn main`), unknown or repeated options.
 ///
 /// # Panics
 ///
