@@ -39,14 +39,16 @@ enum Technique {
     Atexit,
     SignalHandler,
     WithCleanup,
+    Guardian,
 }
 
 impl Technique {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::DropGuard,
         Self::Atexit,
         Self::SignalHandler,
         Self::WithCleanup,
+        Self::Guardian,
     ];
 
     /// Its column heading, also its name on the child's command line.
@@ -56,6 +58,7 @@ impl Technique {
             Self::Atexit => "libc::atexit",
             Self::SignalHandler => "signal handler",
             Self::WithCleanup => "#[with_cleanup]",
+            Self::Guardian => "+ guardian",
         }
     }
 }
@@ -172,7 +175,17 @@ fn guarded_work(event: Event) {
     work(event);
 }
 
+/// Technique 5: technique 4 with a guardian process, which runs the cleanup if the child dies.
+mod guardian {
+    // The guardian watches the whole process, hence a `main`: this is the child's main work.
+    #[finally::with_cleanup(super::cleanup, guardian)]
+    pub fn main(event: super::Event) {
+        super::work(event);
+    }
+}
+
 fn run_child(technique: Technique, event: Event, marker: PathBuf) -> io::Result<()> {
+    // Set before the guardian forks: its copy of the process runs the cleanup with what is here.
     MARKER.get_or_init(|| marker);
     SLOW.store(event == Event::CtrlCMashed, Relaxed);
     match technique {
@@ -192,6 +205,8 @@ fn run_child(technique: Technique, event: Event, marker: PathBuf) -> io::Result<
             work(event);
         }
         Technique::WithCleanup => guarded_work(event),
+        // Nothing before it has started a thread: the guardian forks, which wants one thread.
+        Technique::Guardian => guardian::main(event),
     }
     Ok(())
 }
@@ -345,7 +360,8 @@ fn send(target: pid_t, signal: c_int) {
 }
 
 /// The child's stdout, line by line. The channel closes when the pipe does: when the child has
-/// ended, as it starts no process that could hold the pipe open.
+/// ended, or, under `+ guardian`, when its guardian has, which holds a copy of the pipe until
+/// it has run the cleanup the child could not. Either way the marker is complete by then.
 type Lines = Receiver<String>;
 
 fn read_lines(stdout: ChildStdout) -> Lines {
@@ -392,6 +408,8 @@ event really happens; ○ = its cleanup wrote `start` then `end`, once; × = any
   libc::atexit     the cleanup registered with libc::atexit
   signal handler   a signal-hook thread: on SIGINT or SIGTERM, clean up, then exit(1)
   #[with_cleanup]  the work in a function under #[finally::with_cleanup(cleanup)]
+  + guardian       the same with (cleanup, guardian), on the child's main work: a process it
+                   forks first runs the cleanup if the child dies without it (kill -9, a crash)
 
   Ctrl-C: SIGINT to the child's process group. kill: SIGTERM. kill -9: SIGKILL.
   Ctrl-C mashed: {MASHES} more SIGINTs while a {CLEANUP_TIME:?} cleanup runs. segfault: a bad write.
