@@ -47,3 +47,19 @@ fn a_signal_during_a_normal_cleanup_takes_effect_when_it_finishes() {
     assert_eq!(ended.count("after inner"), 0, "marker: {:?}", ended.marker);
     assert!(ended.position("end slow Returned") < ended.position("start outer"));
 }
+
+#[test]
+fn a_cleanup_that_calls_guarded_functions_finishes_during_a_stop() {
+    let scenario = Scenario::start("cleanup-calls-guarded", &[]);
+    scenario.expect_line("ready");
+    scenario.expect_line("cleaning");
+    scenario.signal(SIGTERM);
+    let ended = scenario.wait();
+    ended.assert_killed_by(SIGTERM);
+    // The guarded function the cleanup called ran, and so did its own cleanup, once; the
+    // cleanup ran to its end; the code after the function did not run.
+    ended.assert_cleaned_once("calling", "Returned");
+    ended.assert_cleaned_once("helper", "Returned");
+    assert!(ended.position("end helper Returned") < ended.position("end calling Returned"));
+    assert_eq!(ended.count("after"), 0, "marker: {:?}", ended.marker);
+}

@@ -54,7 +54,9 @@ pub fn run<C, R>(cleanup: C, grace: Duration, body: impl FnOnce() -> R) -> R
 where
     C: Fn(&Exit) + Copy + Send + Sync + 'static,
 {
-    let Some(slot) = registry::local_slot() else {
+    // Unregistered: on a thread being torn down, or inside a cleanup (which is never cut short,
+    // so what it calls needs only return and panic covered).
+    let Some(slot) = registry::local_slot().filter(|slot| !slot.is_cleaning()) else {
         return run_unregistered(cleanup, body);
     };
     let grace = Grace::start(grace);
@@ -62,7 +64,7 @@ where
     registry::push(slot, node.header());
     let result = catch_unwind(AssertUnwindSafe(body));
     let exit = grace.exit(&result);
-    let cleanup_panic = registry::finish(slot, node.header(), &exit);
+    let cleanup_panic = registry::finish(slot, &node, &exit);
     grace.finish();
     rethrow(result, cleanup_panic)
 }
@@ -95,10 +97,8 @@ impl Grace {
     #[inline]
     fn exit<R>(self, result: &thread::Result<R>) -> Exit {
         match result {
-            Ok(_) => match stop::requested() {
-                Some(signal) if self.0 => Exit::Signal(signal),
-                _ => Exit::Returned,
-            },
+            Ok(_) if self.0 => stop::requested().map_or(Exit::Returned, Exit::Signal),
+            Ok(_) => Exit::Returned,
             Err(payload) => Exit::panicked(&**payload),
         }
     }
@@ -113,7 +113,7 @@ impl Grace {
     }
 }
 
-/// For a thread whose thread-locals are already gone: return and panic only.
+/// Return and panic only.
 #[cold]
 fn run_unregistered<C: Fn(&Exit), R>(cleanup: C, body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {

@@ -5,13 +5,16 @@
 
 #![warn(missing_docs)]
 
+mod barrier;
 mod error;
 mod exit;
 mod guarded;
 mod guardian;
+mod protocol;
 mod registry;
 mod signals;
 mod stop;
+mod sync;
 
 pub use error::Error;
 pub use exit::{Exit, Signal};

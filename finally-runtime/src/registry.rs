@@ -1,50 +1,23 @@
-//! The registry of pending cleanups: one stack per thread, walkable by the stopper.
-//!
-//! # Protocol
+//! The registry of pending cleanups: a stack per thread, and the stopper's walk over them all.
 //!
 //! Each thread owns a [`Slot`], found through a thread-local and never freed (a thread that ends
-//! hands its slot to the next new thread). A guarded call keeps a [`Node`] in its own stack frame
-//! and links it on top of its thread's slot: the slot's `top` points at the innermost pending
-//! node, each node's `prev` at the one it encloses. Only the owning thread changes `top`.
+//! hands its slot to the next new thread). A slot holds the thread's [`Stack`] of pending
+//! cleanups, whose protocol (`protocol.rs`) says who runs each one, its owner or the stopper.
+//! The stopper runs threads that took their slot last first, each thread's innermost first.
 //!
-//! A node's `state` says who runs its cleanup:
-//!
-//! ```text
-//! PENDING --owner's CAS---> OWNER --cleanup done--> DONE
-//!    \------stopper's CAS--> STOPPER   (the owner then parks for good)
-//! ```
-//!
-//! The *owner* is the thread whose call made the node; it claims the node when the body ends.
-//! The *stopper* is the one thread that handles the end of the process (the signal thread on a
-//! signal, or the thread inside `exit`): it raises the global `STOPPING` flag, then walks every
-//! slot and claims each pending node. Both claim with one compare-and-swap on `state`, so exactly
-//! one of them runs each cleanup.
-//!
-//! Two rules keep the stopper's pointers valid and lose no cleanup. Both are the classic pair of
-//! "store, then load the other side's flag" (all `SeqCst`): of two threads that each store and
-//! then load, at least one sees the other's store.
-//!
-//! * **Push**: the owner stores `top = node`, then loads `STOPPING`; the stopper stores
-//!   `STOPPING`, then loads `top`. So either the stopper sees the node, or the owner sees the
-//!   stop and parks before its body runs.
-//! * **Pop**: the owner stores `top = prev`, then loads `STOPPING`. A stopper that read the node
-//!   from `top` did so after raising `STOPPING` and before this pop, so the owner sees the stop
-//!   and parks for good, which keeps its frame (and every node below it) alive for the stopper.
-//!   An owner that does not see the stop is popped before the stopper looks, and may return.
-//!
-//! A node the owner claimed is running its cleanup on the owner's thread: the stopper waits for
-//! `DONE` before it moves to older nodes, so cleanups run one at a time, innermost first, and a
-//! normal-path cleanup is never cut short by a signal.
+//! While a thread runs a cleanup, the guarded calls that cleanup makes are not registered: they
+//! are part of a cleanup, which is never cut short, so they only need return and panic covered.
 //!
 //! # Futures
 //!
 //! A guarded `async fn`'s node lives in its future, which may be polled on any thread and
 //! finishes in any order, so it cannot be on a stack. It goes into the `futures` list of the slot
 //! of the thread that first polled it, a doubly linked list under the slot's mutex; it records
-//! that slot to unlink itself, from whichever thread. The claim is the same CAS on `state`. The
-//! mutex plays the part of the `SeqCst` pairs above: the stopper raises `STOPPING`, then copies
-//! the list under the lock; an owner links or unlinks under the lock, then loads `STOPPING`. An
-//! owner that unlinks after the stopper's copy sees the stop and parks, keeping its node alive.
+//! that slot to unlink itself, from whichever thread. Owner and stopper claim it with the same
+//! compare-and-swap on `state`. The mutex plays the part of the stack's store-then-load pairs:
+//! the stopper raises `STOPPING`, then copies the list under the lock; an owner links or unlinks
+//! under the lock, then loads `STOPPING`. An owner that unlinks after the stopper's copy sees
+//! the stop and parks, keeping its node alive.
 //!
 //! Nothing here runs inside a signal handler; none of it is async-signal-safe, and it need not be.
 
@@ -53,31 +26,13 @@ use std::cmp::Reverse;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::stop;
+use crate::protocol::{Header, Stack, DONE, OWNER};
+use crate::stop::{self, STOPPING};
 use crate::Exit;
-
-const PENDING: u8 = 0;
-const OWNER: u8 = 1;
-const STOPPER: u8 = 2;
-const DONE: u8 = 3;
-
-/// The type-erased part of a pending cleanup, linked into its thread's slot.
-pub(crate) struct Header {
-    state: AtomicU8,
-    /// On a stack, the node this one is nested in, written before the node is published. In a
-    /// `futures` list, the newer neighbour, under the list's lock.
-    prev: AtomicPtr<Header>,
-    /// In a `futures` list, the older neighbour, under the list's lock.
-    next: AtomicPtr<Header>,
-    /// The slot of the thread that runs the cleanup if it claims it as the owner.
-    owner: AtomicPtr<Slot>,
-    /// Runs the cleanup of the `Node<F>` this header starts.
-    run: unsafe fn(*const Header, &Exit),
-}
 
 /// A pending cleanup, kept in the frame of the guarded call.
 #[repr(C)]
@@ -95,13 +50,7 @@ impl<F> Node<F> {
 impl<F: Fn(&Exit) + Sync> Node<F> {
     pub(crate) fn new(cleanup: F) -> Self {
         Node {
-            header: Header {
-                state: AtomicU8::new(PENDING),
-                prev: AtomicPtr::new(ptr::null_mut()),
-                next: AtomicPtr::new(ptr::null_mut()),
-                owner: AtomicPtr::new(ptr::null_mut()),
-                run: Self::run,
-            },
+            header: Header::new(Self::run),
             cleanup,
         }
     }
@@ -116,10 +65,11 @@ impl<F: Fn(&Exit) + Sync> Node<F> {
     }
 }
 
-/// One thread's stack of pending cleanups.
+/// One thread's pending cleanups.
 pub(crate) struct Slot {
-    /// The innermost pending node of the thread using this slot, or null.
-    top: AtomicPtr<Header>,
+    stack: Stack,
+    /// How many cleanups the thread is running (see the module docs); the thread's own.
+    cleaning: AtomicU32,
     in_use: AtomicBool,
     /// When the current thread took the slot: the stopper cleans newer threads first.
     taken: AtomicU64,
@@ -154,7 +104,7 @@ impl Drop for Local {
         // SAFETY: slots are never freed.
         if let Some(slot) = unsafe { self.0.get().as_ref() } {
             // A thread ends with its stack empty: every guarded frame popped its node.
-            if slot.top.load(Relaxed).is_null() {
+            if slot.stack.is_empty() {
                 slot.in_use.store(false, Release);
             }
         }
@@ -201,7 +151,8 @@ fn take_slot() -> &'static Slot {
         next = slot.next.load(Relaxed);
     }
     let slot: &'static Slot = Box::leak(Box::new(Slot {
-        top: AtomicPtr::new(ptr::null_mut()),
+        stack: Stack::new(),
+        cleaning: AtomicU32::new(0),
         in_use: AtomicBool::new(true),
         taken: AtomicU64::new(taken),
         next: AtomicPtr::new(ptr::null_mut()),
@@ -217,18 +168,41 @@ fn take_slot() -> &'static Slot {
     }
 }
 
-/// Publishes `header` as the innermost pending cleanup of the calling thread.
+impl Slot {
+    /// Whether the thread is running a cleanup: its guarded calls then go unregistered. (Its
+    /// own stack's top is tagged while it runs one of its own; the count covers the others.)
+    #[inline(always)]
+    pub(crate) fn is_cleaning(&self) -> bool {
+        self.stack.is_running() || self.cleaning.load(Relaxed) != 0
+    }
+
+    /// Runs `cleanup`, counted as a cleanup the thread is running. `cleanup` must not unwind.
+    #[inline(always)]
+    fn cleaning<T>(&self, cleanup: impl FnOnce() -> T) -> T {
+        self.cleaning
+            .store(self.cleaning.load(Relaxed) + 1, Relaxed);
+        let result = cleanup();
+        self.cleaning
+            .store(self.cleaning.load(Relaxed) - 1, Relaxed);
+        result
+    }
+
+    /// Runs a claimed node's cleanup, counted as one the thread is running.
+    fn run_cleanup(&self, header: &Header, exit: &Exit) -> Option<Panic> {
+        // SAFETY: `header` is the live header of a node claimed for this thread.
+        self.cleaning(|| {
+            catch_unwind(AssertUnwindSafe(|| unsafe { (header.run)(header, exit) })).err()
+        })
+    }
+}
+
+/// Publishes `header` as the innermost pending cleanup of the calling thread, whose slot is
+/// `slot`, which must not be cleaning. The node must stay where it is until [`finish`].
 ///
 /// Does not return while the process is stopping, unless the calling thread is the stopper.
-#[inline]
+#[inline(always)]
 pub(crate) fn push(slot: &Slot, header: &Header) {
-    header.prev.store(slot.top.load(Relaxed), Relaxed);
-    header
-        .owner
-        .store(slot as *const Slot as *mut Slot, Relaxed);
-    slot.top
-        .store(header as *const Header as *mut Header, SeqCst);
-    if stop::STOPPING.load(SeqCst) {
+    if slot.stack.push(header, &STOPPING).is_err() {
         stop::entered_while_stopping();
     }
 }
@@ -237,11 +211,17 @@ pub(crate) fn push(slot: &Slot, header: &Header) {
 ///
 /// Returns the cleanup's panic, if it panicked. Does not return if the stopper claimed the node
 /// first, or if the process started stopping meanwhile (unless this thread is the stopper).
-#[inline]
-pub(crate) fn finish(slot: &Slot, header: &Header, exit: &Exit) -> Option<Panic> {
-    let panic = claim_and_run(header, exit);
-    slot.top.store(header.prev.load(Relaxed), SeqCst);
-    if stop::STOPPING.load(SeqCst) {
+#[inline(always)]
+pub(crate) fn finish<F: Fn(&Exit)>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option<Panic> {
+    let header = node.header();
+    if !slot.stack.claim(header, &STOPPING) {
+        // The stopper runs this cleanup; the code after the function must not run.
+        stop::park_forever();
+    }
+    // Called directly, not through the header's type-erased `run`, so it can be inlined. While
+    // it runs, the tagged top tells `is_cleaning`.
+    let panic = catch_unwind(AssertUnwindSafe(|| (node.cleanup)(exit))).err();
+    if slot.stack.pop(header, &STOPPING).is_err() {
         stop::returned_while_stopping();
     }
     panic
@@ -250,29 +230,13 @@ pub(crate) fn finish(slot: &Slot, header: &Header, exit: &Exit) -> Option<Panic>
 /// A cleanup's panic payload.
 pub(crate) type Panic = Box<dyn std::any::Any + Send>;
 
-/// Claims `header` for the calling thread and runs its cleanup, or parks for good if the
-/// stopper claimed it first (the code after the function must not run).
-fn claim_and_run(header: &Header, exit: &Exit) -> Option<Panic> {
-    if header
-        .state
-        .compare_exchange(PENDING, OWNER, SeqCst, Relaxed)
-        .is_err()
-    {
-        stop::park_forever();
-    }
-    // SAFETY: `header` is the live header of the caller's node.
-    let panic = catch_unwind(AssertUnwindSafe(|| unsafe { (header.run)(header, exit) })).err();
-    header.state.store(DONE, Release);
-    panic
-}
-
 /// Links a future's node into the list of the calling thread's slot, and returns the slot.
 ///
 /// `None` while the thread is being torn down: the node then stays unlinked, and its cleanup runs
 /// on completion and drop only. Does not return while the process is stopping, unless the
 /// calling thread is the stopper. The node must stay where it is until [`finish_future`].
 pub(crate) fn link_future(header: &Header) -> Option<&'static Slot> {
-    let slot = local_slot()?;
+    let slot = local_slot().filter(|slot| !slot.is_cleaning())?;
     let mut list = slot.futures();
     header.prev.store(ptr::null_mut(), Relaxed);
     header.next.store(list.0 as *mut Header, Relaxed);
@@ -294,9 +258,16 @@ pub(crate) fn link_future(header: &Header) -> Option<&'static Slot> {
 ///
 /// As [`finish`]: returns the cleanup's panic, and does not return if the stopper has the node.
 pub(crate) fn finish_future(slot: &Slot, header: &Header, exit: &Exit) -> Option<Panic> {
-    let mine = LOCAL.try_with(|local| local.0.get()).unwrap_or(ptr::null());
-    header.owner.store(mine as *mut Slot, Relaxed);
-    let panic = claim_and_run(header, exit);
+    let mine = local_slot();
+    if !header.claim_for_owner() {
+        stop::park_forever();
+    }
+    let panic = match mine {
+        Some(mine) => mine.run_cleanup(header, exit),
+        // SAFETY: the live header of the caller's node, claimed above.
+        None => catch_unwind(AssertUnwindSafe(|| unsafe { (header.run)(header, exit) })).err(),
+    };
+    header.state.store(DONE, Release);
     let mut list = slot.futures();
     let (prev, next) = (header.prev.load(Relaxed), header.next.load(Relaxed));
     // SAFETY: linked nodes are alive, and the lock is held.
@@ -317,13 +288,17 @@ pub(crate) fn finish_future(slot: &Slot, header: &Header, exit: &Exit) -> Option
 
 /// Runs a node's cleanup where no slot could be had: on completion or drop only.
 pub(crate) fn run_unlinked(header: &Header, exit: &Exit) -> Option<Panic> {
-    claim_and_run(header, exit)
+    // SAFETY: the live header of the caller's node, known to no one else.
+    catch_unwind(AssertUnwindSafe(|| unsafe { (header.run)(header, exit) })).err()
 }
 
 /// Runs every pending cleanup of every thread with `exit`: threads that took their slot last
 /// first, each thread's innermost first. Called by the stopper only, after raising `STOPPING`.
 pub(crate) fn run_all_pending(exit: &Exit) {
-    let mine = LOCAL.try_with(|local| local.0.get()).unwrap_or(ptr::null());
+    let mine = local_slot();
+    // A stopper that is itself running a cleanup (which called `exit`) must not wait for a
+    // future's cleanup that its owner is running: that may be its own.
+    let cleaning = mine.is_some_and(Slot::is_cleaning);
     let mut slots = Vec::new();
     let mut next = SLOTS.load(SeqCst);
     // SAFETY: slots are never freed.
@@ -332,14 +307,11 @@ pub(crate) fn run_all_pending(exit: &Exit) {
         next = slot.next.load(Relaxed);
     }
     slots.sort_by_key(|slot| Reverse(slot.taken.load(Relaxed)));
+    let run = |header: &Header| run_reporting(mine, header, exit);
     for slot in slots {
-        let mut node = slot.top.load(SeqCst);
-        // SAFETY: a node read from `top` after `STOPPING` was raised stays alive (module docs),
-        // and so do the older nodes of the same thread below it.
-        while let Some(header) = unsafe { node.as_ref() } {
-            stop_one(header, exit, mine);
-            node = header.prev.load(Relaxed);
-        }
+        let is_mine = mine.is_some_and(|mine| ptr::eq(mine, slot));
+        // SAFETY: the stopper raised `STOPPING` and ran the heavy barrier (`stop::run_all`).
+        unsafe { slot.stack.stop(is_mine, run, wait) };
         let mut futures = Vec::new();
         let list = slot.futures();
         let mut node = list.0;
@@ -351,34 +323,33 @@ pub(crate) fn run_all_pending(exit: &Exit) {
         drop(list);
         for header in futures {
             // SAFETY: a node copied from the list after `STOPPING` was raised stays alive.
-            stop_one(unsafe { &*header }, exit, mine);
+            let header = unsafe { &*header };
+            match header.claim_for_stopper() {
+                Ok(()) => run(header),
+                Err(OWNER) if !cleaning => {
+                    while header.state.load(Acquire) != DONE {
+                        wait();
+                    }
+                }
+                Err(_) => {}
+            }
         }
     }
 }
 
-/// Claims a node for the stopper and runs it; or, if its owner is running it, waits for that.
-fn stop_one(header: &Header, exit: &Exit, mine: *const Slot) {
-    match header
-        .state
-        .compare_exchange(PENDING, STOPPER, SeqCst, Acquire)
-    {
-        Ok(_) => run_reporting(header, exit),
-        // Let the owner finish, unless the owner is this very thread (a cleanup that called
-        // `exit`), which would never come back.
-        Err(OWNER) if !ptr::eq(header.owner.load(Relaxed), mine) => {
-            while header.state.load(Acquire) != DONE {
-                std::thread::park_timeout(Duration::from_millis(20));
-            }
-        }
-        Err(_) => {}
-    }
+/// Lets an owner finish the cleanup the stopper waits for; it unparks the stopper when done.
+fn wait() {
+    std::thread::park_timeout(Duration::from_millis(20));
 }
 
 /// Runs a cleanup the stopper claimed; a panic is reported and does not stop the others.
-fn run_reporting(header: &Header, exit: &Exit) {
-    // SAFETY: the stopper claimed this live node (see `run_all_pending`).
-    let result = catch_unwind(AssertUnwindSafe(|| unsafe { (header.run)(header, exit) }));
-    if let Err(payload) = result {
+fn run_reporting(mine: Option<&Slot>, header: &Header, exit: &Exit) {
+    let result = match mine {
+        Some(mine) => mine.run_cleanup(header, exit),
+        // SAFETY: the stopper claimed this live node.
+        None => catch_unwind(AssertUnwindSafe(|| unsafe { (header.run)(header, exit) })).err(),
+    };
+    if let Err(payload) = result.map_or(Ok(()), Err) {
         let message = crate::exit::panic_message(&*payload).unwrap_or("a non-string payload");
         eprintln!("finally: a cleanup panicked ({message}); running the remaining cleanups");
     }

@@ -44,6 +44,7 @@ pub(crate) fn install_once() {
 }
 
 fn install_now() -> Result<(), Error> {
+    crate::barrier::init();
     // SAFETY: `at_exit` is an `extern "C" fn()` that never unwinds.
     if unsafe { libc::atexit(at_exit) } != 0 {
         return Err(Error::new(

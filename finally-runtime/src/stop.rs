@@ -18,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use crate::registry;
+use crate::{barrier, registry};
 use crate::{Exit, Signal};
 
 /// Raised once, by the stopper, before it walks the registry; never lowered.
@@ -54,6 +54,7 @@ fn claim() -> bool {
 fn run_all(exit: &Exit) {
     let _ = STOPPER.set(thread::current());
     STOPPING.store(true, SeqCst);
+    barrier::heavy();
     registry::run_all_pending(exit);
 }
 

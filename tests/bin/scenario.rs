@@ -62,6 +62,27 @@ fn waits_then_cleans_slowly() {
 #[with_cleanup(slow_cleanup)]
 fn returns_then_cleans_slowly() {}
 
+/// A cleanup that calls a guarded function, slowly enough for a signal to arrive meanwhile.
+fn cleanup_calling_guarded(exit: &Exit) {
+    mark("start calling");
+    println!("cleaning");
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(guarded_helper(), 7);
+    mark(&format!("end calling {exit:?}"));
+}
+
+#[with_cleanup(helper_cleanup)]
+fn guarded_helper() -> u32 {
+    7
+}
+
+fn helper_cleanup(exit: &Exit) {
+    record("helper", exit);
+}
+
+#[with_cleanup(cleanup_calling_guarded)]
+fn returns_then_calls_guarded_in_cleanup() {}
+
 #[with_cleanup(outer_cleanup)]
 fn signal_during_inner_cleanup() {
     ready();
@@ -203,6 +224,11 @@ fn main() {
         "slow-cleanup" => waits_then_cleans_slowly(),
         "signal-during-inner-cleanup" => signal_during_inner_cleanup(),
         "nested" => nested_outer(),
+        "cleanup-calls-guarded" => {
+            ready();
+            returns_then_calls_guarded_in_cleanup();
+            mark("after");
+        }
         "threads" => threads(),
         "panicking-cleanup" => panicking_outer(),
         "exit" => exits(),

@@ -1,0 +1,78 @@
+//! Asymmetric fences: the owners' side of each "store, then load" pair costs nothing on the
+//! hot path, and the stopper, once per stop, pays for both with `membarrier(2)`.
+//!
+//! `heavy` makes every thread of the process run a full memory barrier before it returns, so a
+//! compiler-only fence suffices on the other side. Where `membarrier` is missing (another
+//! kernel, an old one, a seccomp filter), both sides fall back to a `SeqCst` fence.
+
+use std::sync::atomic::compiler_fence;
+
+use crate::sync::atomic::{fence, Ordering::SeqCst};
+
+#[cfg(all(target_os = "linux", not(loom)))]
+mod membarrier {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+    const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    const REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+
+    fn membarrier(command: libc::c_long) -> bool {
+        // SAFETY: `membarrier` takes no pointers.
+        unsafe { libc::syscall(libc::SYS_membarrier, command, 0 as libc::c_long) == 0 }
+    }
+
+    pub(super) fn register() {
+        if membarrier(REGISTER_PRIVATE_EXPEDITED) {
+            REGISTERED.store(true, Relaxed);
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn registered() -> bool {
+        REGISTERED.load(Relaxed)
+    }
+
+    pub(super) fn run() -> bool {
+        registered() && membarrier(PRIVATE_EXPEDITED)
+    }
+}
+
+#[cfg(not(all(target_os = "linux", not(loom))))]
+mod membarrier {
+    pub(super) fn register() {}
+
+    #[inline(always)]
+    pub(super) fn registered() -> bool {
+        false
+    }
+
+    pub(super) fn run() -> bool {
+        false
+    }
+}
+
+/// Sets up `heavy`; called once, before any guarded call (the first thread's first one).
+pub(crate) fn init() {
+    membarrier::register();
+}
+
+/// The owners' side: orders the store before it with the load after it, against `heavy`.
+#[inline(always)]
+pub(crate) fn light() {
+    if membarrier::registered() {
+        compiler_fence(SeqCst);
+    } else {
+        fence(SeqCst);
+    }
+}
+
+/// The stopper's side: after it returns, every store any thread made before its own `light` is
+/// visible here, and every load any thread makes after its `light` sees what was stored here
+/// before this call.
+pub(crate) fn heavy() {
+    if !membarrier::run() {
+        fence(SeqCst);
+    }
+}

@@ -1,0 +1,6 @@
+//! The atomics of the registry's protocol: std's, or loom's when model-checking it.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic;
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic;
