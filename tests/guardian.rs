@@ -108,6 +108,22 @@ fn a_child_that_outlives_the_program_does_not_keep_the_guardian_waiting() {
 }
 
 #[test]
+fn what_the_program_remembers_after_starting_reaches_the_guardian() {
+    let scenario = Scenario::start_guardian("remember", |_| {});
+    let line = scenario.next_line();
+    let pid = line.strip_prefix("ready ").expect("a ready line");
+    scenario.signal(SIGKILL);
+    let ended = scenario.wait();
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+    assert_eq!(ended.count(&format!("recalled run-{pid}")), 1, "{:?}", ended.marker);
+    assert!(
+        ended.stderr.contains("`too long` is too long for the guardian"),
+        "stderr: {}",
+        ended.stderr
+    );
+}
+
+#[test]
 fn main_entered_again_still_has_one_guardian() {
     // Two guardians would each clean up after the kill.
     let ended = Scenario::start_guardian("reenter", |_| {}).signal_when_ready(SIGKILL);

@@ -5,7 +5,9 @@
 //!
 //! - `0` once `main`'s cleanup has completed: the guardian exits without doing anything;
 //! - a signal number from its crash handler (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT), just
-//!   before it dies of it.
+//!   before it dies of it;
+//! - `255`, two lengths and a key and value that [`remember`](crate::remember) keeps, each in
+//!   one `write` no longer than `PIPE_BUF`, so that nothing interleaves with them.
 //!
 //! When the program ends, however it ends, the kernel closes its end of the pipe, and the
 //! guardian reads end-of-file. If no `0` came first, the program died without completing its
@@ -41,6 +43,11 @@ use crate::{Exit, Signal};
 
 /// What the program writes when `main`'s cleanup has completed.
 const DONE: u8 = 0;
+/// What starts a message of [`tell`].
+const MEMO: u8 = 255;
+/// The longest message of [`tell`]: `PIPE_BUF` is at least 4096 on Linux and 512 by POSIX, and
+/// writes up to it are atomic.
+const LONGEST: usize = 4000;
 /// The crashes the program reports before it dies of them.
 const CRASHES: [c_int; 5] = [
     libc::SIGSEGV,
@@ -74,6 +81,28 @@ where
         cleanup(exit);
         completed();
     }
+}
+
+/// Sends what [`remember`](crate::remember) keeps to the guardian, if one runs.
+pub(crate) fn tell(key: &str, value: &std::ffi::OsStr) {
+    use std::os::unix::ffi::OsStrExt;
+    let fd = PIPE.load(SeqCst);
+    if fd < 0 {
+        return;
+    }
+    let (key, value) = (key.as_bytes(), value.as_bytes());
+    if key.len() + value.len() > LONGEST {
+        eprintln!("finally: `{}` is too long for the guardian: only the program's own cleanup will see it", String::from_utf8_lossy(key));
+        return;
+    }
+    let mut message = vec![MEMO];
+    message.extend((key.len() as u16).to_le_bytes());
+    message.extend((value.len() as u16).to_le_bytes());
+    message.extend(key);
+    message.extend(value);
+    // SAFETY: writing a live buffer to our own descriptor; a short write cannot happen below
+    // `PIPE_BUF`, and a failed one leaves the guardian without this memo, as documented.
+    unsafe { libc::write(fd, message.as_ptr().cast(), message.len()) };
 }
 
 /// Tells the guardian that `main`'s cleanup completed.
@@ -136,15 +165,24 @@ fn guard<C: Fn(&Exit)>(read: c_int, write: c_int, cleanup: C) -> ! {
         libc::prctl(libc::PR_SET_NAME, c"finally-guardian".as_ptr());
     }
     let mut died_by = None;
-    let mut byte = 0u8;
+    let mut unread = Vec::new();
+    let mut buffer = [0u8; 4096];
     loop {
-        // SAFETY: reading one byte into a live buffer.
-        match unsafe { libc::read(read, (&mut byte as *mut u8).cast::<c_void>(), 1) } {
-            0 => break,
-            1 if byte == DONE => exit_now(),
-            1 => died_by = Some(Signal::new(c_int::from(byte))),
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            _ => break,
+        // SAFETY: reading into a live buffer of that length.
+        let read = unsafe { libc::read(read, buffer.as_mut_ptr().cast::<c_void>(), buffer.len()) };
+        match usize::try_from(read) {
+            Ok(0) => break,
+            Ok(read) => unread.extend_from_slice(&buffer[..read]),
+            Err(_) if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+        while let Some((message, length)) = Message::parse(&unread) {
+            match message {
+                Message::Done => exit_now(),
+                Message::Crash(signal) => died_by = Some(signal),
+                Message::Memo(key, value) => crate::memo::keep(key, value),
+            }
+            unread.drain(..length);
         }
     }
     let exit = Exit::Died { signal: died_by };
@@ -152,6 +190,33 @@ fn guard<C: Fn(&Exit)>(read: c_int, write: c_int, cleanup: C) -> ! {
         eprintln!("finally: the cleanup panicked in the guardian");
     }
     exit_now()
+}
+
+/// What the program says on the pipe.
+enum Message {
+    Done,
+    Crash(Signal),
+    Memo(String, std::ffi::OsString),
+}
+
+impl Message {
+    /// The first whole message in `bytes`, and its length.
+    fn parse(bytes: &[u8]) -> Option<(Message, usize)> {
+        use std::os::unix::ffi::OsStrExt;
+        match *bytes.first()? {
+            DONE => Some((Message::Done, 1)),
+            MEMO => {
+                let key = usize::from(u16::from_le_bytes([*bytes.get(1)?, *bytes.get(2)?]));
+                let value = usize::from(u16::from_le_bytes([*bytes.get(3)?, *bytes.get(4)?]));
+                let body = bytes.get(5..5 + key + value)?;
+                let (key, value) = body.split_at(key);
+                let key = String::from_utf8_lossy(key).into_owned();
+                let value = std::ffi::OsStr::from_bytes(value).to_owned();
+                Some((Message::Memo(key, value), 5 + body.len()))
+            }
+            signal => Some((Message::Crash(Signal::new(c_int::from(signal))), 1)),
+        }
+    }
 }
 
 fn exit_now() -> ! {

@@ -10,6 +10,7 @@ mod error;
 mod exit;
 mod guarded;
 mod guardian;
+mod memo;
 mod protocol;
 mod registry;
 mod signals;
@@ -18,6 +19,7 @@ mod sync;
 
 pub use error::Error;
 pub use exit::{Exit, Signal};
+pub use memo::{recall, remember};
 pub use signals::install;
 pub use stop::{stop_requested, stop_signal, wait_for_stop, StopSignal};
 

@@ -76,6 +76,13 @@ fn main() {
             ready();
             wait_forever();
         }
+        // Set up after the guardian started: it learns of it through `remember`.
+        "remember" => {
+            finally::remember("run", format!("run-{}", process::id()));
+            finally::remember("too long", "x".repeat(5000));
+            println!("ready {}", process::id());
+            wait_forever();
+        }
         "threads" => {
             // A thread started after the guardian: only the first thing in `main` has to be alone.
             thread::spawn(|| mark("thread ran")).join().unwrap();
