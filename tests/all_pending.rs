@@ -48,3 +48,16 @@ fn a_panicking_cleanup_is_reported_and_the_others_still_run() {
         ended.stderr
     );
 }
+
+#[test]
+fn ten_thousand_nested_pending_cleanups_all_run_once() {
+    let ended = Scenario::start("deep", &["10000"]).signal_when_ready(SIGTERM);
+    ended.assert_killed_by(SIGTERM);
+    assert_eq!(
+        ended.marker,
+        [format!(
+            "cleaned 10000 before the outermost, for {}",
+            signal_reason(SIGTERM)
+        )]
+    );
+}

@@ -51,6 +51,39 @@ async fn serves_until_stopped() {
     mark(&format!("body saw {}", signal.name()));
 }
 
+static CLEANED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_cleanup() {
+    CLEANED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn report_count(exit: &finally::Exit) {
+    let cleaned = CLEANED.load(std::sync::atomic::Ordering::SeqCst);
+    mark(&format!("cleaned {cleaned} before the last, for {exit:?}"));
+}
+
+#[with_cleanup(count_cleanup)]
+async fn pending_forever(index: usize, entered: tokio::sync::mpsc::Sender<usize>) {
+    entered.send(index).await.unwrap();
+    pending::<()>().await;
+}
+
+/// `count` guarded futures pending at once, on as many tasks.
+#[with_cleanup(report_count)]
+async fn many_pending(count: usize) {
+    let (entered, mut all_in) = tokio::sync::mpsc::channel(count);
+    let tasks: Vec<_> = (0..count)
+        .map(|index| tokio::spawn(pending_forever(index, entered.clone())))
+        .collect();
+    for _ in 0..count {
+        all_in.recv().await.unwrap();
+    }
+    ready();
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
 fn runtime(flavor: &str) -> tokio::runtime::Runtime {
     match flavor {
         "current" => tokio::runtime::Builder::new_current_thread(),
@@ -104,6 +137,7 @@ fn child(scenario: &str, flavor: &str, arg: Option<&str>) {
         }
         "signal" => runtime.block_on(waits(None)),
         "grace" => runtime.block_on(serves_until_stopped()),
+        "many" => runtime.block_on(many_pending(arg.expect("count").parse().unwrap())),
         // Dropped after `arg` µs, while the test sends a signal at a random time.
         "drop-race" => {
             let micros = arg.expect("micros").parse().unwrap();
@@ -173,6 +207,20 @@ fn with_a_grace_period_it_stops_on_its_own_when_asked() {
         // Completed on the thread polling it, for the signal.
         ended.assert_cleaned_once("main on main", &signal_reason(SIGTERM));
         assert!(ended.position("body saw SIGTERM") < ended.position("start main on main"));
+    }
+}
+
+fn ten_thousand_concurrent_pending_futures_all_clean_up_once() {
+    for flavor in FLAVORS {
+        let ended = Scenario::start_self("many", &[flavor, "10000"]).signal_when_ready(SIGTERM);
+        ended.assert_killed_by(SIGTERM);
+        assert_eq!(
+            ended.marker,
+            [format!(
+                "cleaned 10000 before the last, for {}",
+                signal_reason(SIGTERM)
+            )]
+        );
     }
 }
 
@@ -262,7 +310,7 @@ fn main() {
             return child(scenario, flavor, rest.first().map(String::as_str));
         }
     }
-    let tests: [(&str, fn()); 9] = [
+    let tests: [(&str, fn()); 10] = [
         ("completes_with_its_value", completes_with_its_value),
         ("panics_and_the_panic_goes_on", panics_and_the_panic_goes_on),
         (
@@ -284,6 +332,10 @@ fn main() {
         (
             "with_a_grace_period_it_stops_on_its_own_when_asked",
             with_a_grace_period_it_stops_on_its_own_when_asked,
+        ),
+        (
+            "ten_thousand_concurrent_pending_futures_all_clean_up_once",
+            ten_thousand_concurrent_pending_futures_all_clean_up_once,
         ),
         ("stays_send", stays_send),
         ("shapes", shapes),

@@ -115,9 +115,16 @@ fn what_the_program_remembers_after_starting_reaches_the_guardian() {
     scenario.signal(SIGKILL);
     let ended = scenario.wait();
     ended.assert_cleaned_once("main", "Died { signal: None }");
-    assert_eq!(ended.count(&format!("recalled run-{pid}")), 1, "{:?}", ended.marker);
+    assert_eq!(
+        ended.count(&format!("recalled run-{pid}")),
+        1,
+        "{:?}",
+        ended.marker
+    );
     assert!(
-        ended.stderr.contains("`too long` is too long for the guardian"),
+        ended
+            .stderr
+            .contains("`too long` is too long for the guardian"),
         "stderr: {}",
         ended.stderr
     );

@@ -174,6 +174,35 @@ fn worker_panics() {
     wait_forever();
 }
 
+static CLEANED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_cleanup() {
+    CLEANED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Runs last: says how many of the nested cleanups ran before it.
+fn outermost_cleanup(exit: &Exit) {
+    let cleaned = CLEANED.load(std::sync::atomic::Ordering::SeqCst);
+    mark(&format!(
+        "cleaned {cleaned} before the outermost, for {exit:?}"
+    ));
+}
+
+#[with_cleanup(count_cleanup)]
+fn nested(depth: u32) {
+    if depth == 0 {
+        ready();
+        wait_forever();
+    }
+    nested(depth - 1);
+}
+
+/// `depth` nested guarded calls, inside one more.
+#[with_cleanup(outermost_cleanup)]
+fn deep(depth: u32) {
+    nested(depth - 1);
+}
+
 /// Returns after busy-waiting `micros`, so a signal sent around `ready` lands before, during or
 /// after the return.
 #[with_cleanup(main_cleanup)]
@@ -247,6 +276,15 @@ fn main() {
         }
         "grace-ignored" => ignores_the_stop(),
         "worker-panics" => worker_panics(),
+        // The nested calls need a deep stack, in a debug build especially.
+        "deep" => {
+            let depth = arg.expect("depth").parse().unwrap();
+            thread::Builder::new()
+                .stack_size(1 << 30)
+                .spawn(move || deep(depth))
+                .unwrap();
+            wait_forever();
+        }
         "grace-second-signal" => stops_slowly(),
         other => panic!("unknown scenario {other}"),
     }
