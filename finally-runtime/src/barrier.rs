@@ -3,7 +3,8 @@
 //!
 //! `heavy` makes every thread of the process run a full memory barrier before it returns, so a
 //! compiler-only fence suffices on the other side. Where `membarrier` is missing (another
-//! kernel, an old one, a seccomp filter), both sides fall back to a `SeqCst` fence.
+//! kernel, an old one, a seccomp filter), or not registered yet, the owners' side is a `SeqCst`
+//! fence, and so is the stopper's if the call fails.
 
 use std::sync::atomic::compiler_fence;
 
@@ -34,8 +35,10 @@ mod membarrier {
         REGISTERED.load(Relaxed)
     }
 
+    /// Tried even if `registered` has not said so yet: an owner that read it true can only
+    /// have done so once the kernel had the registration, which this call then finds.
     pub(super) fn run() -> bool {
-        registered() && membarrier(PRIVATE_EXPEDITED)
+        membarrier(PRIVATE_EXPEDITED)
     }
 }
 
@@ -53,7 +56,7 @@ mod membarrier {
     }
 }
 
-/// Sets up `heavy`; called once, before any guarded call (the first thread's first one).
+/// Sets up `heavy`, once. Until it is done, `light` is a full fence: correct, only slower.
 pub(crate) fn init() {
     membarrier::register();
 }

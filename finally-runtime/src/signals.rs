@@ -44,7 +44,6 @@ pub(crate) fn install_once() {
 }
 
 fn install_now() -> Result<(), Error> {
-    crate::barrier::init();
     // SAFETY: `at_exit` is an `extern "C" fn()` that never unwinds.
     if unsafe { libc::atexit(at_exit) } != 0 {
         return Err(Error::new(
@@ -61,6 +60,8 @@ fn install_now() -> Result<(), Error> {
     thread::Builder::new()
         .name("finally-signals".into())
         .spawn(move || {
+            // Here, not in `install`: with other threads running, it can take milliseconds.
+            crate::barrier::init();
             for signal in signals.forever() {
                 if stop::on_signal(Signal::new(signal)) {
                     die_by(signal);
