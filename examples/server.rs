@@ -40,7 +40,7 @@ use tokio::task::JoinSet;
 const WORK_MS: &str = "FINALLY_SERVER_WORK_MS";
 /// A file to which the cleanup appends how the server ended. Only the example's test sets it
 /// (tests/server.rs), to check that the cleanup ran exactly once and why.
-const MARKER: &str = "FINALLY_SERVER_MARKER";
+const MARKER: &str = "FINALLY_TEST_MARKER";
 
 // `#[tokio::main]` comes first, so `#[with_cleanup]` guards the whole program: the runtime too,
 // not only the future that `#[tokio::main]` runs on it. After a graceful stop the cleanup then

@@ -51,7 +51,7 @@ impl Scenario {
         setup: impl FnOnce(&mut Command),
     ) -> Self {
         let scenario = env!("CARGO_BIN_EXE_scenario");
-        let command = match wrapper {
+        let mut command = match wrapper {
             [] => Command::new(scenario),
             [program, args @ ..] => {
                 let mut command = Command::new(program);
@@ -59,7 +59,8 @@ impl Scenario {
                 command
             }
         };
-        Self::spawn(command, name, args, setup)
+        command.arg(name);
+        Self::spawn(command, args, setup)
     }
 
     /// Starts a scenario of `tests/bin/guardian.rs`, whose `main` has the guardian.
@@ -73,27 +74,30 @@ impl Scenario {
         name: &str,
         setup: impl FnOnce(&mut Command),
     ) -> Self {
-        Self::spawn(Command::new(program), name, &[], setup)
+        let mut command = Command::new(program);
+        command.arg(name);
+        Self::spawn(command, &[], setup)
+    }
+
+    /// Starts the example `name` (`examples/NAME.rs`) with `args`, as `cargo run --example`
+    /// would. Examples that take part in tests write their marker where `FINALLY_TEST_MARKER`
+    /// says.
+    pub fn start_example(name: &str, args: &[&str], setup: impl FnOnce(&mut Command)) -> Self {
+        Self::spawn(Command::new(example(name)), args, setup)
     }
 
     /// Starts a scenario of a test with its own harness: the test itself, as
     /// `TEST child NAME ARGS...`.
     pub fn start_self(name: &str, args: &[&str]) -> Self {
         let mut command = Command::new(std::env::current_exe().expect("the test's own path"));
-        command.arg("child");
-        Self::spawn(command, name, args, |_| {})
+        command.args(["child", name]);
+        Self::spawn(command, args, |_| {})
     }
 
-    fn spawn(
-        mut command: Command,
-        name: &str,
-        args: &[&str],
-        setup: impl FnOnce(&mut Command),
-    ) -> Self {
+    fn spawn(mut command: Command, args: &[&str], setup: impl FnOnce(&mut Command)) -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
         let marker = dir.path().join("marker");
         command
-            .arg(name)
             .args(args)
             .env("FINALLY_TEST_MARKER", &marker)
             .env("RUST_BACKTRACE", "0")
@@ -205,6 +209,47 @@ impl Drop for Scenario {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The example `name`'s binary, built by cargo for the test.
+///
+/// Cargo tells integration tests where the package's binaries are (`CARGO_BIN_EXE_<name>`), but
+/// not its examples, and it builds the examples for a plain `cargo test` only, not for
+/// `cargo test --test NAME`. So the test asks cargo to build the example, as `cargo run
+/// --example` would, and runs the file cargo names: up to date however the test was started,
+/// and it is the example itself that is tested, not a copy of its code. (Cargo releases its
+/// build lock before it runs the tests, so this build does not wait for the one that started
+/// the test; when the example is up to date it takes a fraction of a second.)
+pub fn example(name: &str) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .args(["build", "--quiet", "--example", name])
+        .args(["--message-format", "json"])
+        .arg("--manifest-path")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .stdin(Stdio::null());
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    let output = command.output().expect("run cargo to build the example");
+    assert!(
+        output.status.success(),
+        "`cargo build --example {name}` failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // One JSON message per line; the example's is the one artifact with a file to run.
+    let messages = String::from_utf8_lossy(&output.stdout);
+    let executable = messages
+        .lines()
+        .filter(|message| message.contains(r#""kind":["example"]"#))
+        .find_map(|message| message.split(r#""executable":""#).nth(1)?.split('"').next())
+        .expect("cargo names the example's executable");
+    assert!(
+        !executable.contains('\\'),
+        "an escaped path in cargo's message: {executable}"
+    );
+    PathBuf::from(executable)
 }
 
 fn wait_bounded(child: &mut Child) -> ExitStatus {
