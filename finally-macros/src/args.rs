@@ -3,14 +3,11 @@
 use std::time::Duration;
 
 use proc_macro2::Span;
+use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprClosure, ExprPath, LitStr, Path, Token};
-
-pub(crate) mod kw {
-    syn::custom_keyword!(grace);
-    syn::custom_keyword!(guardian);
-}
+use syn::{Expr, ExprClosure, ExprPath, Ident, LitInt, LitStr, Path, Token};
 
 /// The parsed arguments of the attribute.
 pub(crate) struct Args {
@@ -20,14 +17,34 @@ pub(crate) struct Args {
     /// `grace = "2s"`: how long a stop waits for the function to return on its own.
     pub grace: Option<Duration>,
     /// `guardian`: a second process runs the cleanup if the program dies without it.
-    pub guardian: Option<kw::guardian>,
+    pub guardian: Option<Span>,
+    /// `signals = [SIGINT, ...]`: the signals that run the cleanups.
+    pub signals: Option<Vec<Ident>>,
+    /// `timeout = "10s"`: how long the cleanups may take after a signal.
+    pub timeout: Option<Duration>,
+    /// `force_quit_after = 3`: more signals that end the process at once during the cleanups.
+    pub force_quit_after: Option<u32>,
+    /// Where the options that only `main` takes were given.
+    pub main_only: Vec<(&'static str, Span)>,
 }
+
+/// The signals a program can hand to `finally`: those whose default action ends the process
+/// and that can be caught.
+pub(crate) const SIGNALS: [&str; 7] = [
+    "SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM",
+];
 
 /// The cleanup: a path to a function, or a closure.
 pub(crate) enum CleanupArg {
     Path(ExprPath),
     Closure(ExprClosure),
 }
+
+/// The options that concern the whole process, which only `main` takes.
+const MAIN_ONLY: [&str; 4] = ["guardian", "signals", "timeout", "force_quit_after"];
+
+const OPTIONS: &str =
+    "`guardian`, `grace = \"...\"`, `signals = [...]`, `timeout = \"...\"`, `force_quit_after = N` or `crate = \"...\"`";
 
 impl Parse for Args {
     fn parse(input: ParseStream) -> syn::Result<Self> {
@@ -42,74 +59,104 @@ impl Parse for Args {
             krate: None,
             grace: None,
             guardian: None,
+            signals: None,
+            timeout: None,
+            force_quit_after: None,
+            main_only: Vec::new(),
         };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
             if input.is_empty() {
                 break;
             }
-            let lookahead = input.lookahead1();
-            if lookahead.peek(Token![crate]) {
-                let keyword: Token![crate] = input.parse()?;
-                let value = value(input, &args.krate, keyword, "crate")?;
-                args.krate = Some(value.parse().map_err(|_| {
-                    syn::Error::new_spanned(
-                        &value,
-                        "`crate` expects a path, as in `crate = \"::finally\"`",
-                    )
-                })?);
-            } else if lookahead.peek(kw::grace) {
-                let keyword: kw::grace = input.parse()?;
-                let value = value(input, &args.grace, keyword, "grace")?;
-                args.grace = Some(parse_duration(&value.value()).map_err(|problem| {
-                    syn::Error::new_spanned(
-                        &value,
-                        format!("invalid `grace`: {problem}; expected a duration such as \"500ms\", \"2s\" or \"1m\""),
-                    )
-                })?);
-            } else if lookahead.peek(kw::guardian) {
-                let keyword: kw::guardian = input.parse()?;
-                if args.guardian.is_some() {
-                    return Err(syn::Error::new(
-                        keyword.span,
-                        "option `guardian` is given twice",
-                    ));
+            let name = input.call(Ident::parse_any)?;
+            let span = name.span();
+            let option = name.to_string();
+            match option.as_str() {
+                "guardian" => once(&mut args.guardian, span, &option, Ok(span))?,
+                "crate" => {
+                    let value = string(input, &option)?;
+                    let path = value.parse().map_err(|_| {
+                        error(
+                            &value,
+                            "`crate` expects a path, as in `crate = \"::finally\"`",
+                        )
+                    });
+                    once(&mut args.krate, span, &option, path)?;
                 }
-                args.guardian = Some(keyword);
-            } else if input.peek(syn::Ident) {
-                let option: Expr = input.parse()?;
-                let name = match &option {
-                    Expr::Assign(assign) => &assign.left,
-                    other => other,
-                };
-                return Err(syn::Error::new_spanned(
-                    &option,
-                    format!(
-                        "unknown option `{}` of `#[with_cleanup]`: expected `guardian`, `grace = \"...\"` or `crate = \"...\"`",
-                        quote::quote!(#name)
-                    ),
-                ));
-            } else {
-                return Err(lookahead.error());
+                "grace" | "timeout" => {
+                    let value = string(input, &option)?;
+                    let duration = parse_duration(&value.value()).map_err(|problem| {
+                        let example = "such as \"500ms\", \"2s\" or \"1m\"";
+                        error(
+                            &value,
+                            format!("invalid `{option}`: {problem}; expected a duration {example}"),
+                        )
+                    });
+                    let slot = if option == "grace" {
+                        &mut args.grace
+                    } else {
+                        &mut args.timeout
+                    };
+                    once(slot, span, &option, duration)?;
+                }
+                "signals" => {
+                    input.parse::<Token![=]>()?;
+                    let list;
+                    syn::bracketed!(list in input);
+                    let signals = Punctuated::<Ident, Token![,]>::parse_terminated(&list)?;
+                    once(&mut args.signals, span, &option, check_signals(signals))?;
+                }
+                "force_quit_after" => {
+                    input.parse::<Token![=]>()?;
+                    let count: LitInt = input.parse()?;
+                    let count = count
+                        .base10_parse::<u32>()
+                        .ok()
+                        .filter(|&count| count > 0)
+                        .ok_or_else(|| {
+                            error(
+                                &count,
+                                "`force_quit_after` expects a count of signals, 1 or more",
+                            )
+                        });
+                    once(&mut args.force_quit_after, span, &option, count)?;
+                }
+                _ => {
+                    return Err(syn::Error::new(
+                        span,
+                        format!(
+                            "unknown option `{option}` of `#[with_cleanup]`: expected {OPTIONS}"
+                        ),
+                    ))
+                }
+            }
+            if let Some(name) = MAIN_ONLY.iter().find(|name| **name == option) {
+                args.main_only.push((name, span));
             }
         }
         Ok(args)
     }
 }
 
-/// The `= "value"` of an option, refused if the option was given already.
-fn value<T>(
-    input: ParseStream,
-    already: &Option<T>,
-    keyword: impl Spanned,
-    name: &str,
-) -> syn::Result<LitStr> {
-    if already.is_some() {
+fn error(tokens: impl quote::ToTokens, message: impl std::fmt::Display) -> syn::Error {
+    syn::Error::new_spanned(tokens, message)
+}
+
+/// Sets an option, refusing it the second time.
+fn once<T>(slot: &mut Option<T>, span: Span, name: &str, value: syn::Result<T>) -> syn::Result<()> {
+    if slot.is_some() {
         return Err(syn::Error::new(
-            keyword.span(),
+            span,
             format!("option `{name}` is given twice"),
         ));
     }
+    *slot = Some(value?);
+    Ok(())
+}
+
+/// The `= "value"` of an option.
+fn string(input: ParseStream, name: &str) -> syn::Result<LitStr> {
     input.parse::<Token![=]>()?;
     input.parse().map_err(|error| {
         syn::Error::new(
@@ -117,6 +164,33 @@ fn value<T>(
             format!("`{name}` expects a string, as in `{name} = \"...\"`"),
         )
     })
+}
+
+/// Each signal one `finally` can handle, and once.
+fn check_signals(signals: Punctuated<Ident, Token![,]>) -> syn::Result<Vec<Ident>> {
+    let mut checked: Vec<Ident> = Vec::new();
+    for signal in signals {
+        let name = signal.to_string();
+        if checked.contains(&signal) {
+            return Err(error(&signal, format!("`{name}` is listed twice")));
+        }
+        if let "SIGKILL" | "SIGSTOP" = name.as_str() {
+            return Err(error(&signal, format!(
+                "`{name}` cannot be caught by any program; the `guardian` option cleans up after a SIGKILL"
+            )));
+        }
+        if !SIGNALS.contains(&name.as_str()) {
+            return Err(error(
+                &signal,
+                format!(
+                    "`{name}` is not a signal `finally` handles: expected some of {}",
+                    SIGNALS.join(", ")
+                ),
+            ));
+        }
+        checked.push(signal);
+    }
+    Ok(checked)
 }
 
 /// Parses `"500ms"`, `"2s"`, `"1.5s"`, `"1m"`, `"1h"`: a positive number and a unit.
@@ -144,6 +218,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl CleanupArg {
+    /// The cleanup, as reports name it.
+    pub fn describe(&self) -> String {
+        match self {
+            CleanupArg::Path(path) => quote::quote!(#path).to_string().replace(' ', ""),
+            CleanupArg::Closure(_) => "the cleanup closure".to_owned(),
+        }
+    }
+
     pub fn span(&self) -> Span {
         match self {
             CleanupArg::Path(path) => path.span(),
@@ -154,9 +236,9 @@ impl CleanupArg {
 
 impl Parse for CleanupArg {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        if input.peek(Token![crate]) || input.peek(kw::grace) || input.peek(kw::guardian) {
+        if input.peek(Token![crate]) || (input.peek(Ident) && input.peek2(Token![=])) {
             return Err(input.error(
-                "the cleanup function comes first: `#[with_cleanup(cleanup, option = \"...\")]`",
+                "the cleanup function comes first: `#[with_cleanup(cleanup, option = ...)]`",
             ));
         }
         match input.parse()? {

@@ -2,6 +2,8 @@
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
+use std::time::Duration;
+
 use syn::visit::Visit;
 use syn::{ItemFn, ReturnType, Type};
 
@@ -25,17 +27,18 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
             "`#[with_cleanup]` cannot be used on a `const fn`: its cleanup runs at run time",
         ));
     }
-    if let Some(guardian) = &args.guardian {
+    // The process-wide options: on `main`, which starts before anything else runs.
+    if let Some((option, span)) = args.main_only.first() {
         if sig.ident != "main" {
             return Err(syn::Error::new(
-                guardian.span,
-                "`guardian` can only be used on `fn main`: it starts a process watching the whole program",
+                *span,
+                format!("`{option}` concerns the whole process: it can only be used on `fn main`"),
             ));
         }
         if sig.asyncness.is_some() {
             return Err(syn::Error::new(
-                guardian.span,
-                "`guardian` must start before the async runtime's threads: put `#[with_cleanup]` below `#[tokio::main]` (or the like), on the `main` it makes",
+                *span,
+                format!("`{option}` must take effect before the async runtime's threads start: put `#[with_cleanup]` below `#[tokio::main]` (or the like), on the `main` it makes"),
             ));
         }
     }
@@ -68,13 +71,50 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
         Some(_) => quote_spanned!(span=> #krate::__private::guardian(#cleanup)),
         None => cleanup,
     };
-    let grace = match args.grace {
-        Some(grace) => {
-            let (seconds, nanos) = (grace.as_secs(), grace.subsec_nanos());
+    let duration = |duration: Option<Duration>| match duration {
+        Some(duration) => {
+            let (seconds, nanos) = (duration.as_secs(), duration.subsec_nanos());
             quote_spanned!(span=> #krate::__private::Duration::new(#seconds, #nanos))
         }
         None => quote_spanned!(span=> #krate::__private::Duration::ZERO),
     };
+    // What the runtime knows of this function, made once.
+    let name = format!("{} of {}", args.cleanup.describe(), sig.ident);
+    let grace = duration(args.grace);
+    let site = quote_spanned! {span=>
+        static __FINALLY_SITE: #krate::__private::Site = #krate::__private::Site {
+            name: #name,
+            grace: #grace,
+        };
+    };
+    // The process-wide options, set before the first guarded call installs anything.
+    let configure =
+        if args.signals.is_some() || args.timeout.is_some() || args.force_quit_after.is_some() {
+            let signals = match &args.signals {
+                Some(signals) => quote_spanned!(span=> &[#(#krate::__private::#signals),*]),
+                None => quote_spanned!(span=> #krate::__private::Config::DEFAULT.signals),
+            };
+            let timeout = match args.timeout {
+                Some(_) => {
+                    let timeout = duration(args.timeout);
+                    quote_spanned!(span=> ::core::option::Option::Some(#timeout))
+                }
+                None => quote_spanned!(span=> ::core::option::Option::None),
+            };
+            let force_quit_after = match args.force_quit_after {
+                Some(count) => quote_spanned!(span=> ::core::option::Option::Some(#count)),
+                None => quote_spanned!(span=> ::core::option::Option::None),
+            };
+            quote_spanned! {span=>
+                #krate::__private::configure(#krate::__private::Config {
+                    signals: #signals,
+                    timeout: #timeout,
+                    force_quit_after: #force_quit_after,
+                });
+            }
+        } else {
+            quote!()
+        };
     let body = if sig.asyncness.is_some() {
         // The body becomes an `async move` block inside the guarded future, so `return` and `?`
         // stay inside it. Its output type is pinned to the declared one, as `?` cannot infer it.
@@ -96,17 +136,19 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
                 #pin_output
                 #block
             };
-            #guard(#cleanup, #grace, __finally_body).await
+            #guard(#cleanup, &__FINALLY_SITE, __finally_body).await
         }
     } else {
         // The body becomes a closure, so `return` and `?` stay inside it; its return type is
         // inferred from the signature's.
         let run = quote_spanned!(span=> #krate::__private::run);
-        quote!(#run(#cleanup, #grace, move || #block))
+        quote!(#run(#cleanup, &__FINALLY_SITE, move || #block))
     };
     Ok(quote! {
         #(#attrs)*
         #vis #sig {
+            #site
+            #configure
             #body
         }
     })

@@ -45,12 +45,21 @@ pub fn cleanup<M, C: Cleanup<M>>(cleanup: C) -> impl Fn(&Exit) + Copy + Send + S
     move |exit: &Exit| cleanup.call(exit)
 }
 
+/// What the attribute knows of a guarded function: made a `static` in each.
+#[derive(Debug)]
+pub struct Site {
+    /// `cleanup of function`, for reports.
+    pub name: &'static str,
+    /// Zero for none.
+    pub grace: Duration,
+}
+
 /// Runs `body` with `cleanup` pending, then the cleanup: once, however the body ends.
 ///
 /// The body's value is returned unchanged and its panic continues after the cleanup. A cleanup
-/// that panics after a normal return panics the caller. `grace` is zero for none.
+/// that panics after a normal return panics the caller.
 #[inline]
-pub fn run<C, R>(cleanup: C, grace: Duration, body: impl FnOnce() -> R) -> R
+pub fn run<C, R>(cleanup: C, site: &'static Site, body: impl FnOnce() -> R) -> R
 where
     C: Fn(&Exit) + Copy + Send + Sync + 'static,
 {
@@ -59,8 +68,8 @@ where
     let Some(slot) = registry::local_slot().filter(|slot| !slot.is_cleaning()) else {
         return run_unregistered(cleanup, body);
     };
-    let grace = Grace::start(grace);
-    let node = Node::new(cleanup);
+    let grace = Grace::start(site.grace);
+    let node = Node::new(cleanup, site.name);
     registry::push(slot, node.header());
     let result = catch_unwind(AssertUnwindSafe(body));
     let exit = grace.exit(&result);
@@ -141,19 +150,19 @@ mod future {
     use std::task::{Context, Poll};
     use std::time::Duration;
 
-    use super::{rethrow, Grace};
+    use super::{rethrow, Grace, Site};
     use crate::registry::{self, Node, Slot};
     use crate::Exit;
 
     /// Wraps the future of a guarded `async fn` body; see [`Guarded`].
-    pub fn guard<C, F>(cleanup: C, grace: Duration, future: F) -> Guarded<C, F>
+    pub fn guard<C, F>(cleanup: C, site: &'static Site, future: F) -> Guarded<C, F>
     where
         C: Fn(&Exit) + Copy + Send + Sync + 'static,
         F: Future,
     {
         Guarded {
-            node: Node::new(cleanup),
-            grace,
+            node: Node::new(cleanup, site.name),
+            grace: site.grace,
             state: State::Unpolled,
             future: ManuallyDrop::new(future),
             _pinned: PhantomPinned,

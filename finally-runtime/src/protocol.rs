@@ -51,15 +51,18 @@ pub(crate) struct Header {
     pub(crate) next: AtomicPtr<Header>,
     /// Runs the cleanup of the node this header starts.
     pub(crate) run: unsafe fn(*const Header, &Exit),
+    /// Names the cleanup in reports: `cleanup of function`.
+    pub(crate) name: &'static str,
 }
 
 impl Header {
-    pub(crate) fn new(run: unsafe fn(*const Header, &Exit)) -> Self {
+    pub(crate) fn new(run: unsafe fn(*const Header, &Exit), name: &'static str) -> Self {
         Header {
             state: AtomicU8::new(PENDING),
             prev: AtomicPtr::new(ptr::null_mut()),
             next: AtomicPtr::new(ptr::null_mut()),
             run,
+            name,
         }
     }
 
@@ -171,7 +174,7 @@ impl Stack {
         &self,
         mine: bool,
         mut run: impl FnMut(&Header),
-        mut wait: impl FnMut(),
+        mut wait: impl FnMut(&Header),
     ) {
         let mut node = loop {
             let top = self.top.load(Acquire);
@@ -185,7 +188,8 @@ impl Stack {
                 break unsafe { (*running).prev.load(Relaxed) };
             }
             while self.top.load(Acquire) == top {
-                wait();
+                // SAFETY: as below: the owner parks for good once it has popped it.
+                wait(unsafe { &*running });
             }
         };
         // SAFETY: a node seen on the stack after the stop was raised stays alive, and so do the
@@ -196,7 +200,7 @@ impl Stack {
                 // Its owner claimed it during the stop, and runs it: wait for that.
                 Err(OWNER) if !mine => {
                     while header.state.load(Acquire) != DONE {
-                        wait();
+                        wait(header);
                     }
                 }
                 Err(_) => {}
@@ -248,7 +252,7 @@ mod loom_model {
             Arc::new(World {
                 stack: Stack::new(),
                 stopping: AtomicBool::new(false),
-                nodes: (0..nodes).map(|_| Header::new(never)).collect(),
+                nodes: (0..nodes).map(|_| Header::new(never, "model")).collect(),
                 ran: Mutex::new(Vec::new()),
                 bodies_ran: AtomicUsize::new(0),
             })
@@ -286,7 +290,7 @@ mod loom_model {
             barrier::heavy();
             let run = |header: &Header| self.ran.lock().unwrap().push(self.index(header));
             // SAFETY: the stop is raised and the barrier run; the nodes outlive the model.
-            unsafe { self.stack.stop(false, run, thread::yield_now) };
+            unsafe { self.stack.stop(false, run, |_| thread::yield_now()) };
         }
 
         /// Once both are done: if the bodies ran, each cleanup ran exactly once, innermost first.

@@ -48,9 +48,9 @@ impl<F> Node<F> {
 }
 
 impl<F: Fn(&Exit) + Sync> Node<F> {
-    pub(crate) fn new(cleanup: F) -> Self {
+    pub(crate) fn new(cleanup: F, name: &'static str) -> Self {
         Node {
-            header: Header::new(Self::run),
+            header: Header::new(Self::run, name),
             cleanup,
         }
     }
@@ -307,7 +307,10 @@ pub(crate) fn run_all_pending(exit: &Exit) {
         next = slot.next.load(Relaxed);
     }
     slots.sort_by_key(|slot| Reverse(slot.taken.load(Relaxed)));
-    let run = |header: &Header| run_reporting(mine, header, exit);
+    let run = |header: &Header| {
+        stop::running(header.name);
+        run_reporting(mine, header, exit);
+    };
     for slot in slots {
         let is_mine = mine.is_some_and(|mine| ptr::eq(mine, slot));
         // SAFETY: the stopper raised `STOPPING` and ran the heavy barrier (`stop::run_all`).
@@ -328,7 +331,7 @@ pub(crate) fn run_all_pending(exit: &Exit) {
                 Ok(()) => run(header),
                 Err(OWNER) if !cleaning => {
                     while header.state.load(Acquire) != DONE {
-                        wait();
+                        wait(header);
                     }
                 }
                 Err(_) => {}
@@ -338,7 +341,8 @@ pub(crate) fn run_all_pending(exit: &Exit) {
 }
 
 /// Lets an owner finish the cleanup the stopper waits for; it unparks the stopper when done.
-fn wait() {
+fn wait(header: &Header) {
+    stop::running(header.name);
     std::thread::park_timeout(Duration::from_millis(20));
 }
 

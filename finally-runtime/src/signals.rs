@@ -5,8 +5,10 @@
 
 use std::io;
 use std::panic::catch_unwind;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::thread;
+use std::time::Duration;
 
 use libc::c_int;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
@@ -19,6 +21,42 @@ use crate::{Error, Exit, Signal};
 pub(crate) const HANDLED: [c_int; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 
 static INSTALLED: OnceLock<Result<(), Error>> = OnceLock::new();
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+/// The process-wide options of `#[with_cleanup]` on `main`.
+#[derive(Debug)]
+pub struct Config {
+    /// The signals that run the cleanups.
+    pub signals: &'static [c_int],
+    /// How long the cleanups may take after a signal before the process ends anyway.
+    pub timeout: Option<Duration>,
+    /// After how many more signals during the cleanups the process ends at once.
+    pub force_quit_after: Option<u32>,
+}
+
+impl Config {
+    /// SIGINT, SIGTERM, SIGHUP and SIGQUIT; no time-out; no force-quit.
+    pub const DEFAULT: Config = Config {
+        signals: &HANDLED,
+        timeout: None,
+        force_quit_after: None,
+    };
+}
+
+/// Sets the process-wide options, before anything is installed. Returns `false` (and says so on
+/// stderr) if it is too late: a guarded call already installed the defaults, or `main` came
+/// twice.
+pub fn configure(config: Config) -> bool {
+    let set = CONFIG.set(config).is_ok() && INSTALLED.get().is_none();
+    if !set {
+        eprintln!("finally: the options of `main` come too late: the defaults are installed");
+    }
+    set
+}
+
+pub(crate) fn config() -> &'static Config {
+    CONFIG.get_or_init(|| Config::DEFAULT)
+}
 
 /// Installs the signal thread and the exit hook, once per process.
 ///
@@ -54,9 +92,18 @@ fn install_now() -> Result<(), Error> {
     if cfg!(panic = "abort") {
         run_cleanups_before_abort();
     }
-    let wanted = HANDLED.into_iter().filter(|&signal| !is_ignored(signal));
+    let config = config();
+    let wanted: Vec<c_int> = config
+        .signals
+        .iter()
+        .copied()
+        .filter(|&signal| !is_ignored(signal))
+        .collect();
     let mut signals =
-        Signals::new(wanted).map_err(|e| Error::new("install the signal handlers", e))?;
+        Signals::new(&wanted).map_err(|e| Error::new("install the signal handlers", e))?;
+    if let Some(count) = config.force_quit_after {
+        force_quit_after(count, &wanted)?;
+    }
     thread::Builder::new()
         .name("finally-signals".into())
         .spawn(move || {
@@ -94,9 +141,60 @@ fn is_ignored(signal: c_int) -> bool {
     }
 }
 
+/// After `count` more signals once a stop was requested, ends the process at once, by the
+/// signal that requested it: the habit of pressing Ctrl-C three times.
+fn force_quit_after(count: u32, signals: &[c_int]) -> Result<(), Error> {
+    static MORE: AtomicU32 = AtomicU32::new(0);
+    for &signal in signals {
+        let action = move || {
+            // In the signal handler: only atomics, `write`, `sigaction`, `raise`, `_exit`.
+            let first = stop::requested_number();
+            if first == 0 || MORE.fetch_add(1, SeqCst) + 1 < count {
+                return;
+            }
+            let message = b"finally: forced to quit: the cleanups are cut short\n";
+            // SAFETY: async-signal-safe calls with valid arguments.
+            unsafe {
+                libc::write(2, message.as_ptr().cast(), message.len());
+                die_by_unchecked(first);
+            }
+        };
+        // SAFETY: the action is async-signal-safe (above).
+        unsafe { signal_hook::low_level::register(signal, action) }
+            .map_err(|e| Error::new("install the force-quit handler", e))?;
+    }
+    Ok(())
+}
+
 /// Ends the process by `signal`, as if no handler had been installed.
-fn die_by(signal: c_int) -> ! {
-    // SAFETY: plain libc calls with valid arguments; the process ends by the signal right here.
+pub(crate) fn die_by(signal: c_int) -> ! {
+    // SAFETY: async-signal-safe calls with valid arguments; the process ends by the signal.
+    unsafe { reraise(signal) };
+    // Still alive: the default action did not end the process, as for PID 1 in a container,
+    // where the kernel drops signals left at their default action.
+    std::process::exit(128 + signal)
+}
+
+/// [`die_by`] for a signal handler: ends the process without running or flushing anything.
+///
+/// # Safety
+///
+/// Ends the process at once: no destructor runs, no buffer is flushed.
+unsafe fn die_by_unchecked(signal: c_int) -> ! {
+    // SAFETY: the caller accepts the end.
+    unsafe {
+        reraise(signal);
+        libc::_exit(128 + signal)
+    }
+}
+
+/// Restores `signal`'s default action, unblocks it and raises it. Async-signal-safe.
+///
+/// # Safety
+///
+/// Where the default action ends the process, it ends here.
+unsafe fn reraise(signal: c_int) {
+    // SAFETY: plain libc calls with valid arguments.
     unsafe {
         libc::signal(signal, libc::SIG_DFL);
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -105,9 +203,6 @@ fn die_by(signal: c_int) -> ! {
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::raise(signal);
     }
-    // Still alive: the default action did not end the process, as for PID 1 in a container,
-    // where the kernel drops signals left at their default action.
-    std::process::exit(128 + signal)
 }
 
 /// Runs while `exit` is in progress, on the exiting thread.

@@ -58,12 +58,32 @@ fn run_all(exit: &Exit) {
     registry::run_all_pending(exit);
 }
 
+/// The cleanup the stopper runs or waits for, for the time-out's report.
+static RUNNING: Mutex<&str> = Mutex::new("");
+
+/// The stopper is running, or waiting for, the cleanup `name`.
+pub(crate) fn running(name: &'static str) {
+    *lock(&RUNNING) = name;
+}
+
 /// Handles a signal: requests the stop, waits out the grace period, runs every pending cleanup.
 ///
 /// Returns `false`, doing nothing, if another stop is under way (the process is exiting).
 pub(crate) fn on_signal(signal: Signal) -> bool {
     if !claim() {
         return false;
+    }
+    if let Some(limit) = crate::signals::config().timeout {
+        // The deadline covers the grace period and the cleanups alike.
+        let watchdog = thread::Builder::new().name("finally-deadline".into());
+        let _ = watchdog.spawn(move || {
+            thread::sleep(limit);
+            eprintln!(
+                "finally: the cleanups did not finish within {limit:?} (still running: {}); ending the process",
+                *lock(&RUNNING)
+            );
+            crate::signals::die_by(signal.number());
+        });
     }
     {
         let _lock = lock(&LOCK);
@@ -161,6 +181,11 @@ pub(crate) fn park_forever() -> ! {
     loop {
         thread::park();
     }
+}
+
+/// The number of the signal that requested the stop, or 0. Async-signal-safe.
+pub(crate) fn requested_number() -> libc::c_int {
+    REQUESTED.load(SeqCst)
 }
 
 /// The signal that requested the stop, if one has.

@@ -68,6 +68,11 @@ impl Scenario {
         Self::start_program(env!("CARGO_BIN_EXE_guardian").as_ref(), name, setup)
     }
 
+    /// Starts `tests/bin/options.rs`, whose `main` sets the process-wide options.
+    pub fn start_options(setup: impl FnOnce(&mut Command)) -> Self {
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_options")), &[], setup)
+    }
+
     /// Starts a scenario of one of the scenario programs, built elsewhere.
     pub fn start_program(
         program: &std::path::Path,

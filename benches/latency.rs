@@ -1,0 +1,374 @@
+//! How long a signal takes to reach the cleanup, next to the same program written with the
+//! `ctrlc` crate; and what installing the handlers adds to start-up.
+//!
+//! ```text
+//! cargo bench --bench latency
+//! ```
+//!
+//! **Signal to cleanup.** Two child programs wait for SIGTERM: one runs its cleanup through
+//! `#[finally::with_cleanup]`, the other through a `ctrlc` handler that runs the same cleanup and
+//! exits, as a program written with `ctrlc` does. They are started in turn (finally, ctrlc,
+//! finally, …) so that drift in the machine's load touches both alike. Each child says `ready`
+//! on a pipe once its handler is in place; the parent reads CLOCK_MONOTONIC right before
+//! `kill(pid, SIGTERM)`, and the cleanup's first statement reads the same clock and prints it.
+//! The latency is the difference.
+//!
+//! **Installing.** Fresh children time their first `finally::install()` (and, for scale, their
+//! first `ctrlc::set_handler`) on the same clock.
+//!
+//! The children are this program, run again with `FINALLY_BENCH_CHILD=NAME` in its environment
+//! (not an argument, since cargo adds arguments of its own). Run by `cargo bench`, which passes
+//! `--bench`, it makes 100 rounds; run by `cargo test --benches` (no `--bench`), a few, to show
+//! that it works. Other arguments are ignored. Every wait is bounded: a child that does not
+//! answer within 10 s is killed and the run fails naming it.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{self, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+use std::{env, thread};
+
+use common::OtherLoad;
+use libc::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+
+mod common;
+
+/// Rounds of each program with `--bench`, and without it.
+const ROUNDS: (usize, usize) = (100, 3);
+/// Fresh processes timing their install, with `--bench` and without it.
+const INSTALLS: (usize, usize) = (31, 3);
+/// The variable that tells this program to run as the child program it names.
+const CHILD: &str = "FINALLY_BENCH_CHILD";
+/// How long any one step may take before the child is given up on.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine.
+///
+/// Async-signal-safe (`clock_gettime` is), though here it never runs in a handler.
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid out-parameter, and CLOCK_MONOTONIC always exists.
+    let result = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    assert_eq!(result, 0, "clock_gettime(CLOCK_MONOTONIC)");
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+fn main() {
+    if let Some(name) = env::var_os(CHILD) {
+        return children::run(&name.to_string_lossy());
+    }
+    let full = env::args().any(|arg| arg == "--bench");
+    let pick = |(bench, test): (usize, usize)| if full { bench } else { test };
+    if !full {
+        println!("latency: a short run to show it works; `cargo bench --bench latency` measures");
+    }
+    signal_to_cleanup(pick(ROUNDS));
+    install(pick(INSTALLS));
+}
+
+/// The signal-to-cleanup section: `rounds` children of each program, interleaved.
+fn signal_to_cleanup(rounds: usize) {
+    let load = OtherLoad::start();
+    let mut finally = Vec::with_capacity(rounds);
+    let mut ctrlc = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        finally.push(latency("finally", |status| {
+            status.signal() == Some(SIGTERM)
+        }));
+        ctrlc.push(latency("ctrlc", |status| {
+            status.code() == Some(children::CTRLC_EXIT_CODE)
+        }));
+    }
+    let (finally, ctrlc) = (Summary::of(finally), Summary::of(ctrlc));
+    println!("\nsignal to cleanup: from kill(SIGTERM) to the cleanup's first statement");
+    println!(
+        "({rounds} children of each program, started in turn; {})",
+        load.report()
+    );
+    println!("  {:<36} {:>10} {:>10} {:>10}", "", "median", "p99", "max");
+    println!("  {:<36} {finally}", "#[finally::with_cleanup]");
+    println!("  {:<36} {ctrlc}", "ctrlc handler (cleanup, then exit)");
+    println!(
+        "  {:<36} {:>9.2}x",
+        "finally / ctrlc (median)",
+        finally.median as f64 / ctrlc.median as f64
+    );
+}
+
+/// One round: starts child `name`, signals it once it is ready, and returns the nanoseconds
+/// from just before `kill` to the start of its cleanup. Fails unless `ended_well` accepts how
+/// the child ended.
+fn latency(name: &str, ended_well: impl Fn(ExitStatus) -> bool) -> u64 {
+    let mut child = Child::start(name);
+    child.expect("ready");
+    let sent = monotonic_ns();
+    // SAFETY: `kill` with the pid of our own child, which is not reaped yet.
+    if unsafe { libc::kill(child.pid(), SIGTERM) } != 0 {
+        child.fail(&format!("kill: {}", std::io::Error::last_os_error()));
+    }
+    let started = child.value("cleanup");
+    let status = child.wait();
+    if !ended_well(status) {
+        child.fail(&format!("ended with {status} after SIGTERM"));
+    }
+    started
+        .checked_sub(sent)
+        .unwrap_or_else(|| child.fail("its cleanup started before the signal was sent"))
+}
+
+/// The install section: `count` fresh children time their first install, interleaved.
+fn install(count: usize) {
+    let load = OtherLoad::start();
+    let mut finally = Vec::with_capacity(count);
+    let mut ctrlc = Vec::with_capacity(count);
+    for _ in 0..count {
+        for (name, times) in [
+            ("install-finally", &mut finally),
+            ("install-ctrlc", &mut ctrlc),
+        ] {
+            let mut child = Child::start(name);
+            times.push(child.value("installed"));
+            let status = child.wait();
+            if !status.success() {
+                child.fail(&format!("ended with {status}"));
+            }
+        }
+    }
+    let (finally, ctrlc) = (Summary::of(finally), Summary::of(ctrlc));
+    println!("\ninstalling the handlers: the first call in a fresh process");
+    println!(
+        "({count} processes of each, started in turn; {})",
+        load.report()
+    );
+    println!("  {:<36} {:>10} {:>10} {:>10}", "", "median", "p99", "max");
+    println!("  {:<36} {finally}", "finally::install()");
+    println!("  {:<36} {ctrlc}", "ctrlc::set_handler (for scale)");
+}
+
+/// Median, 99th percentile (nearest rank) and maximum of a set of durations in nanoseconds.
+struct Summary {
+    median: u64,
+    p99: u64,
+    max: u64,
+}
+
+impl Summary {
+    fn of(mut times: Vec<u64>) -> Self {
+        times.sort_unstable();
+        let rank = |fraction: f64| {
+            let rank = (fraction * times.len() as f64).ceil() as usize;
+            times[rank.clamp(1, times.len()) - 1]
+        };
+        Summary {
+            median: rank(0.5),
+            p99: rank(0.99),
+            max: rank(1.0),
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let us = |ns: u64| format!("{:.1} µs", ns as f64 / 1000.0);
+        let (median, p99, max) = (us(self.median), us(self.p99), us(self.max));
+        write!(f, "{median:>10} {p99:>10} {max:>10}")
+    }
+}
+
+/// A child process (this program, run again as child program `name`) and its stdout's lines.
+///
+/// Dropped before it was waited for (a panic in the parent), it is killed and reaped.
+struct Child {
+    name: String,
+    child: process::Child,
+    lines: Receiver<String>,
+    reaped: bool,
+}
+
+impl Child {
+    fn start(name: &str) -> Self {
+        let exe = env::current_exe().expect("the path of this program");
+        let mut command = Command::new(exe);
+        command
+            .env(CHILD, name)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                // `cargo bench` may run with signals ignored or blocked (a background job
+                // ignores SIGINT): the child starts from the defaults, as a program would.
+                for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+                    libc::signal(signal, libc::SIG_DFL);
+                }
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("latency: cannot start child `{name}`: {error}"));
+        let stdout = child.stdout.take().expect("a piped stdout");
+        let (send, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Child {
+            name: name.to_owned(),
+            child,
+            lines,
+            reaped: false,
+        }
+    }
+
+    fn pid(&self) -> libc::pid_t {
+        self.child.id() as libc::pid_t
+    }
+
+    /// The child's next line, within [`PATIENCE`].
+    fn line(&mut self, waiting_for: &str) -> String {
+        match self.lines.recv_timeout(PATIENCE) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => self.fail(&format!(
+                "no `{waiting_for}` line within {} s",
+                PATIENCE.as_secs()
+            )),
+            Err(RecvTimeoutError::Disconnected) => {
+                self.fail(&format!("closed its stdout before a `{waiting_for}` line"))
+            }
+        }
+    }
+
+    fn expect(&mut self, expected: &str) {
+        let line = self.line(expected);
+        if line != expected {
+            self.fail(&format!("said `{line}`, not `{expected}`"));
+        }
+    }
+
+    /// The number on the child's next line, which must read `key NUMBER`.
+    fn value(&mut self, key: &str) -> u64 {
+        let line = self.line(key);
+        match line.strip_prefix(key).map(|rest| rest.trim().parse()) {
+            Some(Ok(value)) => value,
+            _ => self.fail(&format!("said `{line}`, not `{key} NUMBER`")),
+        }
+    }
+
+    /// Reaps the child, which is ending; kills it if it has not ended within [`PATIENCE`].
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    self.reaped = true;
+                    return status;
+                }
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(1)),
+                Ok(None) => self.fail(&format!("did not end within {} s", PATIENCE.as_secs())),
+                Err(error) => self.fail(&format!("cannot be waited for: {error}")),
+            }
+        }
+    }
+
+    /// Ends the run, after killing and reaping the child, with a message that names it.
+    fn fail(&mut self, what: &str) -> ! {
+        let pid = self.pid();
+        self.reap();
+        eprintln!("latency: child `{}` (pid {pid}): {what}", self.name);
+        process::exit(1);
+    }
+
+    fn reap(&mut self) {
+        if !self.reaped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.reaped = true;
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.reap();
+    }
+}
+
+/// The programs the parent measures, each run as this program with `FINALLY_BENCH_CHILD=NAME`.
+mod children {
+    use std::io::Write;
+    use std::{process, thread};
+
+    use super::monotonic_ns;
+
+    /// How the `ctrlc` program exits after its cleanup: 128 + SIGTERM, what most such programs
+    /// choose, since `ctrlc` leaves re-raising the signal to them.
+    pub const CTRLC_EXIT_CODE: i32 = 128 + libc::SIGTERM;
+
+    pub fn run(name: &str) {
+        match name {
+            "finally" => finally_program(),
+            "ctrlc" => ctrlc_program(),
+            "install-finally" => {
+                let start = monotonic_ns();
+                let installed = finally::install();
+                let elapsed = monotonic_ns() - start;
+                installed.expect("finally::install");
+                println!("installed {elapsed}");
+            }
+            "install-ctrlc" => {
+                let start = monotonic_ns();
+                let installed = ctrlc::set_handler(|| {});
+                let elapsed = monotonic_ns() - start;
+                installed.expect("ctrlc::set_handler");
+                println!("installed {elapsed}");
+            }
+            _ => {
+                eprintln!("latency: no child program named `{name}`");
+                process::exit(2);
+            }
+        }
+    }
+
+    /// The cleanup both programs run. Its first statement takes the time.
+    fn cleanup() {
+        let started = monotonic_ns();
+        println!("cleanup {started}");
+    }
+
+    /// Says it is ready, then waits to be signalled.
+    fn ready_and_wait() -> ! {
+        println!("ready");
+        std::io::stdout().flush().expect("flush stdout");
+        loop {
+            thread::park();
+        }
+    }
+
+    /// The handlers are in place once the first guarded call has started.
+    #[finally::with_cleanup(cleanup)]
+    fn finally_program() {
+        ready_and_wait()
+    }
+
+    fn ctrlc_program() {
+        ctrlc::set_handler(|| {
+            cleanup();
+            process::exit(CTRLC_EXIT_CODE);
+        })
+        .expect("ctrlc::set_handler");
+        ready_and_wait()
+    }
+}
