@@ -216,9 +216,31 @@
 /// - **`grace = "5s"`**: on a signal, wait up to this long for the function to return on its
 ///   own (see [Stopping cooperatively](crate#stopping-cooperatively)). A number and a unit:
 ///   `ms`, `s`, `m` or `h`, such as `"500ms"` or `"1.5s"`; checked at compile time.
-/// - **`guardian`** (on `fn main` only): a second process runs the cleanup, told
-///   [`Exit::Died`], if the program dies without running it (see [the guardian](crate#the-guardian-kill--9-and-crashes)).
 /// - **`crate = "path"`**: where the `finally` crate is, if the dependency was renamed.
+///
+/// These concern the whole process, so only `fn main` takes them:
+///
+/// - **`guardian`**: a second process runs the cleanup, told [`Exit::Died`], if the program
+///   dies without running it (see [the guardian](crate#the-guardian-kill--9-and-crashes)).
+/// - **`signals = [SIGINT, SIGTERM]`**: the signals that run the cleanups, of SIGINT, SIGTERM,
+///   SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM. The default is the first four; a program
+///   that reloads its configuration on SIGHUP leaves it out, and SIGHUP is then left alone.
+/// - **`timeout = "25s"`**: a deadline for the cleanups after a signal, grace period included.
+///   If they have not finished by then, the process ends anyway, by the signal, with one line
+///   on stderr naming the cleanup still running. The default is no deadline: a cleanup is never
+///   cut short. Under Kubernetes, which sends SIGTERM and then SIGKILL after
+///   `terminationGracePeriodSeconds` (30 s by default), set it a little shorter than that.
+/// - **`force_quit_after = 3`**: after that many more signals during the cleanups, the process
+///   ends at once, by the first signal: the habit of pressing Ctrl-C three times. Off by
+///   default.
+///
+/// ```no_run
+/// # fn remove_scratch() {}
+/// #[finally::with_cleanup(remove_scratch, signals = [SIGINT, SIGTERM], timeout = "25s")]
+/// fn main() {
+///     // SIGHUP reloads the configuration (handled elsewhere); SIGINT and SIGTERM clean up.
+/// }
+/// ```
 ///
 /// # Where it works
 ///
@@ -229,8 +251,9 @@
 /// local.
 ///
 /// Refused, with a compile error: items that are not functions, `const fn`, a cleanup that is
-/// not a `fn()` or `fn(&Exit)`, a closure that captures, a bad `grace`, `guardian` elsewhere
-/// than on `fn main` (or on an `async fn main`), unknown or repeated options.
+/// not a `fn()` or `fn(&Exit)`, a closure that captures, a bad duration or signal, the options
+/// of the whole process elsewhere than on `fn main` (or on an `async fn main`: put
+/// `#[with_cleanup]` below `#[tokio::main]`), unknown or repeated options.
 ///
 /// # Panics
 ///
