@@ -73,6 +73,25 @@ impl Header {
             .map(drop)
     }
 
+    /// Stopper: claims the node and runs it with `run`; or, if its owner claimed it during the
+    /// stop and runs it, waits for that with `wait`, unless `mine` (as in [`Stack::stop`]).
+    pub(crate) fn stop(
+        &self,
+        mine: bool,
+        run: &mut impl FnMut(&Header),
+        wait: &mut impl FnMut(&Header),
+    ) {
+        match self.claim_for_stopper() {
+            Ok(()) => run(self),
+            Err(OWNER) if !mine => {
+                while self.state.load(Acquire) != DONE {
+                    wait(self);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
     /// An owner's claim, during a stop.
     pub(crate) fn claim_for_owner(&self) -> bool {
         self.state
@@ -195,16 +214,7 @@ impl Stack {
         // SAFETY: a node seen on the stack after the stop was raised stays alive, and so do the
         // nodes below it (module docs).
         while let Some(header) = unsafe { node.as_ref() } {
-            match header.claim_for_stopper() {
-                Ok(()) => run(header),
-                // Its owner claimed it during the stop, and runs it: wait for that.
-                Err(OWNER) if !mine => {
-                    while header.state.load(Acquire) != DONE {
-                        wait(header);
-                    }
-                }
-                Err(_) => {}
-            }
+            header.stop(mine, &mut run, &mut wait);
             node = header.prev.load(Relaxed);
         }
     }

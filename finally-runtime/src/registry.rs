@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::protocol::{Header, Stack, DONE, OWNER};
+use crate::protocol::{Header, Stack, DONE};
 use crate::stop::{self, STOPPING};
 use crate::Exit;
 
@@ -307,7 +307,7 @@ pub(crate) fn run_all_pending(exit: &Exit) {
         next = slot.next.load(Relaxed);
     }
     slots.sort_by_key(|slot| Reverse(slot.taken.load(Relaxed)));
-    let run = |header: &Header| {
+    let mut run = |header: &Header| {
         stop::running(header.name);
         run_reporting(mine, header, exit);
     };
@@ -326,16 +326,7 @@ pub(crate) fn run_all_pending(exit: &Exit) {
         drop(list);
         for header in futures {
             // SAFETY: a node copied from the list after `STOPPING` was raised stays alive.
-            let header = unsafe { &*header };
-            match header.claim_for_stopper() {
-                Ok(()) => run(header),
-                Err(OWNER) if !cleaning => {
-                    while header.state.load(Acquire) != DONE {
-                        wait(header);
-                    }
-                }
-                Err(_) => {}
-            }
+            unsafe { &*header }.stop(cleaning, &mut run, &mut wait);
         }
     }
 }
