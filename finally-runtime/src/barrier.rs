@@ -1,38 +1,26 @@
 //! Asymmetric fences: the owners' side of each "store, then load" pair costs nothing on the
-//! hot path, and the stopper, once per stop, pays for both with `membarrier(2)`.
+//! hot path (see `stop::Flags`), and the stopper, once per stop, pays for both with
+//! `membarrier(2)`.
 //!
 //! `heavy` makes every thread of the process run a full memory barrier before it returns, so a
 //! compiler-only fence suffices on the other side. Where `membarrier` is missing (another
 //! kernel, an old one, a seccomp filter), or not registered yet, the owners' side is a `SeqCst`
 //! fence, and so is the stopper's if the call fails.
 
-use std::sync::atomic::compiler_fence;
-
 use crate::sync::atomic::{fence, Ordering::SeqCst};
 
 #[cfg(all(target_os = "linux", not(loom)))]
 mod membarrier {
-    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-
     const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
     const REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
-
-    static REGISTERED: AtomicBool = AtomicBool::new(false);
 
     fn membarrier(command: libc::c_long) -> bool {
         // SAFETY: `membarrier` takes no pointers.
         unsafe { libc::syscall(libc::SYS_membarrier, command, 0 as libc::c_long) == 0 }
     }
 
-    pub(super) fn register() {
-        if membarrier(REGISTER_PRIVATE_EXPEDITED) {
-            REGISTERED.store(true, Relaxed);
-        }
-    }
-
-    #[inline(always)]
-    pub(super) fn registered() -> bool {
-        REGISTERED.load(Relaxed)
+    pub(super) fn register() -> bool {
+        membarrier(REGISTER_PRIVATE_EXPEDITED)
     }
 
     /// Tried even if `registered` has not said so yet: an owner that read it true can only
@@ -44,10 +32,7 @@ mod membarrier {
 
 #[cfg(not(all(target_os = "linux", not(loom))))]
 mod membarrier {
-    pub(super) fn register() {}
-
-    #[inline(always)]
-    pub(super) fn registered() -> bool {
+    pub(super) fn register() -> bool {
         false
     }
 
@@ -56,18 +41,11 @@ mod membarrier {
     }
 }
 
-/// Sets up `heavy`, once. Until it is done, `light` is a full fence: correct, only slower.
+/// Sets up `heavy`, once. Until it is done, the owners' side is a full fence: correct, only
+/// slower.
 pub(crate) fn init() {
-    membarrier::register();
-}
-
-/// The owners' side: orders the store before it with the load after it, against `heavy`.
-#[inline(always)]
-pub(crate) fn light() {
-    if membarrier::registered() {
-        compiler_fence(SeqCst);
-    } else {
-        fence(SeqCst);
+    if membarrier::register() {
+        crate::stop::STOPPING.set_asymmetric();
     }
 }
 

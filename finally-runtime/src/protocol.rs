@@ -4,10 +4,11 @@
 //! points at the innermost pending node, each node's `prev` at the one it encloses. Only the
 //! owning thread stores to `top`. The *stopper* is the one thread that ends the process (the
 //! signal thread, or the thread inside `exit`): it raises the `stopping` flag, runs
-//! [`barrier::heavy`], then walks every stack and runs what is pending.
+//! [`crate::barrier::heavy`], then walks every stack and runs what is pending.
 //!
-//! Each owner step is a store followed, after [`barrier::light`], by a load of `stopping`: of
-//! the owner's store and the stopper's flag, at least one side sees the other's. That gives:
+//! Each owner step is a store followed, after a fence, by a load of `stopping`
+//! ([`StopFlag`]): of the owner's store and the stopper's flag, at least one side sees the
+//! other's. That gives:
 //!
 //! * **Push**: the owner stores `top = node`. Either the stopper sees the node, or the owner
 //!   sees the stop (and, not being the stopper, parks before its body runs).
@@ -31,7 +32,6 @@
 
 use std::ptr;
 
-use crate::barrier;
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::sync::atomic::{AtomicPtr, AtomicU8};
 use crate::Exit;
@@ -116,21 +116,17 @@ pub(crate) struct Stack {
     top: AtomicPtr<Header>,
 }
 
-/// The stop flag, as owners read it: std's atomic, or loom's in the model.
+/// The stop flag, as owners read it right after a store: the owners' half of each
+/// store-then-load pair, fence included (a compiler-only one once [`crate::barrier::heavy`] stands in
+/// for it). The runtime's flag, or loom's atomic in the model.
 pub(crate) trait StopFlag {
-    fn raised(&self) -> bool;
-}
-
-impl StopFlag for std::sync::atomic::AtomicBool {
-    #[inline(always)]
-    fn raised(&self) -> bool {
-        self.load(std::sync::atomic::Ordering::Relaxed)
-    }
+    fn raised_after_store(&self) -> bool;
 }
 
 #[cfg(loom)]
 impl StopFlag for loom::sync::atomic::AtomicBool {
-    fn raised(&self) -> bool {
+    fn raised_after_store(&self) -> bool {
+        crate::sync::atomic::fence(SeqCst);
         self.load(Relaxed)
     }
 }
@@ -188,7 +184,7 @@ impl Stack {
     ///
     /// # Safety
     ///
-    /// `stopping` must have been raised, and [`barrier::heavy`] run, before this call.
+    /// `stopping` must have been raised, and [`crate::barrier::heavy`] run, before this call.
     pub(crate) unsafe fn stop(
         &self,
         mine: bool,
@@ -223,8 +219,7 @@ impl Stack {
 /// The owner's half of a store-then-load pair, against the stopper's.
 #[inline(always)]
 fn check(stopping: &impl StopFlag) -> Result<(), Stopping> {
-    barrier::light();
-    if stopping.raised() {
+    if stopping.raised_after_store() {
         Err(Stopping)
     } else {
         Ok(())
@@ -241,6 +236,7 @@ mod loom_model {
     use loom::thread;
 
     use super::*;
+    use crate::barrier;
 
     unsafe fn never(_: *const Header, _: &Exit) {
         unreachable!("the model runs cleanups through its own closures")

@@ -96,13 +96,21 @@ impl Slot {
 static SLOTS: AtomicPtr<Slot> = AtomicPtr::new(ptr::null_mut());
 static TAKEN: AtomicU64 = AtomicU64::new(0);
 
-/// The calling thread's slot; handed back when the thread ends.
-struct Local(Cell<*const Slot>);
+thread_local! {
+    /// The calling thread's slot, or null before its first guarded call. No destructor: so the
+    /// fast path reads it with no check of the thread-local's state.
+    static SLOT: Cell<*const Slot> = const { Cell::new(ptr::null()) };
+    /// Hands the slot back when the thread ends; touched once per thread.
+    static HAND_BACK: HandBack = const { HandBack };
+}
 
-impl Drop for Local {
+struct HandBack;
+
+impl Drop for HandBack {
     fn drop(&mut self) {
+        let slot = SLOT.with(|slot| slot.replace(ptr::null()));
         // SAFETY: slots are never freed.
-        if let Some(slot) = unsafe { self.0.get().as_ref() } {
+        if let Some(slot) = unsafe { slot.as_ref() } {
             // A thread ends with its stack empty: every guarded frame popped its node.
             if slot.stack.is_empty() {
                 slot.in_use.store(false, Release);
@@ -111,26 +119,24 @@ impl Drop for Local {
     }
 }
 
-thread_local! {
-    static LOCAL: Local = const { Local(Cell::new(ptr::null())) };
+/// The calling thread's slot, or `None` while the thread is being torn down.
+#[inline(always)]
+pub(crate) fn local_slot() -> Option<&'static Slot> {
+    // SAFETY: slots are never freed.
+    match unsafe { SLOT.with(Cell::get).as_ref() } {
+        Some(slot) => Some(slot),
+        None => first_slot(),
+    }
 }
 
-/// The calling thread's slot, or `None` while the thread is being torn down.
-#[inline]
-pub(crate) fn local_slot() -> Option<&'static Slot> {
-    LOCAL
-        .try_with(|local| {
-            // SAFETY: slots are never freed.
-            match unsafe { local.0.get().as_ref() } {
-                Some(slot) => slot,
-                None => {
-                    let slot = take_slot();
-                    local.0.set(slot);
-                    slot
-                }
-            }
-        })
-        .ok()
+/// The calling thread's first guarded call: takes a slot, to be handed back at the thread's end.
+#[cold]
+fn first_slot() -> Option<&'static Slot> {
+    // Past this thread's teardown, a slot could not be handed back: none then.
+    HAND_BACK.try_with(|_| ()).ok()?;
+    let slot = take_slot();
+    SLOT.with(|local| local.set(slot));
+    Some(slot)
 }
 
 #[cold]
@@ -248,7 +254,7 @@ pub(crate) fn link_future(header: &Header) -> Option<&'static Slot> {
     }
     list.0 = header;
     drop(list);
-    if stop::STOPPING.load(SeqCst) {
+    if STOPPING.is_raised() {
         stop::entered_while_stopping();
     }
     Some(slot)
@@ -280,7 +286,7 @@ pub(crate) fn finish_future(slot: &Slot, header: &Header, exit: &Exit) -> Option
         next.prev.store(prev, Relaxed);
     }
     drop(list);
-    if stop::STOPPING.load(SeqCst) {
+    if STOPPING.is_raised() {
         stop::returned_while_stopping();
     }
     panic

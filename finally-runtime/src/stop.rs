@@ -12,17 +12,60 @@ use std::collections::hash_map::{Entry, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{compiler_fence, fence};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use crate::protocol::StopFlag;
 use crate::{barrier, registry};
 use crate::{Exit, Signal};
 
 /// Raised once, by the stopper, before it walks the registry; never lowered.
-pub(crate) static STOPPING: AtomicBool = AtomicBool::new(false);
+pub(crate) static STOPPING: Flags = Flags(AtomicU8::new(0));
+
+/// The stop flag, and whether `barrier::heavy` can stand for the owners' fences, in one byte:
+/// the owners' check after each of their stores is then one load and one compare.
+pub(crate) struct Flags(AtomicU8);
+
+const RAISED: u8 = 1;
+const ASYMMETRIC: u8 = 2;
+
+impl Flags {
+    fn raise(&self) {
+        self.0.fetch_or(RAISED, SeqCst);
+    }
+
+    pub(crate) fn is_raised(&self) -> bool {
+        self.0.load(SeqCst) & RAISED != 0
+    }
+
+    /// `barrier::heavy` now orders the owners' stores: their side needs no fence of its own.
+    pub(crate) fn set_asymmetric(&self) {
+        self.0.fetch_or(ASYMMETRIC, SeqCst);
+    }
+
+    #[cold]
+    fn raised_after_fence(&self) -> bool {
+        fence(SeqCst);
+        self.0.load(Relaxed) & RAISED != 0
+    }
+}
+
+impl StopFlag for Flags {
+    #[inline(always)]
+    fn raised_after_store(&self) -> bool {
+        compiler_fence(SeqCst);
+        match self.0.load(Relaxed) {
+            ASYMMETRIC => false,
+            flags if flags & ASYMMETRIC != 0 => true,
+            // Not (yet) asymmetric: this side needs its full fence before the load.
+            _ => self.raised_after_fence(),
+        }
+    }
+}
 /// Who gets to be the stopper.
 static CLAIMED: AtomicBool = AtomicBool::new(false);
 /// The stopper's thread; set before `STOPPING` is raised.
@@ -53,7 +96,7 @@ fn claim() -> bool {
 /// Runs every pending cleanup with `exit`; the caller claimed the stop.
 fn run_all(exit: &Exit) {
     let _ = STOPPER.set(thread::current());
-    STOPPING.store(true, SeqCst);
+    STOPPING.raise();
     barrier::heavy();
     registry::run_all_pending(exit);
 }
@@ -149,7 +192,7 @@ pub(crate) fn grace_finished() {
 
 /// Whether the calling thread is the stopper (its own cleanups may call guarded functions).
 pub(crate) fn is_stopper() -> bool {
-    STOPPING.load(Ordering::Acquire)
+    STOPPING.is_raised()
         && STOPPER
             .get()
             .is_some_and(|stopper| stopper.id() == thread::current().id())
