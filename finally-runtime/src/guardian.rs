@@ -247,7 +247,7 @@ unsafe fn close_all_but(keep: c_int) {
 }
 
 /// How many threads the process has; 1 where that cannot be read.
-fn threads() -> usize {
+pub(crate) fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(1, Iterator::count)
 }
 
