@@ -1,0 +1,150 @@
+//! A scratch directory that is gone when the program is, however it ends.
+//!
+//! The program makes a scratch directory with `tempfile`, and fills it while it works (a file
+//! every 50 ms) until it is stopped. Its cleanup, not `TempDir`'s `Drop`, removes the directory:
+//! `Drop` runs on return and on panic only, while the cleanup also runs on Ctrl-C, `kill` and
+//! `kill -HUP`, and, through the guardian, after `kill -9` or a crash. The removal does not
+//! follow symbolic links out of the directory.
+//!
+//! Run it with `cargo run --example tempdir` (Unix only). It prints `ready <path>` once the
+//! directory is there; `ls <path>` in another terminal shows it filling. Then end it:
+//!
+//! - Ctrl-C, or `kill <pid>` (SIGTERM): it stops writing, the cleanup removes the directory and
+//!   says `tempdir: main stopped by SIGINT (2); removed <path>`, and the shell sees the program
+//!   killed by the signal (`echo $?` prints 130 after Ctrl-C, 143 after `kill`).
+//! - `kill -9 <pid>`: the program itself cannot do anything, but its guardian, a second process
+//!   started at the top of `main`, runs the same cleanup: `tempdir: main died without its own
+//!   cleanup; removed <path>`.
+//! - `cargo run --example tempdir -- --panic-after 500`: it panics after half a second; the
+//!   cleanup runs, then the panic goes on (exit code 101).
+//!
+//! (`pgrep -f target/debug/examples/tempdir` lists two processes: the program and its guardian.
+//! `kill` the older one, the program; the guardian ignores SIGINT and SIGTERM, and ends by
+//! itself once the program has.)
+
+use std::error::Error;
+use std::fs::{self, OpenOptions};
+use std::io::{self, ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use finally::Exit;
+
+/// The key under which `main` keeps the scratch directory's path for the cleanup.
+const SCRATCH: &str = "scratch";
+/// How often the work writes a file.
+const TICK: Duration = Duration::from_millis(50);
+/// A file to which the cleanup appends how the program ended (`Exit`'s `Debug` text), one line
+/// each time it runs. Only the example's test sets it (tests/tempdir.rs): it is how the test
+/// tells that the cleanup ran exactly once, and why, whichever process ran it.
+const MARKER: &str = "FINALLY_TEST_MARKER";
+
+// `grace`: on a signal, the cleanup waits (up to 2 s) for `main` to notice the stop and return,
+// rather than run on the runtime's thread at once, while `main` may be half-way through writing
+// a file into the directory being removed. Then it runs on the main thread, still told
+// `Exit::Signal`, and the process still ends by the signal.
+#[finally::with_cleanup(remove_scratch, guardian, grace = "2s")]
+fn main() -> Result<(), Box<dyn Error>> {
+    let panic_after = panic_after()?;
+
+    // Kept, not removed by `TempDir`'s `Drop`: the cleanup removes it, in every case alike. (On
+    // a return, `Drop` would remove it first and leave the cleanup nothing to do.)
+    let scratch = tempfile::Builder::new()
+        .prefix("finally-scratch-")
+        .tempdir()?
+        .keep();
+    // What the cleanup needs, where it and the guardian find it. Until this line a `kill -9`
+    // leaves the (still empty) directory behind: the guardian cannot know a name `tempfile` has
+    // just chosen. A signal here is fine: within the grace period, `main` gets this far first.
+    finally::remember(SCRATCH, &scratch);
+    println!("ready {}", scratch.display());
+
+    let started = Instant::now();
+    let mut parts = 0u64;
+    while finally::wait_for_stop(TICK).is_none() {
+        if panic_after.is_some_and(|after| started.elapsed() >= after) {
+            panic!("asked to panic");
+        }
+        parts += 1;
+        let part = scratch.join(format!("part-{parts:06}.txt"));
+        fs::write(part, format!("part {parts}, {:?} in\n", started.elapsed()))?;
+    }
+    eprintln!("tempdir: stopping after {parts} file(s)");
+    Ok(())
+}
+
+/// `--panic-after <ms>`, the only argument: panic that long after starting to work.
+fn panic_after() -> Result<Option<Duration>, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => Ok(None),
+        [flag, millis] if flag == "--panic-after" => millis
+            .parse()
+            .map(|millis| Some(Duration::from_millis(millis)))
+            .map_err(|error| format!("--panic-after {millis}: {error}")),
+        _ => Err("usage: tempdir [--panic-after <milliseconds>]".to_owned()),
+    }
+}
+
+/// Removes the scratch directory, once however `main` ended; in the guardian, after `main`
+/// died without it.
+///
+/// It can run twice (the guardian runs it again if the program is killed during it), so a
+/// directory already gone is fine.
+fn remove_scratch(exit: &Exit) {
+    let outcome = match finally::recall(SCRATCH).map(PathBuf::from) {
+        Some(scratch) => match remove(&scratch) {
+            Ok(()) => format!("removed {}", scratch.display()),
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                format!("{} was already gone", scratch.display())
+            }
+            Err(error) => format!("could not remove {}: {error}", scratch.display()),
+        },
+        // Stopped before `main` had made it.
+        None => "no scratch directory yet".to_owned(),
+    };
+    eprintln!("tempdir: main {exit}; {outcome}");
+    mark(exit);
+}
+
+/// Removes `dir` and everything in it, without following symbolic links.
+///
+/// `std::fs::remove_dir_all` removes a symbolic link found in the directory, not what it points
+/// to ("does not follow symbolic links and it will simply remove the symbolic link itself", its
+/// docs say). Since Rust 1.58.1 it is also safe from the race of CVE-2022-21658, where a
+/// directory inside is swapped for a link between its check and its removal: on Unix it walks
+/// the tree through directory descriptors (`openat` with `O_NOFOLLOW | O_DIRECTORY`, then
+/// `unlinkat` relative to them), never by path again; its docs promise this protection on all
+/// platforms but Redox and Miri. A hand-written walk with `fs::metadata` and `remove_file` would
+/// have that bug.
+fn remove(dir: &Path) -> io::Result<()> {
+    // Should `main` still be writing (a stop whose grace period ran out), a file can land
+    // between the listing and the final `rmdir`: that is `ENOTEMPTY`, and another pass removes
+    // it. (`ErrorKind::DirectoryNotEmpty` is newer than the crate's minimum Rust, 1.79.)
+    let mut passes = 3;
+    loop {
+        match fs::remove_dir_all(dir) {
+            Err(error) if error.raw_os_error() == Some(libc::ENOTEMPTY) && passes > 1 => {
+                passes -= 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// The test hook: appends `Exit`'s `Debug` text to the file `FINALLY_TEST_MARKER` names, if set.
+fn mark(exit: &Exit) {
+    let Some(path) = std::env::var_os(MARKER) else {
+        return;
+    };
+    // One `write` of one line, in append mode: lines from the program and its guardian do not
+    // interleave.
+    let marked = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(format!("{exit:?}\n").as_bytes()));
+    if let Err(error) = marked {
+        eprintln!("{MARKER}: {error}");
+    }
+}
