@@ -119,8 +119,9 @@
 //! }
 //! ```
 //!
-//! Without a grace period, a signal runs the pending cleanups at once (the stop flag is still
-//! set, for bodies that look).
+//! Without a grace period, a signal runs the pending cleanups at once. The stop flag is still
+//! set, for bodies that look; one that returns on it has its cleanup told [`Exit::Signal`] too,
+//! and the code after it does not run.
 //!
 //! # The guardian: `kill -9` and crashes
 //!

@@ -60,5 +60,8 @@ fn a_signal_around_the_return_runs_the_cleanup_exactly_once() {
     eprintln!("{returned} runs returned first, {by_signal} were stopped by the signal first");
     // Both sides of the race were met, or the timings tested nothing (a signal thread slow to
     // wake, say, would make every run return first).
-    assert!(returned > 0 && by_signal > 0, "the signal never raced the return");
+    assert!(
+        returned > 0 && by_signal > 0,
+        "the signal never raced the return"
+    );
 }

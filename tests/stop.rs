@@ -36,3 +36,15 @@ fn a_second_signal_does_not_cut_the_grace_period_short() {
     ended.assert_cleaned_once("main on main", &signal_reason(SIGTERM));
     assert!(ended.position("body saw the stop") < ended.position("start main on main"));
 }
+
+#[test]
+fn without_a_grace_period_a_body_returning_on_the_stop_still_ends_for_the_signal() {
+    // The body returns as soon as it is told; its cleanup may run on its own thread or on the
+    // runtime's, but it is told the signal, and the code after the function never runs.
+    for _ in 0..100 {
+        let ended = Scenario::start("returns-on-stop", &[]).signal_when_ready(SIGTERM);
+        ended.assert_killed_by(SIGTERM);
+        ended.assert_cleaned_once("main", &signal_reason(SIGTERM));
+        assert_eq!(ended.count("after"), 0, "marker: {:?}", ended.marker);
+    }
+}

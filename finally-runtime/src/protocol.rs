@@ -131,6 +131,15 @@ impl StopFlag for loom::sync::atomic::AtomicBool {
     }
 }
 
+/// Who runs a node's cleanup, as its owner's claim found out.
+#[derive(PartialEq, Eq)]
+pub(crate) enum Claim {
+    Owner,
+    /// The owner, though the process is stopping.
+    OwnerDuringStop,
+    Stopper,
+}
+
 /// An owner step met a stop under way.
 #[must_use]
 pub(crate) struct Stopping;
@@ -162,12 +171,17 @@ impl Stack {
         check(stopping)
     }
 
-    /// Owner: claims `node`, the innermost, to run its cleanup. `Ok(true)`: it is the owner's
-    /// to run. `Ok(false)`: the stopper has it.
+    /// Owner: claims `node`, the innermost, to run its cleanup.
     #[inline(always)]
-    pub(crate) fn claim(&self, node: &Header, stopping: &impl StopFlag) -> bool {
+    pub(crate) fn claim(&self, node: &Header, stopping: &impl StopFlag) -> Claim {
         self.top.store(tagged(node), Relaxed);
-        check(stopping).is_ok() || node.claim_for_owner()
+        if check(stopping).is_ok() {
+            Claim::Owner
+        } else if node.claim_for_owner() {
+            Claim::OwnerDuringStop
+        } else {
+            Claim::Stopper
+        }
     }
 
     /// Owner: `node`'s cleanup has run; unlinks it.
@@ -281,7 +295,7 @@ mod loom_model {
             }
             self.bodies_ran.store(depth, Relaxed);
             for (index, node) in self.nodes.iter().enumerate().rev() {
-                if !self.stack.claim(node, &self.stopping) {
+                if self.stack.claim(node, &self.stopping) == Claim::Stopper {
                     return;
                 }
                 self.ran.lock().unwrap().push(index);

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::protocol::{Header, Stack, DONE};
+use crate::protocol::{Claim, Header, Stack, DONE};
 use crate::stop::{self, STOPPING};
 use crate::Exit;
 
@@ -220,10 +220,21 @@ pub(crate) fn push(slot: &Slot, header: &Header) {
 #[inline(always)]
 pub(crate) fn finish<F: Fn(&Exit)>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option<Panic> {
     let header = node.header();
-    if !slot.stack.claim(header, &STOPPING) {
+    let stopped;
+    let exit = match slot.stack.claim(header, &STOPPING) {
+        Claim::Owner => exit,
+        // Returned during the stop (a body that saw the stop request, say): it ended for the
+        // signal, and the process ends by it.
+        Claim::OwnerDuringStop => match (exit, stop::requested()) {
+            (Exit::Returned, Some(signal)) => {
+                stopped = Exit::Signal(signal);
+                &stopped
+            }
+            _ => exit,
+        },
         // The stopper runs this cleanup; the code after the function must not run.
-        stop::park_forever();
-    }
+        Claim::Stopper => stop::park_forever(),
+    };
     // Called directly, not through the header's type-erased `run`, so it can be inlined. While
     // it runs, the tagged top tells `is_cleaning`.
     let panic = catch_unwind(AssertUnwindSafe(|| (node.cleanup)(exit))).err();
@@ -265,6 +276,15 @@ pub(crate) fn link_future(header: &Header) -> Option<&'static Slot> {
 /// As [`finish`]: returns the cleanup's panic, and does not return if the stopper has the node.
 pub(crate) fn finish_future(slot: &Slot, header: &Header, exit: &Exit) -> Option<Panic> {
     let mine = local_slot();
+    // As in `finish`: completed during the stop, it ended for the signal.
+    let stopped;
+    let exit = match (exit, STOPPING.is_raised().then(stop::requested).flatten()) {
+        (Exit::Returned, Some(signal)) => {
+            stopped = Exit::Signal(signal);
+            &stopped
+        }
+        _ => exit,
+    };
     if !header.claim_for_owner() {
         stop::park_forever();
     }

@@ -93,12 +93,12 @@ fn claim() -> bool {
     !CLAIMED.swap(true, SeqCst)
 }
 
-/// Runs every pending cleanup with `exit`; the caller claimed the stop.
-fn run_all(exit: &Exit) {
+/// Makes the calling thread, which claimed the stop, the stopper: from now on, owners that reach
+/// a guarded function's entry or exit park, and their nodes are the stopper's to run.
+fn begin_stop() {
     let _ = STOPPER.set(thread::current());
     STOPPING.raise();
     barrier::heavy();
-    registry::run_all_pending(exit);
 }
 
 /// The cleanup the stopper runs or waits for, for the time-out's report.
@@ -128,6 +128,12 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
             crate::signals::die_by(signal.number());
         });
     }
+    // Without a grace period to wait out, the stop begins before the bodies learn of it: one
+    // that returns as soon as it is woken must not run on as if nothing had happened.
+    let graceful = GRACEFUL.load(SeqCst) > 0;
+    if !graceful {
+        begin_stop();
+    }
     {
         let _lock = lock(&LOCK);
         REQUESTED.store(signal.number(), SeqCst);
@@ -136,8 +142,11 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
     for (_, waker) in lock(&WAKERS).take().into_iter().flatten() {
         waker.wake();
     }
-    wait_out_grace();
-    run_all(&Exit::Signal(signal));
+    if graceful {
+        wait_out_grace();
+        begin_stop();
+    }
+    registry::run_all_pending(&Exit::Signal(signal));
     true
 }
 
@@ -146,7 +155,8 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
 /// process now would cut short.
 pub(crate) fn on_end(exit: &Exit) {
     if claim() {
-        run_all(exit);
+        begin_stop();
+        registry::run_all_pending(exit);
     } else if !is_stopper() {
         park_forever();
     }

@@ -222,6 +222,13 @@ fn stops_when_asked() {
     mark("body saw the stop");
 }
 
+/// Returns as soon as it learns of the stop, with no grace period.
+#[with_cleanup(main_cleanup)]
+fn returns_on_stop() {
+    ready();
+    while finally::wait_for_stop(Duration::from_millis(20)).is_none() {}
+}
+
 /// Ignores the stop request: the grace period runs out.
 #[with_cleanup(main_cleanup_where, grace = "300ms")]
 fn ignores_the_stop() {
@@ -275,6 +282,10 @@ fn main() {
             mark("after");
         }
         "grace-ignored" => ignores_the_stop(),
+        "returns-on-stop" => {
+            returns_on_stop();
+            mark("after");
+        }
         "worker-panics" => worker_panics(),
         // The nested calls need a deep stack, in a debug build especially.
         "deep" => {
