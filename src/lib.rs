@@ -170,6 +170,50 @@
 //! panic; `finally` then runs the pending cleanups from the panic hook (after the previous hook
 //! has printed the message), told [`Exit::Panicked`], before the abort.
 //!
+//! # Use cases
+//!
+//! Each is a runnable example that prints `ready ...` once set up and works until it is
+//! stopped, and each is killed for real by `cargo test`.
+//!
+//! - **A scratch directory** (`cargo run --example tempdir`): made with `tempfile`, kept with
+//!   [`remember`], removed by the cleanup with [`std::fs::remove_dir_all`], which does not
+//!   follow symbolic links out of it; with `grace`, so that the body stops writing into it
+//!   first, and `guardian`, so that `kill -9` leaves nothing behind either.
+//! - **Temporary rows in a database** (`cargo run --example database`): SQLite, with permanent
+//!   rows and temporary rows tagged with the run's id. The cleanup opens its own connection (it
+//!   may run on the signal thread, or in the guardian) and deletes exactly its run's temporary
+//!   rows, in a transaction; runs at once on one database clean up only their own.
+//! - **A notification** (`cargo run --example notify -- http://127.0.0.1:8080/`): a JSON POST
+//!   saying how the program ended (the [`Exit`], how long it ran, host, pid), with a short
+//!   time-out, sent by the guardian after a `kill -9`.
+//!
+//! # Compared with
+//!
+//! | | return | panic | Ctrl-C, `kill` | `process::exit` | `kill -9`, crash | not cut short | ends by the signal |
+//! |---|---|---|---|---|---|---|---|
+//! | `Drop` guard, `scopeguard`, `tempfile::TempDir` | ○ | ○ | × | × | × | — | — |
+//! | `ctrlc` | × | × | ○ (your handler) | × | × | ○ | × (your choice) |
+//! | `signal-hook` | × | × | building blocks | × | × | building blocks | building blocks |
+//! | jj's `CleanupGuard` | ○ | ○ | SIGINT, SIGTERM | × | × | × (a second signal ends it) | ○ |
+//! | systemd `ExecStopPost=` | ○ | ○ | ○ | ○ | ○ | ○ | — (services only) |
+//! | `#[with_cleanup]` | ○ | ○ | ○ | ○ | with `guardian` | ○ | ○ |
+//!
+//! # Advice
+//!
+//! - Write cleanups that can run twice: the guardian runs again a cleanup that was killed
+//!   half-way.
+//! - A cleanup that starts a child process should start it in a process group of its own
+//!   (`std::os::unix::process::CommandExt::process_group(0)`): Ctrl-C goes to the whole group
+//!   of the terminal's job, and more presses would reach the child.
+//! - In a container, a program running as PID 1 is not ended by a signal left at its default
+//!   action: `finally` handles SIGTERM, so `docker stop` runs the cleanups, and the process then
+//!   exits with `128 + 15`.
+//! - Under Kubernetes (SIGTERM, then SIGKILL after `terminationGracePeriodSeconds`, to the whole
+//!   container, guardian included), set `timeout` a little shorter than the grace period.
+//! - A program started as a background job of a non-interactive shell (`prog &` in a script)
+//!   inherits SIGINT ignored, and `finally` leaves it so: Ctrl-C and `kill -INT` then do
+//!   nothing, as without `finally`.
+//!
 //! # Not promised
 //!
 //! - Without the guardian, SIGKILL, segmentation faults and `abort` end the process with no
