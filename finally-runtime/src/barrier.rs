@@ -4,8 +4,8 @@
 //!
 //! `heavy` makes every thread of the process run a full memory barrier before it returns, so a
 //! compiler-only fence suffices on the other side. Where `membarrier` is missing (another
-//! kernel, an old one, a seccomp filter), or not registered yet, the owners' side is a `SeqCst`
-//! fence, and so is the stopper's if the call fails.
+//! kernel, an old one, a seccomp filter), or not registered (yet: see [`hot`]), the owners'
+//! side is a `SeqCst` fence, and so is the stopper's when the call fails.
 
 use crate::sync::atomic::{fence, Ordering::SeqCst};
 
@@ -41,9 +41,31 @@ mod membarrier {
     }
 }
 
-/// Sets up `heavy`, once. Until it is done, the owners' side is a full fence: correct, only
-/// slower.
-pub(crate) fn init() {
+/// Sets up `heavy` to stand for the owners' fences, once: when a thread has made
+/// [`HOT`] guarded calls. Until then the owners' side is a full fence (a few nanoseconds a
+/// call) and a stop costs no barrier; after, a call costs no fence and a stop one `membarrier`
+/// (some microseconds, once). So a program that guards `main` alone keeps the quicker stop, and
+/// one with guarded calls on a hot path gets the quicker calls.
+#[cold]
+pub(crate) fn hot() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Alone, the process registers in microseconds; with other threads running, the
+        // kernel waits for them, for milliseconds: then on a thread of its own.
+        if crate::guardian::threads() == 1 {
+            register();
+        } else {
+            let _ = std::thread::Builder::new()
+                .name("finally-membarrier".into())
+                .spawn(register);
+        }
+    });
+}
+
+/// How many guarded calls on one thread make the calls [`hot`].
+pub(crate) const HOT: u32 = 1000;
+
+fn register() {
     if membarrier::register() {
         crate::stop::STOPPING.set_asymmetric();
     }

@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use crate::barrier;
 use crate::protocol::{Claim, Header, Stack, DONE};
 use crate::stop::{self, STOPPING};
 use crate::Exit;
@@ -70,6 +71,8 @@ pub(crate) struct Slot {
     stack: Stack,
     /// How many cleanups the thread is running (see the module docs); the thread's own.
     cleaning: AtomicU32,
+    /// Guarded calls made on the thread, up to `barrier::HOT`; the thread's own.
+    calls: AtomicU32,
     in_use: AtomicBool,
     /// When the current thread took the slot: the stopper cleans newer threads first.
     taken: AtomicU64,
@@ -159,6 +162,7 @@ fn take_slot() -> &'static Slot {
     let slot: &'static Slot = Box::leak(Box::new(Slot {
         stack: Stack::new(),
         cleaning: AtomicU32::new(0),
+        calls: AtomicU32::new(0),
         in_use: AtomicBool::new(true),
         taken: AtomicU64::new(taken),
         next: AtomicPtr::new(ptr::null_mut()),
@@ -208,6 +212,13 @@ impl Slot {
 /// Does not return while the process is stopping, unless the calling thread is the stopper.
 #[inline(always)]
 pub(crate) fn push(slot: &Slot, header: &Header) {
+    let calls = slot.calls.load(Relaxed);
+    if calls < barrier::HOT {
+        slot.calls.store(calls + 1, Relaxed);
+        if calls + 1 == barrier::HOT {
+            barrier::hot();
+        }
+    }
     if slot.stack.push(header, &STOPPING).is_err() {
         stop::entered_while_stopping();
     }

@@ -92,16 +92,6 @@ fn install_now() -> Result<(), Error> {
     if cfg!(panic = "abort") {
         run_cleanups_before_abort();
     }
-    // Alone, the process registers for `membarrier` in microseconds; with other threads
-    // running, the kernel waits for them, for milliseconds: then on a thread of its own, so
-    // that neither the caller nor the signal thread waits.
-    if crate::guardian::threads() == 1 {
-        crate::barrier::init();
-    } else {
-        let _ = thread::Builder::new()
-            .name("finally-membarrier".into())
-            .spawn(crate::barrier::init);
-    }
     let config = config();
     let wanted: Vec<c_int> = config
         .signals
