@@ -23,8 +23,6 @@ mod membarrier {
         membarrier(REGISTER_PRIVATE_EXPEDITED)
     }
 
-    /// Tried even if `registered` has not said so yet: an owner that read it true can only
-    /// have done so once the kernel had the registration, which this call then finds.
     pub(super) fn run() -> bool {
         membarrier(PRIVATE_EXPEDITED)
     }
@@ -74,8 +72,10 @@ fn register() {
 /// The stopper's side: after it returns, every store any thread made before its own `light` is
 /// visible here, and every load any thread makes after its `light` sees what was stored here
 /// before this call.
-pub(crate) fn heavy() {
-    if !membarrier::run() {
+///
+/// `asymmetric`: whether owners may be using compiler-only fences; if not, a fence is enough.
+pub(crate) fn heavy(asymmetric: bool) {
+    if !(asymmetric && membarrier::run()) {
         fence(SeqCst);
     }
 }

@@ -307,7 +307,7 @@ mod loom_model {
 
         fn stopper(&self) {
             self.stopping.store(true, SeqCst);
-            barrier::heavy();
+            barrier::heavy(false);
             let run = |header: &Header| self.ran.lock().unwrap().push(self.index(header));
             // SAFETY: the stop is raised and the barrier run; the nodes outlive the model.
             unsafe { self.stack.stop(false, run, |_| thread::yield_now()) };

@@ -22,7 +22,6 @@
 //! Nothing here runs inside a signal handler; none of it is async-signal-safe, and it need not be.
 
 use std::cell::Cell;
-use std::cmp::Reverse;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
@@ -332,25 +331,23 @@ pub(crate) fn run_unlinked(header: &Header, exit: &Exit) -> Option<Panic> {
 /// Runs every pending cleanup of every thread with `exit`: threads that took their slot last
 /// first, each thread's innermost first. Called by the stopper only, after raising `STOPPING`.
 pub(crate) fn run_all_pending(exit: &Exit) {
-    let mine = local_slot();
+    // Not `local_slot`: the signal thread has none, and taking one allocates, on the way from a
+    // signal to its first cleanup.
+    // SAFETY: slots are never freed.
+    let mine = unsafe { SLOT.with(Cell::get).as_ref() };
     // A stopper that is itself running a cleanup (which called `exit`) must not wait for a
     // future's cleanup that its owner is running: that may be its own.
     let cleaning = mine.is_some_and(Slot::is_cleaning);
-    let mut slots = Vec::new();
-    let mut next = SLOTS.load(SeqCst);
-    // SAFETY: slots are never freed.
-    while let Some(slot) = unsafe { next.as_ref() } {
-        slots.push(slot);
-        next = slot.next.load(Relaxed);
-    }
-    slots.sort_by_key(|slot| Reverse(slot.taken.load(Relaxed)));
     let mut run = |header: &Header| {
         stop::running(header.name);
         run_reporting(mine, header, exit);
     };
-    for slot in slots {
+    // Newest first, each slot once, without allocating: by `taken`, which no two slots share.
+    let mut below = u64::MAX;
+    while let Some(slot) = newest_below(below) {
+        below = slot.taken.load(Relaxed);
         let is_mine = mine.is_some_and(|mine| ptr::eq(mine, slot));
-        // SAFETY: the stopper raised `STOPPING` and ran the heavy barrier (`stop::run_all`).
+        // SAFETY: the stopper raised `STOPPING` and ran the heavy barrier (`stop::begin_stop`).
         unsafe { slot.stack.stop(is_mine, run, wait) };
         let mut futures = Vec::new();
         let list = slot.futures();
@@ -366,6 +363,21 @@ pub(crate) fn run_all_pending(exit: &Exit) {
             unsafe { &*header }.stop(cleaning, &mut run, &mut wait);
         }
     }
+}
+
+/// The slot that took its thread last among those that took theirs before `below`.
+fn newest_below(below: u64) -> Option<&'static Slot> {
+    let mut newest: Option<&'static Slot> = None;
+    let mut next = SLOTS.load(SeqCst);
+    // SAFETY: slots are never freed.
+    while let Some(slot) = unsafe { next.as_ref() } {
+        let taken = slot.taken.load(Relaxed);
+        if taken < below && newest.map_or(true, |newest| taken > newest.taken.load(Relaxed)) {
+            newest = Some(slot);
+        }
+        next = slot.next.load(Relaxed);
+    }
+    newest
 }
 
 /// Lets an owner finish the cleanup the stopper waits for; it unparks the stopper when done.

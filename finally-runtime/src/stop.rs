@@ -34,8 +34,10 @@ const RAISED: u8 = 1;
 const ASYMMETRIC: u8 = 2;
 
 impl Flags {
-    fn raise(&self) {
-        self.0.fetch_or(RAISED, SeqCst);
+    /// Raises the flag; returns whether owners may be using compiler-only fences. If not, no
+    /// owner can start to without seeing the flag raised: it is the same atomic byte.
+    fn raise(&self) -> bool {
+        self.0.fetch_or(RAISED, SeqCst) & ASYMMETRIC != 0
     }
 
     pub(crate) fn is_raised(&self) -> bool {
@@ -97,8 +99,8 @@ fn claim() -> bool {
 /// a guarded function's entry or exit park, and their nodes are the stopper's to run.
 fn begin_stop() {
     let _ = STOPPER.set(thread::current());
-    STOPPING.raise();
-    barrier::heavy();
+    let asymmetric = STOPPING.raise();
+    barrier::heavy(asymmetric);
 }
 
 /// The cleanup the stopper runs or waits for, for the time-out's report.
