@@ -76,6 +76,48 @@ fn main() {
     signal_to_cleanup(pick(ROUNDS), Duration::ZERO);
     signal_to_cleanup(pick(ROUNDS), SETTLED);
     install(pick(INSTALLS));
+    memory(pick(INSTALLS));
+}
+
+/// The memory section: how much resident memory `count` fresh children gain from signal-hook's
+/// thread alone, and from `finally` installed and made hot (a thousand guarded calls and more),
+/// interleaved. The difference is what `finally` adds beyond signal-hook's thread.
+fn memory(count: usize) {
+    let load = OtherLoad::start();
+    let mut alone = Vec::with_capacity(count);
+    let mut finally = Vec::with_capacity(count);
+    for _ in 0..count {
+        for (name, grew) in [
+            ("memory-signal-hook", &mut alone),
+            ("memory-finally", &mut finally),
+        ] {
+            let mut child = Child::start(name);
+            grew.push(child.value("grew"));
+            let status = child.wait();
+            if !status.success() {
+                child.fail(&format!("ended with {status}"));
+            }
+        }
+    }
+    let median = |mut kib: Vec<u64>| {
+        kib.sort_unstable();
+        kib[kib.len() / 2]
+    };
+    let (alone, finally) = (median(alone), median(finally));
+    println!(
+        "\nresident memory a fresh process gains, median of {count}; {}",
+        load.report()
+    );
+    println!(
+        "  {:<36} {alone:>6} KiB",
+        "signal-hook's signal thread alone"
+    );
+    println!("  {:<36} {finally:>6} KiB", "finally, installed and hot");
+    println!(
+        "  {:<36} {:>6} KiB",
+        "finally beyond signal-hook's thread",
+        finally.saturating_sub(alone)
+    );
 }
 
 /// The signal-to-cleanup section: `rounds` children of each program, interleaved, each
@@ -344,6 +386,25 @@ mod children {
                 installed.expect("finally::install");
                 println!("installed {elapsed}");
             }
+            "memory-signal-hook" => {
+                let before = resident_kib();
+                let mut signals = signal_hook::iterator::Signals::new([
+                    libc::SIGINT,
+                    libc::SIGTERM,
+                    libc::SIGHUP,
+                    libc::SIGQUIT,
+                ])
+                .expect("signal-hook");
+                thread::spawn(move || for _ in signals.forever() {});
+                settle_then_report(before);
+            }
+            "memory-finally" => {
+                let before = resident_kib();
+                for _ in 0..2000 {
+                    guarded_nothing();
+                }
+                settle_then_report(before);
+            }
             "install-ctrlc" => {
                 let start = monotonic_ns();
                 let installed = ctrlc::set_handler(|| {});
@@ -356,6 +417,28 @@ mod children {
                 process::exit(2);
             }
         }
+    }
+
+    fn nothing() {}
+
+    #[finally::with_cleanup(nothing)]
+    fn guarded_nothing() {}
+
+    /// The process's resident memory, from `/proc/self/status`.
+    fn resident_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/self/status")
+    }
+
+    /// Lets the threads just started finish starting (the measurement's moment, not a
+    /// synchronisation), then says how much the process grew.
+    fn settle_then_report(before: u64) {
+        thread::sleep(std::time::Duration::from_millis(50));
+        println!("grew {}", resident_kib().saturating_sub(before));
     }
 
     /// The cleanup both programs run. Its first statement takes the time.
