@@ -2,8 +2,10 @@
 //!
 //! Exactly one thread becomes the *stopper*: the signal thread on the first handled signal, or
 //! the thread calling `exit` (`std::process::exit`, or the end of `main`). On a signal, the stop
-//! is first *requested* (the flag bodies can watch), then the stopper waits out the grace period
-//! of guarded functions that have one, then it raises `STOPPING` and runs what is still pending.
+//! is *requested* (the flag bodies can watch) and `STOPPING` raised, then the stopper runs what
+//! is pending. With guarded functions that have a grace period pending, it raises `STOPPING`
+//! only once it has waited it out, so that they can return on their own; without, it raises it
+//! first, so that a body that returns as soon as it learns of the stop runs no further.
 //! Every other thread that reaches a guarded function's entry or exit while the process is
 //! stopping parks for good: the process is about to end, and the code after a guarded function
 //! must not run once its cleanup has been taken over.
@@ -49,7 +51,7 @@ impl Flags {
         self.0.fetch_or(ASYMMETRIC, SeqCst);
     }
 
-    #[cold]
+    /// The owners' side before `membarrier` is registered (until calls are hot, or for good).
     fn raised_after_fence(&self) -> bool {
         fence(SeqCst);
         self.0.load(Relaxed) & RAISED != 0
@@ -68,6 +70,7 @@ impl StopFlag for Flags {
         }
     }
 }
+
 /// Who gets to be the stopper.
 static CLAIMED: AtomicBool = AtomicBool::new(false);
 /// The stopper's thread; set before `STOPPING` is raised.
