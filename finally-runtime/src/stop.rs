@@ -52,6 +52,8 @@ impl Flags {
     }
 
     /// The owners' side before `membarrier` is registered (until calls are hot, or for good).
+    /// Out of line: where calls are hot, it is not taken.
+    #[cold]
     fn raised_after_fence(&self) -> bool {
         fence(SeqCst);
         self.0.load(Relaxed) & RAISED != 0
