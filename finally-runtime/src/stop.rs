@@ -86,7 +86,9 @@ static LONGEST_GRACE: AtomicU64 = AtomicU64::new(0);
 
 /// Wakes the threads waiting for the stop request, and the stopper waiting out the grace.
 static CHANGED: Condvar = Condvar::new();
-static LOCK: Mutex<()> = Mutex::new(());
+/// How many threads block in `wait_for_stop`: the signal thread wakes them only if there are any
+/// (a `notify_all` is a system call, on the way from a signal to the first cleanup).
+static LOCK: Mutex<usize> = Mutex::new(0);
 /// The futures waiting for the stop request, by id.
 static WAKERS: Mutex<Option<HashMap<u64, Waker>>> = Mutex::new(None);
 static NEXT_WAKER: AtomicU64 = AtomicU64::new(0);
@@ -142,9 +144,11 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
         begin_stop();
     }
     {
-        let _lock = lock(&LOCK);
+        let waiting = lock(&LOCK);
         REQUESTED.store(signal.number(), SeqCst);
-        CHANGED.notify_all();
+        if *waiting > 0 {
+            CHANGED.notify_all();
+        }
     }
     for (_, waker) in lock(&WAKERS).take().into_iter().flatten() {
         waker.wake();
@@ -268,20 +272,26 @@ pub fn stop_requested() -> bool {
 /// returns the signal, or `None` on time-out.
 pub fn wait_for_stop(timeout: Duration) -> Option<Signal> {
     let deadline = Instant::now().checked_add(timeout);
-    let mut lock = lock(&LOCK);
-    loop {
+    let mut waiting = lock(&LOCK);
+    *waiting += 1;
+    let signal = loop {
         if let Some(signal) = requested() {
-            return Some(signal);
+            break Some(signal);
         }
         let left = match deadline {
-            Some(deadline) => deadline.checked_duration_since(Instant::now())?,
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) => left,
+                None => break None,
+            },
             None => Duration::MAX,
         };
-        lock = CHANGED
-            .wait_timeout(lock, left)
+        waiting = CHANGED
+            .wait_timeout(waiting, left)
             .unwrap_or_else(PoisonError::into_inner)
             .0;
-    }
+    };
+    *waiting -= 1;
+    signal
 }
 
 /// A future that resolves to the signal once a handled signal arrives; see [`stop_signal`].
