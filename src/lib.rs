@@ -69,7 +69,7 @@
 //! What a cleanup needs to know that is only known at run time (a scratch directory's path, a
 //! run id), the function keeps with [`remember`] and the cleanup finds with [`recall`].
 //!
-//! No code of yours runs inside a signal handler: the handler (signal-hook's) only wakes the
+//! No code of yours runs inside a signal handler: the handler (through signal-hook) only wakes the
 //! runtime's thread, so a cleanup may allocate, lock, print and do I/O.
 //!
 //! # `async fn`

@@ -1,7 +1,8 @@
 //! Installing the handlers: the signal thread and the `atexit` hook.
 //!
-//! The signal handler itself is signal-hook's: it only writes to a self-pipe, which is
-//! async-signal-safe. All the work happens on the `finally-signals` thread.
+//! The signal handler, registered through signal-hook (which chains it with any other), only
+//! writes the signal's number to a pipe, which is async-signal-safe. All the work happens on the
+//! `finally-signals` thread, which reads the pipe.
 
 use std::io;
 use std::panic::catch_unwind;
