@@ -25,16 +25,18 @@
 //! answer within 10 s is killed and the run fails naming it.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{self, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 use std::{env, thread};
 
 use common::OtherLoad;
-use libc::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use libc::SIGTERM;
 
 mod common;
+#[path = "../tests/common/fresh_signals.rs"]
+mod fresh_signals;
 
 /// Rounds of each program with `--bench`, and without it.
 const ROUNDS: (usize, usize) = (100, 3);
@@ -256,20 +258,7 @@ impl Child {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                // `cargo bench` may run with signals ignored or blocked (a background job
-                // ignores SIGINT): the child starts from the defaults, as a program would.
-                for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
-                    libc::signal(signal, libc::SIG_DFL);
-                }
-                let mut none: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut none);
-                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-                Ok(())
-            });
-        }
+        fresh_signals::reset_signals(&mut command);
         let mut child = command
             .spawn()
             .unwrap_or_else(|error| panic!("latency: cannot start child `{name}`: {error}"));

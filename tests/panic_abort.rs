@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -34,18 +34,7 @@ fn abort_build() -> &'static Path {
             .stdout(Stdio::null())
             .spawn()
             .expect("start cargo");
-        let deadline = Instant::now() + Duration::from_secs(600);
-        let status = loop {
-            if let Some(status) = build.try_wait().expect("wait for cargo") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = build.kill();
-                let _ = build.wait();
-                panic!("the panic = \"abort\" build took over 10 minutes");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let status = wait_bounded(&mut build, Duration::from_secs(600));
         assert!(status.success(), "the panic = \"abort\" build failed");
         target.join("debug")
     })

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
+pub mod fresh_signals;
+
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -109,17 +111,10 @@ impl Scenario {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: only async-signal-safe calls between fork and exec.
+        fresh_signals::reset_signals(&mut command);
+        // SAFETY: `setrlimit` is async-signal-safe.
         unsafe {
             command.pre_exec(|| {
-                // The test runner may have been started with signals ignored or blocked (a
-                // background job ignores SIGINT): the child starts from the defaults.
-                for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
-                    libc::signal(signal, libc::SIG_DFL);
-                }
-                let mut none: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut none);
-                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
                 // SIGQUIT dumps core by default: not into the test's folders.
                 let no_core = libc::rlimit {
                     rlim_cur: 0,
@@ -190,7 +185,7 @@ impl Scenario {
 
     /// Waits (bounded) for the child to end, and reads what it left.
     pub fn wait(mut self) -> Ended {
-        let status = wait_bounded(&mut self.child);
+        let status = wait_bounded(&mut self.child, PATIENCE);
         let stderr = self
             .stderr
             .recv_timeout(PATIENCE)
@@ -257,8 +252,9 @@ pub fn example(name: &str) -> PathBuf {
     PathBuf::from(executable)
 }
 
-fn wait_bounded(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + PATIENCE;
+/// Waits for `child` to end, for `patience` at most: then kills it and fails the test.
+pub fn wait_bounded(child: &mut Child, patience: Duration) -> ExitStatus {
+    let deadline = Instant::now() + patience;
     loop {
         if let Some(status) = child.try_wait().expect("wait for the child") {
             return status;
@@ -266,7 +262,7 @@ fn wait_bounded(child: &mut Child) -> ExitStatus {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the child did not end within {PATIENCE:?}");
+            panic!("the child did not end within {patience:?}");
         }
         thread::sleep(Duration::from_millis(5));
     }
