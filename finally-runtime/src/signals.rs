@@ -1,8 +1,8 @@
 //! Installing the handlers: the signal thread and the `atexit` hook.
 //!
 //! The signal handler, registered through signal-hook (which chains it with any other), only
-//! writes the signal's number to a pipe, which is async-signal-safe. All the work happens on the
-//! `finally-signals` thread, which reads the pipe.
+//! records the first signal's number in an atomic and wakes the `finally-signals` thread with a
+//! futex, both async-signal-safe. All the work happens on that thread.
 
 use std::io;
 use std::panic::catch_unwind;
@@ -99,28 +99,9 @@ fn install_now() -> Result<(), Error> {
         .copied()
         .filter(|&signal| !is_ignored(signal))
         .collect();
-    // The handler writes the signal's number to a pipe, and the signal thread reads it: one
-    // blocking `read` between the signal and the stop, as `ctrlc` does (signal-hook's iterator
-    // polls, then reads, then scans its flags: measurably slower to wake).
-    let mut ends = [0 as c_int; 2];
-    // SAFETY: `pipe2` fills the two descriptors.
-    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        return Err(Error::new(
-            "make the signal pipe",
-            io::Error::last_os_error(),
-        ));
-    }
-    let [read, write] = ends;
-    // The reading end blocks; the handler's end must not (a full pipe already wakes the thread).
-    // SAFETY: `fcntl` on our own descriptor.
-    unsafe { libc::fcntl(read, libc::F_SETFL, 0) };
     for &signal in &wanted {
-        let action = move || {
-            // In the signal handler: only `write`, which is async-signal-safe.
-            let number = signal as u8;
-            // SAFETY: one byte from a live buffer to our own pipe; if full, it is awake anyway.
-            unsafe { libc::write(write, (&number as *const u8).cast(), 1) };
-        };
+        // In the signal handler: only an atomic and a futex wake, both async-signal-safe.
+        let action = move || arrived(signal);
         // SAFETY: the action is async-signal-safe (above).
         unsafe { signal_hook::low_level::register(signal, action) }
             .map_err(|e| Error::new("install the signal handlers", e))?;
@@ -130,23 +111,58 @@ fn install_now() -> Result<(), Error> {
     }
     thread::Builder::new()
         .name("finally-signals".into())
-        .spawn(move || loop {
-            let mut number = 0u8;
-            // SAFETY: reading one byte into a live buffer from our own pipe.
-            match unsafe { libc::read(read, (&mut number as *mut u8).cast(), 1) } {
-                1 => {
-                    let signal = c_int::from(number);
-                    if stop::on_signal(Signal::new(signal)) {
-                        die_by(signal);
-                    }
-                    // Otherwise the process is already exiting: that stop decides how it ends.
-                }
-                _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-                _ => return,
+        .spawn(|| {
+            let signal = first_signal();
+            if stop::on_signal(Signal::new(signal)) {
+                die_by(signal);
             }
+            // Otherwise the process is already exiting: that stop decides how it ends, and
+            // later signals change nothing.
         })
         .map_err(|e| Error::new("start the signal thread", e))?;
     Ok(())
+}
+
+/// The number of the first handled signal, or 0: only the first matters, since it starts the
+/// stop, and a stop is never started twice.
+///
+/// It is also the futex the signal thread sleeps on. A futex wake is the least the kernel can do
+/// to wake a thread (as `ctrlc` does, through `sem_post`), less than writing to a pipe.
+static ARRIVED: AtomicU32 = AtomicU32::new(0);
+
+/// Records `signal`, unless one came first, and wakes the signal thread. Async-signal-safe.
+fn arrived(signal: c_int) {
+    let _ = ARRIVED.compare_exchange(0, signal as u32, SeqCst, SeqCst);
+    futex(libc::FUTEX_WAKE, 1);
+}
+
+/// Sleeps until a handled signal arrives, and returns its number.
+fn first_signal() -> c_int {
+    loop {
+        match ARRIVED.load(SeqCst) {
+            // Sleeps only while it still holds 0: a signal between the load and the wait makes
+            // the kernel return at once, as does any wake-up; each ends in the load again.
+            0 => futex(libc::FUTEX_WAIT, 0),
+            signal => return signal as c_int,
+        }
+    }
+}
+
+/// `futex(2)` on [`ARRIVED`]: FUTEX_WAIT (for `value`, without time-out) or FUTEX_WAKE (`value`
+/// threads). Async-signal-safe: one system call.
+fn futex(operation: c_int, value: u32) {
+    let forever: *const libc::timespec = std::ptr::null();
+    // SAFETY: `ARRIVED` is a live, aligned `u32`; a null time-out waits for ever (WAIT) or is
+    // ignored (WAKE).
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            ARRIVED.as_ptr(),
+            operation | libc::FUTEX_PRIVATE_FLAG,
+            value,
+            forever,
+        )
+    };
 }
 
 /// Built with `panic = "abort"`, a panic ends the process after the panic hook, with no
