@@ -5,6 +5,10 @@
 
 #![warn(missing_docs)]
 
+// Said plainly here rather than by a dozen unresolved imports further down.
+#[cfg(not(target_os = "linux"))]
+compile_error!("finally runs on Linux only: it uses futex(2), membarrier(2), prctl(2) and /proc");
+
 mod barrier;
 mod error;
 mod exit;
