@@ -91,6 +91,8 @@ static CHANGED: Condvar = Condvar::new();
 static LOCK: Mutex<usize> = Mutex::new(0);
 /// The futures waiting for the stop request, by id.
 static WAKERS: Mutex<Option<HashMap<u64, Waker>>> = Mutex::new(None);
+/// The next [`StopSignal`]'s id: while it is 0, no future can be waiting, and the signal thread
+/// skips the lock on its way to the first cleanup.
 static NEXT_WAKER: AtomicU64 = AtomicU64::new(0);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -150,8 +152,11 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
             CHANGED.notify_all();
         }
     }
-    for (_, waker) in lock(&WAKERS).take().into_iter().flatten() {
-        waker.wake();
+    // A future that saw no request under the lock took its id before (both `SeqCst`).
+    if NEXT_WAKER.load(SeqCst) > 0 {
+        for (_, waker) in lock(&WAKERS).take().into_iter().flatten() {
+            waker.wake();
+        }
     }
     if graceful {
         wait_out_grace();
@@ -313,7 +318,7 @@ pub struct StopSignal {
 /// ```
 pub fn stop_signal() -> StopSignal {
     StopSignal {
-        id: NEXT_WAKER.fetch_add(1, Relaxed),
+        id: NEXT_WAKER.fetch_add(1, SeqCst),
     }
 }
 
