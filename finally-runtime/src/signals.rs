@@ -99,16 +99,8 @@ fn install_now() -> Result<(), Error> {
         .copied()
         .filter(|&signal| !is_ignored(signal))
         .collect();
-    for &signal in &wanted {
-        // In the signal handler: only an atomic and a futex wake, both async-signal-safe.
-        let action = move || arrived(signal);
-        // SAFETY: the action is async-signal-safe (above).
-        unsafe { signal_hook::low_level::register(signal, action) }
-            .map_err(|e| Error::new("install the signal handlers", e))?;
-    }
-    if let Some(count) = config.force_quit_after {
-        force_quit_after(count, &wanted)?;
-    }
+    // The thread first: a handler with no thread to act on what it records would swallow the
+    // signals it was meant to handle.
     thread::Builder::new()
         .name("finally-signals".into())
         .spawn(|| {
@@ -120,6 +112,16 @@ fn install_now() -> Result<(), Error> {
             // later signals change nothing.
         })
         .map_err(|e| Error::new("start the signal thread", e))?;
+    for &signal in &wanted {
+        // In the signal handler: only an atomic and a futex wake, both async-signal-safe.
+        let action = move || arrived(signal);
+        // SAFETY: the action is async-signal-safe (above).
+        unsafe { signal_hook::low_level::register(signal, action) }
+            .map_err(|e| Error::new("install the signal handlers", e))?;
+    }
+    if let Some(count) = config.force_quit_after {
+        force_quit_after(count, &wanted)?;
+    }
     Ok(())
 }
 
