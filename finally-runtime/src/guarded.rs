@@ -69,7 +69,7 @@ where
         return run_unregistered(cleanup, body);
     };
     let grace = Grace::start(site.grace);
-    let node = Node::new(cleanup, site.name);
+    let node = Node::new(cleanup, &site.name);
     registry::push(slot, node.header());
     let result = catch_unwind(AssertUnwindSafe(body));
     let exit = grace.exit(&result);
@@ -161,7 +161,7 @@ mod future {
         F: Future,
     {
         Guarded {
-            node: Node::new(cleanup, site.name),
+            node: Node::new(cleanup, &site.name),
             grace: site.grace,
             state: State::Unpolled,
             future: ManuallyDrop::new(future),

@@ -30,7 +30,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::barrier;
-use crate::protocol::{Claim, Header, Stack, DONE};
+use crate::protocol::{Claim, Header, Stack};
 use crate::stop::{self, STOPPING};
 use crate::Exit;
 
@@ -48,7 +48,7 @@ impl<F> Node<F> {
 }
 
 impl<F: Fn(&Exit) + Sync> Node<F> {
-    pub(crate) fn new(cleanup: F, name: &'static str) -> Self {
+    pub(crate) fn new(cleanup: F, name: &'static &'static str) -> Self {
         Node {
             header: Header::new(Self::run, name),
             cleanup,
@@ -231,7 +231,8 @@ pub(crate) fn push(slot: &Slot, header: &Header) {
 pub(crate) fn finish<F: Fn(&Exit)>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option<Panic> {
     let header = node.header();
     let stopped;
-    let exit = match slot.stack.claim(header, &STOPPING) {
+    let claim = slot.stack.claim(header, &STOPPING);
+    let exit = match claim {
         Claim::Owner => exit,
         // Returned during the stop (a body that saw the stop request, say): it ended for the
         // signal, and the process ends by it.
@@ -248,6 +249,9 @@ pub(crate) fn finish<F: Fn(&Exit)>(slot: &Slot, node: &Node<F>, exit: &Exit) -> 
     // Called directly, not through the header's type-erased `run`, so it can be inlined. While
     // it runs, the tagged top tells `is_cleaning`.
     let panic = catch_unwind(AssertUnwindSafe(|| (node.cleanup)(exit))).err();
+    if claim == Claim::OwnerDuringStop {
+        header.done();
+    }
     if slot.stack.pop(header, &STOPPING).is_err() {
         stop::returned_while_stopping();
     }
@@ -303,7 +307,7 @@ pub(crate) fn finish_future(slot: &Slot, header: &Header, exit: &Exit) -> Option
         // SAFETY: the live header of the caller's node, claimed above.
         None => catch_unwind(AssertUnwindSafe(|| unsafe { (header.run)(header, exit) })).err(),
     };
-    header.state.store(DONE, Release);
+    header.done();
     let mut list = slot.futures();
     let (prev, next) = (header.prev.load(Relaxed), header.next.load(Relaxed));
     // SAFETY: linked nodes are alive, and the lock is held.

@@ -116,8 +116,8 @@ fn begin_stop() {
 static RUNNING: Mutex<&str> = Mutex::new("");
 
 /// The stopper is running, or waiting for, the cleanup `name`.
-pub(crate) fn running(name: &'static str) {
-    *lock(&RUNNING) = name;
+pub(crate) fn running(name: &'static &'static str) {
+    *lock(&RUNNING) = *name;
 }
 
 /// Handles a signal: requests the stop, waits out the grace period, runs every pending cleanup.
