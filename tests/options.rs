@@ -90,17 +90,46 @@ fn three_more_signals_during_the_cleanups_end_the_process_at_once() {
     );
 }
 
+/// Runs of the scenario below, spread over [`AT_ONCE`] threads, and the most time they take.
+const RUNS: u64 = 40;
+const AT_ONCE: u64 = 4;
+const BUDGET: Duration = Duration::from_secs(30);
+
 #[test]
 fn fewer_signals_than_that_do_not_cut_the_cleanup_short() {
-    let scenario = Scenario::start_options(cleanup_lasting(300));
-    scenario.expect_line("ready");
-    scenario.signal(SIGINT);
-    scenario.expect_line("cleaning");
-    for _ in 0..2 {
-        scenario.signal(SIGINT);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let ended = scenario.wait();
-    ended.assert_killed_by(SIGINT);
-    ended.assert_cleaned_once("main", &signal_reason(SIGINT));
+    // The signal that requested the stop is not one of the "more": the signal thread may make
+    // the request before that signal's handler has counted it, so the runs are many.
+    let seed = Random::new().seed();
+    let started = Instant::now();
+    std::thread::scope(|threads| {
+        for worker in 0..AT_ONCE {
+            threads.spawn(move || {
+                let mut random = Random::from_seed(seed.wrapping_add(2 * worker));
+                for run in (worker..RUNS).step_by(AT_ONCE as usize) {
+                    if started.elapsed() > BUDGET && run >= RUNS / 4 {
+                        return eprintln!("stopped at run {run}: out of time");
+                    }
+                    let scenario = Scenario::start_options(cleanup_lasting(100));
+                    scenario.expect_line("ready");
+                    scenario.signal(SIGINT);
+                    scenario.expect_line("cleaning");
+                    // Two more, each after a random pause: none, or up to 20 ms.
+                    let pauses = [random.below(20_000), random.below(20_000)];
+                    for pause in pauses {
+                        std::thread::sleep(Duration::from_micros(pause));
+                        scenario.signal(SIGINT);
+                    }
+                    let ended = scenario.wait();
+                    let context = format!("run {run} (seed {seed}, pauses {pauses:?} µs)");
+                    assert!(
+                        !ended.stderr.contains("forced to quit"),
+                        "{context}: {}",
+                        ended.stderr
+                    );
+                    ended.assert_killed_by(SIGINT);
+                    ended.assert_cleaned_once("main", &signal_reason(SIGINT));
+                }
+            });
+        }
+    });
 }

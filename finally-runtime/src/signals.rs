@@ -93,12 +93,6 @@ fn install_now() -> Result<(), Error> {
         run_cleanups_before_abort();
     }
     let config = config();
-    let wanted: Vec<c_int> = config
-        .signals
-        .iter()
-        .copied()
-        .filter(|&signal| !is_ignored(signal))
-        .collect();
     // The thread first: a handler with no thread to act on what it records would swallow the
     // signals it was meant to handle.
     thread::Builder::new()
@@ -112,15 +106,18 @@ fn install_now() -> Result<(), Error> {
             // later signals change nothing.
         })
         .map_err(|e| Error::new("start the signal thread", e))?;
-    for &signal in &wanted {
-        // In the signal handler: only an atomic and a futex wake, both async-signal-safe.
-        let action = move || arrived(signal);
+    let force_quit_after = config.force_quit_after;
+    for &signal in config.signals.iter().filter(|&&signal| !is_ignored(signal)) {
+        // In the signal handler: only atomics and system calls that are async-signal-safe.
+        let action = move || {
+            arrived(signal);
+            if let Some(count) = force_quit_after {
+                force_quit(count);
+            }
+        };
         // SAFETY: the action is async-signal-safe (above).
         unsafe { signal_hook::low_level::register(signal, action) }
             .map_err(|e| Error::new("install the signal handlers", e))?;
-    }
-    if let Some(count) = config.force_quit_after {
-        force_quit_after(count, &wanted)?;
     }
     Ok(())
 }
@@ -132,8 +129,13 @@ fn install_now() -> Result<(), Error> {
 /// to wake a thread (as `ctrlc` does, through `sem_post`), less than writing to a pipe.
 static ARRIVED: AtomicU32 = AtomicU32::new(0);
 
-/// Records `signal`, unless one came first, and wakes the signal thread. Async-signal-safe.
+/// How many handled signals have arrived, the first included.
+static SEEN: AtomicU32 = AtomicU32::new(0);
+
+/// Counts `signal`, records it unless one came first, and wakes the signal thread.
+/// Async-signal-safe.
 fn arrived(signal: c_int) {
+    SEEN.fetch_add(1, SeqCst);
     let _ = ARRIVED.compare_exchange(0, signal as u32, SeqCst, SeqCst);
     futex(libc::FUTEX_WAKE, 1);
 }
@@ -188,29 +190,23 @@ fn is_ignored(signal: c_int) -> bool {
     }
 }
 
-/// After `count` more signals once a stop was requested, ends the process at once, by the
-/// signal that requested it: the habit of pressing Ctrl-C three times.
-fn force_quit_after(count: u32, signals: &[c_int]) -> Result<(), Error> {
-    static MORE: AtomicU32 = AtomicU32::new(0);
-    for &signal in signals {
-        let action = move || {
-            // In the signal handler: only atomics, `write`, `sigaction`, `raise`, `_exit`.
-            let first = stop::requested_number();
-            if first == 0 || MORE.fetch_add(1, SeqCst) + 1 < count {
-                return;
-            }
-            let message = b"finally: forced to quit: the cleanups are cut short\n";
-            // SAFETY: async-signal-safe calls with valid arguments.
-            unsafe {
-                libc::write(2, message.as_ptr().cast(), message.len());
-                die_by_unchecked(first);
-            }
-        };
-        // SAFETY: the action is async-signal-safe (above).
-        unsafe { signal_hook::low_level::register(signal, action) }
-            .map_err(|e| Error::new("install the force-quit handler", e))?;
+/// Ends the process at once, by the signal that requested the stop, once `count` more have
+/// arrived after it: the habit of pressing Ctrl-C three times. Async-signal-safe.
+///
+/// The signal that requested the stop is the first one [`arrived`] counted: counting from the
+/// request itself would also count that first signal whenever the signal thread made the
+/// request before this handler got here.
+fn force_quit(count: u32) {
+    let first = stop::requested_number();
+    if first == 0 || SEEN.load(SeqCst) - 1 < count {
+        return;
     }
-    Ok(())
+    let message = b"finally: forced to quit: the cleanups are cut short\n";
+    // SAFETY: async-signal-safe calls with valid arguments.
+    unsafe {
+        libc::write(2, message.as_ptr().cast(), message.len());
+        die_by_unchecked(first);
+    }
 }
 
 /// Ends the process by `signal`, as if no handler had been installed.

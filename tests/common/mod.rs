@@ -361,6 +361,11 @@ impl Random {
         Random(nanos as u64 | 1)
     }
 
+    /// Repeats the numbers of the generator `seed` made.
+    pub fn from_seed(seed: u64) -> Self {
+        Random(seed | 1)
+    }
+
     pub fn seed(&self) -> u64 {
         self.0
     }
