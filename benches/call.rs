@@ -96,13 +96,16 @@ impl Wake for Unused {
     fn wake(self: Arc<Self>) {}
 }
 
-/// Polls `future`, which never waits, to completion: what an executor does, without one. A
-/// guarded future's cleanup is pending from its first poll until it completes.
-fn complete<F: Future>(future: F, waker: &Waker) -> F::Output {
-    match pin!(future).poll(&mut Context::from_waker(waker)) {
-        Poll::Ready(value) => value,
-        Poll::Pending => unreachable!("the futures measured here never wait"),
-    }
+/// Polls the future `$make` makes, which never waits, to completion, as an executor does: pinned
+/// where it was made, polled once (a guarded future's cleanup is pending from its first poll
+/// until it completes), dropped.
+macro_rules! complete {
+    ($make:expr, $waker:expr) => {
+        match pin!($make).poll(&mut Context::from_waker($waker)) {
+            Poll::Ready(value) => value,
+            Poll::Pending => unreachable!("the futures measured here never wait"),
+        }
+    };
 }
 
 /// `depth` nested calls, each under its own guard.
@@ -148,13 +151,13 @@ fn async_call(c: &mut Criterion) {
     let waker = &Waker::from(Arc::new(Unused));
     let mut group = c.benchmark_group("async");
     group.bench_function("bare", |b| {
-        b.iter(|| complete(bare_async(black_box(7)), waker))
+        b.iter(|| complete!(bare_async(black_box(7)), waker))
     });
     group.bench_function("drop_guard", |b| {
-        b.iter(|| complete(drop_guard_async(black_box(7)), waker))
+        b.iter(|| complete!(drop_guard_async(black_box(7)), waker))
     });
     group.bench_function("with_cleanup", |b| {
-        b.iter(|| complete(with_cleanup_async(black_box(7)), waker))
+        b.iter(|| complete!(with_cleanup_async(black_box(7)), waker))
     });
     group.finish();
 }
