@@ -27,6 +27,26 @@ async fn returns(text: &str) -> Result<u32, io::Error> {
     Ok(value + 1)
 }
 
+/// Finishes in its first poll, after `micros` µs of work, having said `ready`: no await.
+#[with_cleanup(main_cleanup)]
+async fn at_once(micros: u64) -> u32 {
+    ready();
+    let until = Instant::now() + Duration::from_micros(micros);
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+    42
+}
+
+/// Blocks in its first poll, once its cleanup is pending, until the process ends.
+#[with_cleanup(main_cleanup)]
+async fn blocks_in_its_first_poll() {
+    ready();
+    loop {
+        std::thread::park();
+    }
+}
+
 #[with_cleanup(main_cleanup)]
 async fn panics() {
     tokio::task::yield_now().await;
@@ -102,6 +122,12 @@ fn child(scenario: &str, flavor: &str, arg: Option<&str>) {
             let value = runtime.block_on(returns("41")).unwrap();
             mark(&format!("returned {value}"));
         }
+        "at-once" => {
+            let micros = arg.map_or(0, |micros| micros.parse().unwrap());
+            let value = runtime.block_on(at_once(micros));
+            mark(&format!("returned {value}"));
+        }
+        "blocks" => runtime.block_on(blocks_in_its_first_poll()),
         "panic" => runtime.block_on(panics()),
         "timeout" => {
             let timed_out = runtime.block_on(async {
@@ -154,13 +180,63 @@ fn child(scenario: &str, flavor: &str, arg: Option<&str>) {
 
 const FLAVORS: [&str; 2] = ["current", "multi"];
 
+/// After an await, and in its first poll (where its cleanup is on the thread's stack, as a
+/// call's is).
 fn completes_with_its_value() {
-    for flavor in FLAVORS {
-        let ended = Scenario::start_self("return", &[flavor]).wait();
-        ended.assert_exit_code(0);
-        ended.assert_cleaned_once("main", "Returned");
-        assert!(ended.position("end main Returned") < ended.position("returned 42"));
+    for scenario in ["return", "at-once"] {
+        for flavor in FLAVORS {
+            let ended = Scenario::start_self(scenario, &[flavor]).wait();
+            ended.assert_exit_code(0);
+            ended.assert_cleaned_once("main", "Returned");
+            assert!(ended.position("end main Returned") < ended.position("returned 42"));
+        }
     }
+}
+
+/// A signal racing a first poll that finishes: exactly once, and the code after the future
+/// does not run if the signal's stop ran the cleanup.
+fn a_signal_racing_the_first_poll_runs_it_exactly_once() {
+    let (mut returned, mut by_signal) = (0, 0);
+    let seed = race("at-once", |ended, context| {
+        if ended.count("end main Returned") == 1 {
+            returned += 1;
+            ended.assert_cleaned_once("main", "Returned");
+        } else {
+            by_signal += 1;
+            ended.assert_cleaned_once("main", &signal_reason(SIGTERM));
+            assert_eq!(ended.count("returned 42"), 0, "{context}");
+            ended.assert_killed_by(SIGTERM);
+        }
+    });
+    eprintln!("{returned} runs returned first, {by_signal} were stopped by the signal first");
+    assert!(
+        returned > 0 && by_signal > 0,
+        "seed {seed}: one side of the race never happened"
+    );
+}
+
+/// Runs `scenario` up to 100 times (30 s at most), on each flavor in turn, with a random
+/// argument of up to 1.5 ms, and sends SIGTERM a random time of up to 1.5 ms after its `ready`;
+/// `check` judges each end, told the run's context. Returns the seed.
+fn race(scenario: &str, mut check: impl FnMut(&Ended, &str)) -> u64 {
+    let mut random = Random::new();
+    let seed = random.seed();
+    let started = Instant::now();
+    for run in 0..100 {
+        if started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        let flavor = FLAVORS[run % 2];
+        let (micros, delay) = (random.below(1500), random.below(1500));
+        let child = Scenario::start_self(scenario, &[flavor, &micros.to_string()]);
+        child.expect_line("ready");
+        std::thread::sleep(Duration::from_micros(delay));
+        // SAFETY: our own child, not yet reaped; it may have exited already.
+        unsafe { libc::kill(child.pid(), SIGTERM) };
+        let context = format!("run {run} (seed {seed}, {micros} µs, signal after {delay} µs)");
+        check(&child.wait(), &context);
+    }
+    seed
 }
 
 fn panics_and_the_panic_goes_on() {
@@ -192,11 +268,15 @@ fn never_polled_has_nothing_to_clean_up() {
     assert_eq!(ended.marker, ["after"]);
 }
 
-fn a_signal_while_pending_runs_it_and_ends_the_process() {
-    for flavor in FLAVORS {
-        let ended = Scenario::start_self("signal", &[flavor]).signal_when_ready(SIGTERM);
-        ended.assert_killed_by(SIGTERM);
-        ended.assert_cleaned_once("main", &signal_reason(SIGTERM));
+/// Pending at an await (its cleanup in its slot's list), and blocked in its first poll (its
+/// cleanup on the polling thread's stack).
+fn a_signal_before_it_finishes_runs_it_and_ends_the_process() {
+    for scenario in ["signal", "blocks"] {
+        for flavor in FLAVORS {
+            let ended = Scenario::start_self(scenario, &[flavor]).signal_when_ready(SIGTERM);
+            ended.assert_killed_by(SIGTERM);
+            ended.assert_cleaned_once("main", &signal_reason(SIGTERM));
+        }
     }
 }
 
@@ -226,23 +306,7 @@ fn ten_thousand_concurrent_pending_futures_all_clean_up_once() {
 
 /// A signal racing the future's drop: exactly once, as `Cancelled` or for the signal.
 fn a_signal_racing_the_drop_runs_it_exactly_once() {
-    let mut random = Random::new();
-    let seed = random.seed();
-    let started = Instant::now();
-    for run in 0..100 {
-        if started.elapsed() > Duration::from_secs(30) {
-            break;
-        }
-        let flavor = FLAVORS[run % 2];
-        let (drop_after, delay) = (random.below(1500), random.below(1500));
-        let scenario = Scenario::start_self("drop-race", &[flavor, &drop_after.to_string()]);
-        scenario.expect_line("ready");
-        std::thread::sleep(Duration::from_micros(delay));
-        // SAFETY: our own child, not yet reaped; it may have exited already.
-        unsafe { libc::kill(scenario.pid(), SIGTERM) };
-        let ended = scenario.wait();
-        let context =
-            format!("run {run} (seed {seed}, drop after {drop_after} µs, signal after {delay} µs)");
+    race("drop-race", |ended, context| {
         if ended.count("end main Cancelled") == 1 {
             ended.assert_cleaned_once("main", "Cancelled");
         } else {
@@ -254,7 +318,7 @@ fn a_signal_racing_the_drop_runs_it_exactly_once() {
             "{context}: {:?}",
             ended.status
         );
-    }
+    });
 }
 
 /// The guarded future of a `Send` body is `Send`: it can be spawned on a multi-thread runtime.
@@ -310,8 +374,12 @@ fn main() {
             return child(scenario, flavor, rest.first().map(String::as_str));
         }
     }
-    let tests: [(&str, fn()); 10] = [
+    let tests: [(&str, fn()); 11] = [
         ("completes_with_its_value", completes_with_its_value),
+        (
+            "a_signal_racing_the_first_poll_runs_it_exactly_once",
+            a_signal_racing_the_first_poll_runs_it_exactly_once,
+        ),
         ("panics_and_the_panic_goes_on", panics_and_the_panic_goes_on),
         (
             "dropped_before_it_finished_is_cancelled",
@@ -322,8 +390,8 @@ fn main() {
             never_polled_has_nothing_to_clean_up,
         ),
         (
-            "a_signal_while_pending_runs_it_and_ends_the_process",
-            a_signal_while_pending_runs_it_and_ends_the_process,
+            "a_signal_before_it_finishes_runs_it_and_ends_the_process",
+            a_signal_before_it_finishes_runs_it_and_ends_the_process,
         ),
         (
             "a_signal_racing_the_drop_runs_it_exactly_once",

@@ -63,9 +63,7 @@ pub fn run<C, R>(cleanup: C, site: &'static Site, body: impl FnOnce() -> R) -> R
 where
     C: Fn(&Exit) + Copy + Send + Sync + 'static,
 {
-    // Unregistered: on a thread being torn down, or inside a cleanup (which is never cut short,
-    // so what it calls needs only return and panic covered).
-    let Some(slot) = registry::local_slot().filter(|slot| !slot.is_cleaning()) else {
+    let Some(slot) = registry::guarded_slot() else {
         return run_unregistered(cleanup, body);
     };
     let grace = Grace::start(site.grace);
@@ -151,7 +149,7 @@ mod future {
     use std::time::Duration;
 
     use super::{rethrow, Grace, Site};
-    use crate::registry::{self, Node, Slot};
+    use crate::registry::{self, Link, Node, Slot};
     use crate::Exit;
 
     /// Wraps the future of a guarded `async fn` body; see [`Guarded`].
@@ -162,6 +160,7 @@ mod future {
     {
         Guarded {
             node: Node::new(cleanup, &site.name),
+            link: Link::new(),
             grace: site.grace,
             state: State::Unpolled,
             future: ManuallyDrop::new(future),
@@ -173,9 +172,11 @@ mod future {
     /// runs, once, when the future completes, panics, is dropped, or the process stops.
     #[must_use = "futures do nothing unless awaited"]
     pub struct Guarded<C, F> {
-        /// Linked into a slot's list from the first poll: this future must not move after it,
-        /// which `Pin` ensures.
+        /// On the polling thread's stack during the first poll, then in a slot's list through
+        /// `link` if it waits: this future must not move after its first poll, which `Pin`
+        /// ensures.
         node: Node<C>,
+        link: Link,
         grace: Duration,
         state: State,
         /// Dropped in place by `drop`, before the cleanup runs, as a body's locals are.
@@ -188,6 +189,13 @@ mod future {
         /// Linked into this slot's list, or into none if no slot could be had.
         Pending(Option<&'static Slot>, Grace),
         Finished,
+    }
+
+    impl<C, F> Guarded<C, F> {
+        fn body(&mut self) -> Pin<&mut F> {
+            // SAFETY: `future` is structurally pinned: never moved, dropped in place.
+            unsafe { Pin::new_unchecked(&mut *self.future) }
+        }
     }
 
     impl<C, F> Guarded<C, F>
@@ -203,11 +211,36 @@ mod future {
             let exit = exit(grace);
             let header = self.node.header();
             let panic = match slot {
-                Some(slot) => registry::finish_future(slot, header, &exit),
+                Some(slot) => registry::finish_future(slot, &self.link, header, &exit),
                 None => registry::run_unlinked(header, &exit),
             };
             grace.finish();
             panic
+        }
+
+        /// The first poll, with the node on the thread's stack as for a synchronous call: a body
+        /// that finishes at once is cleaned up as a call is. One that waits moves its node to
+        /// the slot's list, from which any thread may finish it.
+        fn first_poll(&mut self, slot: &'static Slot, context: &mut Context<'_>) -> Poll<F::Output>
+        where
+            F: Future,
+        {
+            let grace = Grace::start(self.grace);
+            registry::push(slot, self.node.header());
+            let result = match catch_unwind(AssertUnwindSafe(|| self.body().poll(context))) {
+                Ok(Poll::Pending) => {
+                    registry::link_future(slot, &self.link, self.node.header());
+                    registry::unpush(slot, self.node.header());
+                    self.state = State::Pending(Some(slot), grace);
+                    return Poll::Pending;
+                }
+                Ok(Poll::Ready(value)) => Ok(value),
+                Err(payload) => Err(payload),
+            };
+            self.state = State::Finished;
+            let cleanup_panic = registry::finish(slot, &self.node, &grace.exit(&result));
+            grace.finish();
+            Poll::Ready(rethrow(result, cleanup_panic))
         }
     }
 
@@ -222,12 +255,12 @@ mod future {
             // SAFETY: nothing is moved out of `this`; `future` is pinned along with it.
             let this = unsafe { self.get_unchecked_mut() };
             if let State::Unpolled = this.state {
-                let grace = Grace::start(this.grace);
-                this.state = State::Pending(registry::link_future(this.node.header()), grace);
+                match registry::guarded_slot() {
+                    Some(slot) => return this.first_poll(slot, context),
+                    None => this.state = State::Pending(None, Grace::start(this.grace)),
+                }
             }
-            // SAFETY: `future` is structurally pinned: never moved, dropped in place.
-            let future = unsafe { Pin::new_unchecked(&mut *this.future) };
-            let result = match catch_unwind(AssertUnwindSafe(|| future.poll(context))) {
+            let result = match catch_unwind(AssertUnwindSafe(|| this.body().poll(context))) {
                 Ok(Poll::Pending) => return Poll::Pending,
                 Ok(Poll::Ready(value)) => Ok(value),
                 Err(payload) => Err(payload),
@@ -249,7 +282,7 @@ mod future {
             // the header's type-erased `run` makes the call.
             let header = self.node.header();
             let panic = match slot {
-                Some(slot) => registry::finish_future(slot, header, &Exit::Cancelled),
+                Some(slot) => registry::finish_future(slot, &self.link, header, &Exit::Cancelled),
                 None => registry::run_unlinked(header, &Exit::Cancelled),
             };
             grace.finish();

@@ -46,11 +46,8 @@ pub(crate) const DONE: u8 = 3;
 /// The type-erased part of a pending cleanup.
 pub(crate) struct Header {
     pub(crate) state: AtomicU8,
-    /// On a stack, the node this one is nested in, written before the node is published. In a
-    /// slot's list of futures, the newer neighbour.
+    /// On a stack, the node this one is nested in, written before the node is published.
     pub(crate) prev: AtomicPtr<Header>,
-    /// In a slot's list of futures, the older neighbour.
-    pub(crate) next: AtomicPtr<Header>,
     /// Runs the cleanup of the node this header starts.
     pub(crate) run: unsafe fn(*const Header, &Exit),
     /// Names the cleanup in reports: `cleanup of function`. One word, not two: one store less
@@ -63,7 +60,6 @@ impl Header {
         Header {
             state: AtomicU8::new(PENDING),
             prev: AtomicPtr::new(ptr::null_mut()),
-            next: AtomicPtr::new(ptr::null_mut()),
             run,
             name,
         }

@@ -10,14 +10,20 @@
 //!
 //! # Futures
 //!
-//! A guarded `async fn`'s node lives in its future, which may be polled on any thread and
-//! finishes in any order, so it cannot be on a stack. It goes into the `futures` list of the slot
-//! of the thread that first polled it, a doubly linked list under the slot's mutex; it records
-//! that slot to unlink itself, from whichever thread. Owner and stopper claim it with the same
-//! compare-and-swap on `state`. The mutex plays the part of the stack's store-then-load pairs:
-//! the stopper raises `STOPPING`, then copies the list under the lock; an owner links or unlinks
-//! under the lock, then loads `STOPPING`. An owner that unlinks after the stopper's copy sees
-//! the stop and parks, keeping its node alive.
+//! A guarded `async fn`'s node lives in its future. During the first poll it is on the polling
+//! thread's stack, as a synchronous call's node is: a future that finishes in its first poll is
+//! cleaned up as a call is, with no lock. But a future that waits may be polled again on any
+//! thread, and futures finish in any order, so before its first poll returns `Pending`, its node
+//! moves to the `futures` list of the slot of that thread: first linked into the list, then
+//! taken off the stack, so that the stopper finds it in one or both (and claims it once, by
+//! compare-and-swap).
+//!
+//! The list is doubly linked, through a [`Link`] beside the node, under the slot's mutex; the
+//! future records the slot to unlink itself, from whichever thread. Owner and stopper claim the
+//! node with the same compare-and-swap on `state`. The mutex plays the part of the stack's
+//! store-then-load pairs: the stopper raises `STOPPING`, then copies the list under the lock; an
+//! owner links or unlinks under the lock, then loads `STOPPING`. An owner that unlinks after the
+//! stopper's copy sees the stop and parks, keeping its node alive.
 //!
 //! Nothing here runs inside a signal handler; none of it is async-signal-safe, and it need not be.
 
@@ -81,8 +87,27 @@ pub(crate) struct Slot {
     futures: Mutex<FutureList>,
 }
 
-/// The head of a slot's list of pending futures.
-struct FutureList(*const Header);
+/// The head of a slot's list of pending futures: the newest.
+struct FutureList(*const Link);
+
+/// A future's place in the `futures` list of a slot, beside its node; changed only under that
+/// slot's mutex.
+pub(crate) struct Link {
+    /// The node this link stands for.
+    header: AtomicPtr<Header>,
+    newer: AtomicPtr<Link>,
+    older: AtomicPtr<Link>,
+}
+
+impl Link {
+    pub(crate) const fn new() -> Self {
+        Link {
+            header: AtomicPtr::new(ptr::null_mut()),
+            newer: AtomicPtr::new(ptr::null_mut()),
+            older: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+}
 
 // SAFETY: the pointer is only followed under the slot's mutex, or by the stopper (module docs).
 unsafe impl Send for FutureList {}
@@ -119,6 +144,14 @@ impl Drop for HandBack {
             }
         }
     }
+}
+
+/// The slot a guarded call registers in: the calling thread's, unless the thread is being torn
+/// down or is running a cleanup (which is never cut short, so what it calls needs only return
+/// and panic covered).
+#[inline(always)]
+pub(crate) fn guarded_slot() -> Option<&'static Slot> {
+    local_slot().filter(|slot| !slot.is_cleaning())
 }
 
 /// The calling thread's slot, or `None` while the thread is being torn down.
@@ -261,34 +294,46 @@ pub(crate) fn finish<F: Fn(&Exit)>(slot: &Slot, node: &Node<F>, exit: &Exit) -> 
 /// A cleanup's panic payload.
 pub(crate) type Panic = Box<dyn std::any::Any + Send>;
 
-/// Links a future's node into the list of the calling thread's slot, and returns the slot.
+/// Takes `header`, the innermost node of the calling thread, whose slot is `slot`, off its
+/// stack without running its cleanup: its future waits, and [`link_future`] has put the node in
+/// the slot's list first.
 ///
-/// `None` while the thread is being torn down: the node then stays unlinked, and its cleanup runs
-/// on completion and drop only. Does not return while the process is stopping, unless the
-/// calling thread is the stopper. The node must stay where it is until [`finish_future`].
-pub(crate) fn link_future(header: &Header) -> Option<&'static Slot> {
-    let slot = local_slot().filter(|slot| !slot.is_cleaning())?;
-    let mut list = slot.futures();
-    header.prev.store(ptr::null_mut(), Relaxed);
-    header.next.store(list.0 as *mut Header, Relaxed);
-    // SAFETY: nodes in the list are alive while linked, and the lock is held.
-    if let Some(newest) = unsafe { list.0.as_ref() } {
-        newest
-            .prev
-            .store(header as *const Header as *mut Header, Relaxed);
+/// Does not return while the process is stopping, unless the calling thread is the stopper.
+pub(crate) fn unpush(slot: &Slot, header: &Header) {
+    if slot.stack.pop(header, &STOPPING).is_err() {
+        stop::entered_while_stopping();
     }
-    list.0 = header;
+}
+
+/// Links a future's node, through `link`, into the list of `slot`, the calling thread's.
+///
+/// Does not return while the process is stopping, unless the calling thread is the stopper.
+/// The node and the link must stay where they are until [`finish_future`].
+pub(crate) fn link_future(slot: &Slot, link: &Link, header: &Header) {
+    let mut list = slot.futures();
+    link.header.store(ptr::from_ref(header).cast_mut(), Relaxed);
+    link.newer.store(ptr::null_mut(), Relaxed);
+    link.older.store(list.0.cast_mut(), Relaxed);
+    // SAFETY: links in the list are alive while linked, and the lock is held.
+    if let Some(newest) = unsafe { list.0.as_ref() } {
+        newest.newer.store(ptr::from_ref(link).cast_mut(), Relaxed);
+    }
+    list.0 = link;
     drop(list);
     if STOPPING.is_raised() {
         stop::entered_while_stopping();
     }
-    Some(slot)
 }
 
 /// Claims a linked future's node for the calling thread, runs its cleanup and unlinks it.
 ///
 /// As [`finish`]: returns the cleanup's panic, and does not return if the stopper has the node.
-pub(crate) fn finish_future(slot: &Slot, header: &Header, exit: &Exit) -> Option<Panic> {
+pub(crate) fn finish_future(
+    slot: &Slot,
+    link: &Link,
+    header: &Header,
+    exit: &Exit,
+) -> Option<Panic> {
     let mine = local_slot();
     // As in `finish`: completed during the stop, it ended for the signal.
     let stopped;
@@ -309,15 +354,15 @@ pub(crate) fn finish_future(slot: &Slot, header: &Header, exit: &Exit) -> Option
     };
     header.done();
     let mut list = slot.futures();
-    let (prev, next) = (header.prev.load(Relaxed), header.next.load(Relaxed));
-    // SAFETY: linked nodes are alive, and the lock is held.
-    match unsafe { prev.as_ref() } {
-        Some(prev) => prev.next.store(next, Relaxed),
-        None => list.0 = next,
+    let (newer, older) = (link.newer.load(Relaxed), link.older.load(Relaxed));
+    // SAFETY: linked links are alive, and the lock is held.
+    match unsafe { newer.as_ref() } {
+        Some(newer) => newer.older.store(older, Relaxed),
+        None => list.0 = older,
     }
     // SAFETY: as above.
-    if let Some(next) = unsafe { next.as_ref() } {
-        next.prev.store(prev, Relaxed);
+    if let Some(older) = unsafe { older.as_ref() } {
+        older.newer.store(newer, Relaxed);
     }
     drop(list);
     if STOPPING.is_raised() {
@@ -355,11 +400,11 @@ pub(crate) fn run_all_pending(exit: &Exit) {
         unsafe { slot.stack.stop(is_mine, run, wait) };
         let mut futures = Vec::new();
         let list = slot.futures();
-        let mut node = list.0;
-        // SAFETY: linked nodes are alive, and the lock is held.
-        while let Some(header) = unsafe { node.as_ref() } {
-            futures.push(header as *const Header);
-            node = header.next.load(Relaxed);
+        let mut link = list.0;
+        // SAFETY: linked links are alive, and the lock is held.
+        while let Some(linked) = unsafe { link.as_ref() } {
+            futures.push(linked.header.load(Relaxed).cast_const());
+            link = linked.older.load(Relaxed);
         }
         drop(list);
         for header in futures {
