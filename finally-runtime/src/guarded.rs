@@ -67,8 +67,8 @@ where
         return run_unregistered(cleanup, body);
     };
     let grace = Grace::start(site.grace);
-    let node = Node::new(cleanup, &site.name);
-    registry::push(slot, node.header());
+    let node = Node::on(slot, cleanup, &site.name);
+    registry::push_above(slot, node.header());
     let result = catch_unwind(AssertUnwindSafe(body));
     let exit = grace.exit(&result);
     let cleanup_panic = registry::finish(slot, &node, &exit);

@@ -56,10 +56,15 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    pub(crate) fn new(run: unsafe fn(*const Header, &Exit), name: &'static &'static str) -> Self {
+    /// A node to go above `prev` on a stack (see [`Stack::push_above`]), or anywhere (null).
+    pub(crate) fn new(
+        run: unsafe fn(*const Header, &Exit),
+        name: &'static &'static str,
+        prev: *mut Header,
+    ) -> Self {
         Header {
             state: AtomicU8::new(PENDING),
-            prev: AtomicPtr::new(ptr::null_mut()),
+            prev: AtomicPtr::new(prev),
             run,
             name,
         }
@@ -171,7 +176,24 @@ impl Stack {
     /// until [`pop`](Self::pop).
     #[inline(always)]
     pub(crate) fn push(&self, node: &Header, stopping: &impl StopFlag) -> Result<(), Stopping> {
-        node.prev.store(self.top.load(Relaxed), Relaxed);
+        node.prev.store(self.top(), Relaxed);
+        self.push_above(node, stopping)
+    }
+
+    /// Owner: the innermost pending node, for a node made to go above it: made with `prev` set
+    /// to it, the node is published with [`push_above`](Self::push_above), one store less.
+    #[inline(always)]
+    pub(crate) fn top(&self) -> *mut Header {
+        self.top.load(Relaxed)
+    }
+
+    /// Owner: [`push`](Self::push) of a node whose `prev` already holds [`top`](Self::top).
+    #[inline(always)]
+    pub(crate) fn push_above(
+        &self,
+        node: &Header,
+        stopping: &impl StopFlag,
+    ) -> Result<(), Stopping> {
         self.top.store(ptr::from_ref(node).cast_mut(), Relaxed);
         check(stopping)
     }
@@ -277,7 +299,9 @@ mod loom_model {
             Arc::new(World {
                 stack: Stack::new(),
                 stopping: AtomicBool::new(false),
-                nodes: (0..nodes).map(|_| Header::new(never, &"model")).collect(),
+                nodes: (0..nodes)
+                    .map(|_| Header::new(never, &"model", ptr::null_mut()))
+                    .collect(),
                 ran: Mutex::new(Vec::new()),
                 bodies_ran: AtomicUsize::new(0),
             })

@@ -54,9 +54,21 @@ impl<F> Node<F> {
 }
 
 impl<F: Fn(&Exit) + Sync> Node<F> {
+    /// A node for a future, pushed (if ever) with [`push`].
     pub(crate) fn new(cleanup: F, name: &'static &'static str) -> Self {
+        Self::above(ptr::null_mut(), cleanup, name)
+    }
+
+    /// A node to go on `slot`'s stack at once, with [`push_above`].
+    #[inline(always)]
+    pub(crate) fn on(slot: &Slot, cleanup: F, name: &'static &'static str) -> Self {
+        Self::above(slot.stack.top(), cleanup, name)
+    }
+
+    #[inline(always)]
+    fn above(prev: *mut Header, cleanup: F, name: &'static &'static str) -> Self {
         Node {
-            header: Header::new(Self::run, name),
+            header: Header::new(Self::run, name, prev),
             cleanup,
         }
     }
@@ -244,15 +256,30 @@ impl Slot {
 /// Does not return while the process is stopping, unless the calling thread is the stopper.
 #[inline(always)]
 pub(crate) fn push(slot: &Slot, header: &Header) {
+    count_call(slot);
+    if slot.stack.push(header, &STOPPING).is_err() {
+        stop::entered_while_stopping();
+    }
+}
+
+/// [`push`] of a node made with [`Node::on`] the same slot, just before: one store less.
+#[inline(always)]
+pub(crate) fn push_above(slot: &Slot, header: &Header) {
+    count_call(slot);
+    if slot.stack.push_above(header, &STOPPING).is_err() {
+        stop::entered_while_stopping();
+    }
+}
+
+/// Counts a guarded call of the calling thread, whose slot is `slot`, up to [`barrier::HOT`].
+#[inline(always)]
+fn count_call(slot: &Slot) {
     let calls = slot.calls.load(Relaxed);
     if calls < barrier::HOT {
         slot.calls.store(calls + 1, Relaxed);
         if calls + 1 == barrier::HOT {
             barrier::hot();
         }
-    }
-    if slot.stack.push(header, &STOPPING).is_err() {
-        stop::entered_while_stopping();
     }
 }
 
