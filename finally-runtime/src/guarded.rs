@@ -70,10 +70,40 @@ where
     let node = Node::on(slot, cleanup, &site.name);
     registry::push_above(slot, node.header());
     let result = catch_unwind(AssertUnwindSafe(body));
-    let exit = grace.exit(&result);
-    let cleanup_panic = registry::finish(slot, &node, &exit);
+    end(result, grace, |exit| registry::finish(slot, &node, exit))
+}
+
+/// Runs the cleanup of a body that ended with `result` through `finish`, and returns the value,
+/// or goes on with the panic: the body's, else the cleanup's.
+///
+/// The value stays out of memory on the way: a body that may panic costs no more than one that
+/// cannot.
+#[inline(always)]
+fn end<R>(
+    result: thread::Result<R>,
+    grace: Grace,
+    finish: impl FnOnce(&Exit) -> Option<Panic>,
+) -> R {
+    match result {
+        Ok(value) => {
+            let cleanup_panic = finish(&grace.returned());
+            grace.finish();
+            if let Some(payload) = cleanup_panic {
+                resume_unwind(payload);
+            }
+            value
+        }
+        Err(payload) => panicked(payload, grace, finish),
+    }
+}
+
+/// [`end`] of a body that panicked.
+#[cold]
+fn panicked<R>(payload: Panic, grace: Grace, finish: impl FnOnce(&Exit) -> Option<Panic>) -> R {
+    // A cleanup that panics too is reported by the panic hook; the body's panic goes on.
+    drop(finish(&Exit::panicked(&*payload)));
     grace.finish();
-    rethrow(result, cleanup_panic)
+    resume_unwind(payload)
 }
 
 /// The value, or the panic that must go on: the body's, else the cleanup's.
@@ -104,9 +134,17 @@ impl Grace {
     #[inline]
     fn exit<R>(self, result: &thread::Result<R>) -> Exit {
         match result {
-            Ok(_) if self.0 => stop::requested().map_or(Exit::Returned, Exit::Signal),
-            Ok(_) => Exit::Returned,
+            Ok(_) => self.returned(),
             Err(payload) => Exit::panicked(&**payload),
+        }
+    }
+
+    /// [`exit`](Self::exit) of a call that returned.
+    #[inline]
+    fn returned(self) -> Exit {
+        match self.0 {
+            true => stop::requested().map_or(Exit::Returned, Exit::Signal),
+            false => Exit::Returned,
         }
     }
 
@@ -148,7 +186,7 @@ mod future {
     use std::task::{Context, Poll};
     use std::time::Duration;
 
-    use super::{rethrow, Grace, Site};
+    use super::{end, rethrow, Grace, Site};
     use crate::registry::{self, Link, Node, Slot};
     use crate::Exit;
 
@@ -238,9 +276,9 @@ mod future {
                 Err(payload) => Err(payload),
             };
             self.state = State::Finished;
-            let cleanup_panic = registry::finish(slot, &self.node, &grace.exit(&result));
-            grace.finish();
-            Poll::Ready(rethrow(result, cleanup_panic))
+            Poll::Ready(end(result, grace, |exit| {
+                registry::finish(slot, &self.node, exit)
+            }))
         }
     }
 
