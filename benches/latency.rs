@@ -26,10 +26,9 @@
 //! that it works. Other arguments are ignored. Every wait is bounded: a child that does not
 //! answer within 10 s is killed and the run fails naming it.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{self, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 use std::{env, thread};
 
@@ -39,6 +38,8 @@ use libc::SIGTERM;
 mod common;
 #[path = "../tests/common/fresh_signals.rs"]
 mod fresh_signals;
+#[path = "../tests/common/lines.rs"]
+mod lines;
 
 /// Rounds of each program with `--bench`, and without it. The median of 100 moves by about 6%
 /// from run to run here, more than the differences measured; of 300, by about 3%.
@@ -89,21 +90,7 @@ fn main() {
 /// interleaved. The difference is what `finally` adds beyond signal-hook's thread.
 fn memory(count: usize) {
     let load = OtherLoad::start();
-    let mut alone = Vec::with_capacity(count);
-    let mut finally = Vec::with_capacity(count);
-    for _ in 0..count {
-        for (name, grew) in [
-            ("memory-signal-hook", &mut alone),
-            ("memory-finally", &mut finally),
-        ] {
-            let mut child = Child::start(name);
-            grew.push(child.value("grew"));
-            let status = child.wait();
-            if !status.success() {
-                child.fail(&format!("ended with {status}"));
-            }
-        }
-    }
+    let [alone, finally] = values(count, ["memory-signal-hook", "memory-finally"], "grew");
     let median = |mut kib: Vec<u64>| {
         kib.sort_unstable();
         kib[kib.len() / 2]
@@ -179,24 +166,27 @@ fn latency(name: &str, after: Duration, ended_well: impl Fn(ExitStatus) -> bool)
         .unwrap_or_else(|| child.fail("its cleanup started before the signal was sent"))
 }
 
-/// The install section: `count` fresh children time their first install, interleaved.
-fn install(count: usize) {
-    let load = OtherLoad::start();
-    let mut finally = Vec::with_capacity(count);
-    let mut ctrlc = Vec::with_capacity(count);
+/// `count` rounds of the child programs `names`, started in turn, each saying `key NUMBER` and
+/// ending well: the numbers, by program.
+fn values<const N: usize>(count: usize, names: [&str; N], key: &str) -> [Vec<u64>; N] {
+    let mut values = names.map(|_| Vec::with_capacity(count));
     for _ in 0..count {
-        for (name, times) in [
-            ("install-finally", &mut finally),
-            ("install-ctrlc", &mut ctrlc),
-        ] {
+        for (name, values) in names.iter().zip(&mut values) {
             let mut child = Child::start(name);
-            times.push(child.value("installed"));
+            values.push(child.value(key));
             let status = child.wait();
             if !status.success() {
                 child.fail(&format!("ended with {status}"));
             }
         }
     }
+    values
+}
+
+/// The install section: `count` fresh children time their first install, interleaved.
+fn install(count: usize) {
+    let load = OtherLoad::start();
+    let [finally, ctrlc] = values(count, ["install-finally", "install-ctrlc"], "installed");
     let (finally, ctrlc) = (Summary::of(finally), Summary::of(ctrlc));
     println!("\ninstalling the handlers: the first call in a fresh process");
     println!(
@@ -282,16 +272,7 @@ impl Child {
         let mut child = command
             .spawn()
             .unwrap_or_else(|error| panic!("latency: cannot start child `{name}`: {error}"));
-        let stdout = child.stdout.take().expect("a piped stdout");
-        let (send, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines::lines(child.stdout.take().expect("a piped stdout"));
         Child {
             name: name.to_owned(),
             child,

@@ -3,8 +3,9 @@
 #![allow(dead_code)] // each test file uses its own part of this module
 
 pub mod fresh_signals;
+pub mod lines;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -126,16 +127,7 @@ impl Scenario {
         }
         setup(&mut command);
         let mut child = command.spawn().expect("start the scenario binary");
-        let stdout = child.stdout.take().unwrap();
-        let (send, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines::lines(child.stdout.take().unwrap());
         let mut pipe = child.stderr.take().unwrap();
         let (send, stderr) = mpsc::channel();
         thread::spawn(move || {
