@@ -11,7 +11,7 @@ pub struct Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "finally: could not {}", self.context)
+        write!(f, "could not {}", self.context)
     }
 }
 

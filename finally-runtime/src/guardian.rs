@@ -74,7 +74,9 @@ where
 {
     if !STARTED.swap(true, SeqCst) {
         if let Err(error) = start(cleanup) {
-            eprintln!("finally: the guardian could not start ({error}); kill -9 and crashes will not be cleaned up");
+            crate::report::report(format_args!(
+                "the guardian could not start ({error}); kill -9 and crashes will not be cleaned up"
+            ));
         }
     }
     move |exit: &Exit| {
@@ -92,7 +94,10 @@ pub(crate) fn tell(key: &str, value: &std::ffi::OsStr) {
     }
     let (key, value) = (key.as_bytes(), value.as_bytes());
     if key.len() + value.len() > LONGEST {
-        eprintln!("finally: `{}` is too long for the guardian: only the program's own cleanup will see it", String::from_utf8_lossy(key));
+        crate::report::report(format_args!(
+            "`{}` is too long for the guardian: only the program's own cleanup will see it",
+            String::from_utf8_lossy(key)
+        ));
         return;
     }
     let mut message = vec![MEMO];
@@ -187,7 +192,7 @@ fn guard<C: Fn(&Exit)>(read: c_int, write: c_int, cleanup: C) -> ! {
     }
     let exit = Exit::Died { signal: died_by };
     if catch_unwind(AssertUnwindSafe(|| cleanup(&exit))).is_err() {
-        eprintln!("finally: the cleanup panicked in the guardian");
+        crate::report::report(format_args!("the cleanup panicked in the guardian"));
     }
     exit_now()
 }

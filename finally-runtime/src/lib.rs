@@ -17,6 +17,7 @@ mod guardian;
 mod memo;
 mod protocol;
 mod registry;
+mod report;
 mod signals;
 mod stop;
 mod sync;

@@ -471,6 +471,8 @@ fn run_reporting(mine: Option<&Slot>, header: &Header, exit: &Exit) {
     };
     if let Err(payload) = result.map_or(Ok(()), Err) {
         let message = crate::exit::panic_message(&*payload).unwrap_or("a non-string payload");
-        eprintln!("finally: a cleanup panicked ({message}); running the remaining cleanups");
+        crate::report::report(format_args!(
+            "a cleanup panicked ({message}); running the remaining cleanups"
+        ));
     }
 }

@@ -49,7 +49,9 @@ impl Config {
 pub fn configure(config: Config) -> bool {
     let set = CONFIG.set(config).is_ok() && INSTALLED.get().is_none();
     if !set {
-        eprintln!("finally: the options of `main` come too late: the defaults are installed");
+        crate::report::report(format_args!(
+            "the options of `main` come too late: the defaults are installed"
+        ));
     }
     set
 }
@@ -76,7 +78,10 @@ pub fn install() -> Result<(), Error> {
 pub(crate) fn install_once() {
     if INSTALLED.get().is_none() {
         if let Err(error) = install() {
-            eprintln!("{error}: only return, panic and exit are covered");
+            crate::report::report(format_args!(
+                "{error} ({}): only return, panic and exit are covered",
+                error.source
+            ));
         }
     }
 }

@@ -132,10 +132,10 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
         let watchdog = thread::Builder::new().name("finally-deadline".into());
         let _ = watchdog.spawn(move || {
             thread::sleep(limit);
-            eprintln!(
-                "finally: the cleanups did not finish within {limit:?} (still running: {}); ending the process",
+            crate::report::report(format_args!(
+                "the cleanups did not finish within {limit:?} (still running: {}); ending the process",
                 *lock(&RUNNING)
-            );
+            ));
             crate::signals::die_by(signal.number());
         });
     }
