@@ -14,6 +14,18 @@ fn cleanup_lasting(millis: u64) -> impl FnOnce(&mut std::process::Command) {
     }
 }
 
+/// `main` calls `exit(9)` once ready, and its cleanup would take a minute.
+fn exit_9_with_a_long_cleanup(command: &mut std::process::Command) {
+    cleanup_lasting(60_000)(command);
+    command.env("FINALLY_TEST_EXIT", "9");
+}
+
+/// The cleanup started, was cut short, and stderr says `why`.
+fn assert_cut_short(ended: &Ended, why: &str) {
+    assert_eq!(ended.marker, ["start main"]);
+    assert!(ended.stderr.contains(why), "stderr: {}", ended.stderr);
+}
+
 #[test]
 fn a_signal_left_out_has_its_default_effect() {
     // SIGHUP is not in the list: as for a program that reloads on it, finally leaves it alone.
@@ -75,13 +87,9 @@ fn three_more_signals_during_the_cleanups_end_the_process_at_once() {
     let ended = scenario.wait();
     // By the first signal, before the deadline could act: the message says why.
     ended.assert_killed_by(SIGINT);
-    assert_eq!(ended.marker, ["start main"]);
-    assert!(
-        ended
-            .stderr
-            .contains("finally: forced to quit: the cleanups are cut short"),
-        "stderr: {}",
-        ended.stderr
+    assert_cut_short(
+        &ended,
+        "finally: forced to quit: the cleanups are cut short",
     );
     assert!(
         !ended.stderr.contains("did not finish"),
@@ -132,4 +140,129 @@ fn fewer_signals_than_that_do_not_cut_the_cleanup_short() {
             });
         }
     });
+}
+
+#[test]
+fn the_timeout_also_bounds_the_cleanups_that_exit_runs() {
+    let scenario = Scenario::start_options(exit_9_with_a_long_cleanup);
+    scenario.expect_line("ready");
+    scenario.expect_line("cleaning");
+    let ended = scenario.wait();
+    // Cut short by the deadline (2 s), and the code of `exit` kept.
+    ended.assert_exit_code(9);
+    assert_cut_short(&ended, "finally: the cleanups did not finish within 2s");
+}
+
+#[test]
+fn signals_during_the_cleanups_that_exit_runs_are_held_back_and_counted() {
+    let scenario = Scenario::start_options(exit_9_with_a_long_cleanup);
+    scenario.expect_line("ready");
+    scenario.expect_line("cleaning");
+    // Two are held back: the cleanup goes on.
+    for _ in 0..2 {
+        scenario.signal(SIGINT);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !scenario.has_ended(),
+        "two signals ended the cleanups that exit runs"
+    );
+    // The third forces the quit, by the signal.
+    scenario.signal(SIGINT);
+    let ended = scenario.wait();
+    ended.assert_killed_by(SIGINT);
+    assert_cut_short(
+        &ended,
+        "finally: forced to quit: the cleanups are cut short",
+    );
+}
+
+#[test]
+fn the_timeout_holds_when_no_thread_can_be_started_at_the_signal() {
+    // A pids limit counts the threads of a user, and root is not held to it: the program runs
+    // as a user of its own, and once it is ready, other processes of that user take what the
+    // limit leaves, so that the program can start no thread when the signal comes.
+    // SAFETY: `geteuid` has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: running as another user needs root");
+        return;
+    }
+    let copy = tempfile::tempdir().expect("temporary folder");
+    let program = copy.path().join("options");
+    std::fs::copy(env!("CARGO_BIN_EXE_options"), &program).expect("copy the program");
+    let world = |path: &std::path::Path, mode| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    world(copy.path(), 0o755);
+    let scenario = Scenario::start_bin(&program, &[], |command| {
+        cleanup_lasting(60_000)(command);
+        // The marker's folder, for the other user.
+        let marker = command
+            .get_envs()
+            .find(|(name, _)| *name == "FINALLY_TEST_MARKER")
+            .and_then(|(_, value)| value)
+            .map(std::path::PathBuf::from)
+            .expect("the marker's path");
+        world(marker.parent().unwrap(), 0o777);
+        as_other_user(command, Some(TASKS));
+    });
+    scenario.expect_line("ready");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", scenario.pid())).unwrap();
+    let threads: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("a thread count");
+    let fillers: Vec<_> = (threads..TASKS)
+        .map(|_| {
+            let mut sleep = std::process::Command::new("sleep");
+            sleep.arg("60").stdin(std::process::Stdio::null());
+            as_other_user(&mut sleep, None);
+            KillOnDrop(sleep.spawn().expect("start a filler"))
+        })
+        .collect();
+    scenario.signal(SIGTERM);
+    scenario.expect_line("cleaning");
+    let ended = scenario.wait();
+    drop(fillers);
+    ended.assert_killed_by(SIGTERM);
+    assert_cut_short(&ended, "finally: the cleanups did not finish within 2s");
+}
+
+/// The pids limit of the program that cannot start a thread.
+const TASKS: u64 = 16;
+
+/// A process ended with the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `command` as an otherwise unused user, with at most `tasks` threads of that user if
+/// given.
+fn as_other_user(command: &mut std::process::Command, tasks: Option<u64>) {
+    use std::os::unix::process::CommandExt;
+    const UNUSED: libc::uid_t = 54321;
+    // SAFETY: async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = tasks.map(|tasks| libc::rlimit {
+                rlim_cur: tasks,
+                rlim_max: tasks,
+            });
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(UNUSED) != 0
+                || libc::setuid(UNUSED) != 0
+                || limit.is_some_and(|limit| libc::setrlimit(libc::RLIMIT_NPROC, &limit) != 0)
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }

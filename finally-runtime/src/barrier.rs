@@ -65,8 +65,14 @@ pub(crate) const HOT: u32 = 1000;
 
 fn register() {
     if membarrier::register() {
-        crate::stop::STOPPING.set_asymmetric();
+        crate::flag::SHUTDOWN.set_asymmetric();
     }
+}
+
+/// In a forked child, which the kernel does not register: registers it again, and returns
+/// whether that worked. Async-signal-safe.
+pub(crate) fn register_in_child() -> bool {
+    membarrier::register()
 }
 
 /// The stopper's side: after it returns, every store any thread made before its own `light` is

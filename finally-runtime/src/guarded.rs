@@ -5,7 +5,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::registry::{self, Node, Panic};
-use crate::{stop, Exit};
+use crate::{request, shutdown, Exit};
 
 /// A cleanup: a `fn()` or a `fn(&Exit)` (a path to a function, or a closure that captures
 /// nothing). `Marker` tells the two forms apart.
@@ -124,7 +124,7 @@ impl Grace {
     #[inline]
     fn start(grace: Duration) -> Self {
         if !grace.is_zero() {
-            stop::grace_started(grace);
+            shutdown::grace_started(grace);
         }
         Grace(!grace.is_zero())
     }
@@ -143,7 +143,7 @@ impl Grace {
     #[inline]
     fn returned(self) -> Exit {
         match self.0 {
-            true => stop::requested().map_or(Exit::Returned, Exit::Signal),
+            true => request::stopped(&Exit::Returned).unwrap_or(Exit::Returned),
             false => Exit::Returned,
         }
     }
@@ -153,7 +153,7 @@ impl Grace {
     #[inline]
     fn finish(self) {
         if self.0 {
-            stop::grace_finished();
+            shutdown::grace_finished();
         }
     }
 }

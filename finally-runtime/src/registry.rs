@@ -2,8 +2,9 @@
 //!
 //! Each thread owns a [`Slot`], found through a thread-local and never freed (a thread that ends
 //! hands its slot to the next new thread). A slot holds the thread's [`Stack`] of pending
-//! cleanups, whose protocol (`protocol.rs`) says who runs each one, its owner or the stopper.
-//! The stopper runs threads that took their slot last first, each thread's innermost first.
+//! cleanups, whose protocol (`protocol.rs`) says who runs each one, its owner or the shutdown.
+//! The shutdown walks threads that took their slot last first, each thread's innermost first,
+//! and publishes which slot it is on (`standby.rs`), for the owners to keep their frames.
 //!
 //! While a thread runs a cleanup, the guarded calls that cleanup makes are not registered: they
 //! are part of a cleanup, which is never cut short, so they only need return and panic covered.
@@ -15,30 +16,36 @@
 //! cleaned up as a call is, with no lock. But a future that waits may be polled again on any
 //! thread, and futures finish in any order, so before its first poll returns `Pending`, its node
 //! moves to the `futures` list of the slot of that thread: first linked into the list, then
-//! taken off the stack, so that the stopper finds it in one or both (and claims it once, by
+//! taken off the stack, so that the walk finds it in one or both (and takes it once, by
 //! compare-and-swap).
 //!
 //! The list is doubly linked, through a [`Link`] beside the node, under the slot's mutex; the
-//! future records the slot to unlink itself, from whichever thread. Owner and stopper claim the
+//! future records the slot to unlink itself, from whichever thread. Owner and walk claim the
 //! node with the same compare-and-swap on `state`. The mutex plays the part of the stack's
-//! store-then-load pairs: the stopper raises `STOPPING`, then copies the list under the lock; an
-//! owner links or unlinks under the lock, then loads `STOPPING`. An owner that unlinks after the
-//! stopper's copy sees the stop and parks, keeping its node alive.
+//! store-then-load pairs: the shutdown starts the flag, then copies the list under the lock; an
+//! owner links or unlinks under the lock, then loads the flag. An owner that unlinks after the
+//! walk's copy sees the shutdown and stands by while the walk is on that slot, keeping its node
+//! alive.
 //!
-//! Nothing here runs inside a signal handler; none of it is async-signal-safe, and it need not be.
+//! # A forked child
+//!
+//! After `fork`, the child has one thread. The slots of the others are marked `gone`: their
+//! cleanups belong to the parent, which runs them; the child never does.
+//!
+//! Nothing here runs inside a signal handler, but for what says it is async-signal-safe (the
+//! child's side of `fork`).
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
-use crate::barrier;
+use crate::flag::SHUTDOWN;
 use crate::protocol::{Claim, Header, Stack};
-use crate::stop::{self, STOPPING};
-use crate::Exit;
+use crate::report::report;
+use crate::{barrier, request, standby, sys, Exit};
 
 /// A pending cleanup, kept in the frame of the guarded call.
 #[repr(C)]
@@ -68,7 +75,7 @@ impl<F: Fn(&Exit) + Sync> Node<F> {
     #[inline(always)]
     fn above(prev: *mut Header, cleanup: F, name: &'static &'static str) -> Self {
         Node {
-            header: Header::new(Self::run, name, prev),
+            header: Header::new(Self::call, name, prev),
             cleanup,
         }
     }
@@ -76,7 +83,7 @@ impl<F: Fn(&Exit) + Sync> Node<F> {
     /// # Safety
     ///
     /// `header` must be the header of a live `Node<F>`.
-    unsafe fn run(header: *const Header, exit: &Exit) {
+    unsafe fn call(header: *const Header, exit: &Exit) {
         // SAFETY: `Node<F>` is `repr(C)` with the header first, and the caller vouches for it.
         let node = unsafe { &*header.cast::<Node<F>>() };
         (node.cleanup)(exit)
@@ -91,7 +98,12 @@ pub(crate) struct Slot {
     /// Guarded calls made on the thread, up to `barrier::HOT`; the thread's own.
     calls: AtomicU32,
     in_use: AtomicBool,
-    /// When the current thread took the slot: the stopper cleans newer threads first.
+    /// The thread that took the slot ([`sys::thread_id`]), to find it where its thread-locals
+    /// are gone.
+    owner: AtomicUsize,
+    /// In a forked child: the thread is the parent's, not the child's.
+    gone: AtomicBool,
+    /// When the current thread took the slot: the walk cleans newer threads first.
     taken: AtomicU64,
     /// The next slot in the global list; set before the slot is published, never changed.
     next: AtomicPtr<Slot>,
@@ -121,13 +133,18 @@ impl Link {
     }
 }
 
-// SAFETY: the pointer is only followed under the slot's mutex, or by the stopper (module docs).
+// SAFETY: the pointer is only followed under the slot's mutex, or by the walk (module docs).
 unsafe impl Send for FutureList {}
 
 impl Slot {
     fn futures(&self) -> MutexGuard<'_, FutureList> {
         // The list is consistent whenever the lock is free: nothing in it panics.
         self.futures.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The slot's address: how the walk names the slot it is on (`standby.rs`).
+    fn address(&self) -> usize {
+        ptr::from_ref(self) as usize
     }
 }
 
@@ -150,7 +167,8 @@ impl Drop for HandBack {
         let slot = SLOT.with(|slot| slot.replace(ptr::null()));
         // SAFETY: slots are never freed.
         if let Some(slot) = unsafe { slot.as_ref() } {
-            // A thread ends with its stack empty: every guarded frame popped its node.
+            // A thread ends with its stack empty, unless it is inside `exit` (whose hooks run
+            // after this): then the shutdown still finds the slot by its owner.
             if slot.stack.is_empty() {
                 slot.in_use.store(false, Release);
             }
@@ -190,14 +208,17 @@ fn first_slot() -> Option<&'static Slot> {
 fn take_slot() -> &'static Slot {
     crate::signals::install_once();
     let taken = TAKEN.fetch_add(1, Relaxed);
+    let owner = sys::thread_id();
     let mut next = SLOTS.load(Acquire);
     // SAFETY (loop): slots are never freed.
     while let Some(slot) = unsafe { next.as_ref() } {
-        if slot
-            .in_use
-            .compare_exchange(false, true, Acquire, Relaxed)
-            .is_ok()
+        if !slot.gone.load(Relaxed)
+            && slot
+                .in_use
+                .compare_exchange(false, true, Acquire, Relaxed)
+                .is_ok()
         {
+            slot.owner.store(owner, Relaxed);
             slot.taken.store(taken, Relaxed);
             return slot;
         }
@@ -208,6 +229,8 @@ fn take_slot() -> &'static Slot {
         cleaning: AtomicU32::new(0),
         calls: AtomicU32::new(0),
         in_use: AtomicBool::new(true),
+        owner: AtomicUsize::new(owner),
+        gone: AtomicBool::new(false),
         taken: AtomicU64::new(taken),
         next: AtomicPtr::new(ptr::null_mut()),
         futures: Mutex::new(FutureList(ptr::null())),
@@ -222,12 +245,32 @@ fn take_slot() -> &'static Slot {
     }
 }
 
+/// Every slot ever made, newest first. Async-signal-safe.
+fn slots() -> impl Iterator<Item = &'static Slot> {
+    let mut next = SLOTS.load(SeqCst);
+    std::iter::from_fn(move || {
+        // SAFETY: slots are never freed.
+        let slot = unsafe { next.as_ref() }?;
+        next = slot.next.load(Relaxed);
+        Some(slot)
+    })
+}
+
+/// The calling thread's slot, found by its owner: also where its thread-locals are gone.
+/// Async-signal-safe.
+fn mine() -> Option<&'static Slot> {
+    let me = sys::thread_id();
+    slots().find(|slot| {
+        slot.in_use.load(Acquire) && !slot.gone.load(Relaxed) && slot.owner.load(Relaxed) == me
+    })
+}
+
 impl Slot {
     /// Whether the thread is running a cleanup: its guarded calls then go unregistered. (Its
     /// own stack's top is tagged while it runs one of its own; the count covers the others.)
     #[inline(always)]
     pub(crate) fn is_cleaning(&self) -> bool {
-        self.stack.is_running() || self.cleaning.load(Relaxed) != 0
+        self.stack.is_cleaning() || self.cleaning.load(Relaxed) != 0
     }
 
     /// Runs `cleanup`, counted as a cleanup the thread is running. `cleanup` must not unwind.
@@ -240,25 +283,29 @@ impl Slot {
             .store(self.cleaning.load(Relaxed) - 1, Relaxed);
         result
     }
+}
 
-    /// Runs a claimed node's cleanup, counted as one the thread is running.
-    fn run_cleanup(&self, header: &Header, exit: &Exit) -> Option<Panic> {
-        // SAFETY: `header` is the live header of a node claimed for this thread.
-        self.cleaning(|| {
-            catch_unwind(AssertUnwindSafe(|| unsafe { (header.run)(header, exit) })).err()
-        })
+/// Calls the cleanup of `header`, a live node claimed for the calling thread, whose slot is
+/// `mine` if it has one; a panic is caught and returned. The one place a type-erased cleanup is
+/// called.
+fn call(mine: Option<&Slot>, header: &Header, exit: &Exit) -> Option<Panic> {
+    // SAFETY: the caller vouches for the node.
+    let call = || catch_unwind(AssertUnwindSafe(|| unsafe { (header.call)(header, exit) })).err();
+    match mine {
+        Some(mine) => mine.cleaning(call),
+        None => call(),
     }
 }
 
 /// Publishes `header` as the innermost pending cleanup of the calling thread, whose slot is
 /// `slot`, which must not be cleaning. The node must stay where it is until [`finish`].
 ///
-/// Does not return while the process is stopping, unless the calling thread is the stopper.
+/// Does not return once the shutdown is closed: a body that has not started never will.
 #[inline(always)]
 pub(crate) fn push(slot: &Slot, header: &Header) {
     count_call(slot);
-    if slot.stack.push(header, &STOPPING).is_err() {
-        stop::entered_while_stopping();
+    if slot.stack.push(header, &SHUTDOWN).is_err() {
+        entered_during_shutdown(header);
     }
 }
 
@@ -266,8 +313,8 @@ pub(crate) fn push(slot: &Slot, header: &Header) {
 #[inline(always)]
 pub(crate) fn push_above(slot: &Slot, header: &Header) {
     count_call(slot);
-    if slot.stack.push_above(header, &STOPPING).is_err() {
-        stop::entered_while_stopping();
+    if slot.stack.push_above(header, &SHUTDOWN).is_err() {
+        entered_during_shutdown(header);
     }
 }
 
@@ -283,37 +330,65 @@ fn count_call(slot: &Slot) {
     }
 }
 
+/// A push met the flag. During a shutdown, on a thread with nothing else pending, the body runs,
+/// its node pending like any other (a walk that saw it takes it over): that thread is one the
+/// shutdown does not concern, as if it had not started, and it may hold a lock that a cleanup
+/// needs. Inside a function that the shutdown takes over, or once the shutdown is closed, the
+/// body never starts.
+#[cold]
+fn entered_during_shutdown(header: &Header) {
+    crate::signals::start_thread_if_forked();
+    let nested = !header.prev.load(Relaxed).is_null();
+    if SHUTDOWN.is_closed() || (SHUTDOWN.is_started() && nested) {
+        // Its cleanup is no one's to run: the body never ran.
+        header.withdraw();
+        standby::park_for_good();
+    }
+}
+
+/// A pop (or an unlink) of `slot`'s met the flag: during a shutdown, the owner stands by while
+/// the walk may read what it unlinked.
+#[cold]
+fn left_during_shutdown(slot: &Slot) {
+    crate::signals::start_thread_if_forked();
+    if SHUTDOWN.is_started() {
+        standby::stand_by(slot.address());
+    }
+}
+
 /// Claims `header` for its owner, runs its cleanup and pops it.
 ///
-/// Returns the cleanup's panic, if it panicked. Does not return if the stopper claimed the node
-/// first, or if the process started stopping meanwhile (unless this thread is the stopper).
+/// Returns the cleanup's panic, if it panicked. Runs nothing if the shutdown took the node over
+/// (it runs the cleanup itself). Does not return once the shutdown is closed.
 #[inline(always)]
 pub(crate) fn finish<F: Fn(&Exit)>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option<Panic> {
     let header = node.header();
     let stopped;
-    let claim = slot.stack.claim(header, &STOPPING);
+    let claim = slot.stack.claim(header, &SHUTDOWN);
     let exit = match claim {
         Claim::Owner => exit,
-        // Returned during the stop (a body that saw the stop request, say): it ended for the
-        // signal, and the process ends by it.
-        Claim::OwnerDuringStop => match (exit, stop::requested()) {
-            (Exit::Returned, Some(signal)) => {
-                stopped = Exit::Signal(signal);
+        Claim::OwnerDuringShutdown => match request::stopped(exit) {
+            Some(signal) => {
+                stopped = signal;
                 &stopped
             }
-            _ => exit,
+            None => exit,
         },
-        // The stopper runs this cleanup; the code after the function must not run.
-        Claim::Stopper => stop::park_forever(),
+        Claim::Taken => {
+            if slot.stack.pop(header, &SHUTDOWN).is_err() {
+                left_during_shutdown(slot);
+            }
+            return None;
+        }
     };
-    // Called directly, not through the header's type-erased `run`, so it can be inlined. While
+    // Called directly, not through the header's type-erased `call`, so it can be inlined. While
     // it runs, the tagged top tells `is_cleaning`.
     let panic = catch_unwind(AssertUnwindSafe(|| (node.cleanup)(exit))).err();
-    if claim == Claim::OwnerDuringStop {
+    if claim == Claim::OwnerDuringShutdown {
         header.done();
     }
-    if slot.stack.pop(header, &STOPPING).is_err() {
-        stop::returned_while_stopping();
+    if slot.stack.pop(header, &SHUTDOWN).is_err() {
+        left_during_shutdown(slot);
     }
     panic
 }
@@ -324,17 +399,14 @@ pub(crate) type Panic = Box<dyn std::any::Any + Send>;
 /// Takes `header`, the innermost node of the calling thread, whose slot is `slot`, off its
 /// stack without running its cleanup: its future waits, and [`link_future`] has put the node in
 /// the slot's list first.
-///
-/// Does not return while the process is stopping, unless the calling thread is the stopper.
 pub(crate) fn unpush(slot: &Slot, header: &Header) {
-    if slot.stack.pop(header, &STOPPING).is_err() {
-        stop::entered_while_stopping();
+    if slot.stack.pop(header, &SHUTDOWN).is_err() {
+        left_during_shutdown(slot);
     }
 }
 
 /// Links a future's node, through `link`, into the list of `slot`, the calling thread's.
 ///
-/// Does not return while the process is stopping, unless the calling thread is the stopper.
 /// The node and the link must stay where they are until [`finish_future`].
 pub(crate) fn link_future(slot: &Slot, link: &Link, header: &Header) {
     let mut list = slot.futures();
@@ -346,40 +418,39 @@ pub(crate) fn link_future(slot: &Slot, link: &Link, header: &Header) {
         newest.newer.store(ptr::from_ref(link).cast_mut(), Relaxed);
     }
     list.0 = link;
-    drop(list);
-    if STOPPING.is_raised() {
-        stop::entered_while_stopping();
-    }
 }
 
 /// Claims a linked future's node for the calling thread, runs its cleanup and unlinks it.
 ///
-/// As [`finish`]: returns the cleanup's panic, and does not return if the stopper has the node.
+/// As [`finish`]: returns the cleanup's panic, runs nothing if the shutdown took the node, and
+/// does not return once the shutdown is closed.
 pub(crate) fn finish_future(
     slot: &Slot,
     link: &Link,
     header: &Header,
     exit: &Exit,
 ) -> Option<Panic> {
-    let mine = local_slot();
-    // As in `finish`: completed during the stop, it ended for the signal.
     let stopped;
-    let exit = match (exit, STOPPING.is_raised().then(stop::requested).flatten()) {
-        (Exit::Returned, Some(signal)) => {
-            stopped = Exit::Signal(signal);
+    let exit = match SHUTDOWN
+        .is_started()
+        .then(|| request::stopped(exit))
+        .flatten()
+    {
+        Some(signal) => {
+            stopped = signal;
             &stopped
         }
-        _ => exit,
+        None => exit,
     };
-    if !header.claim_for_owner() {
-        stop::park_forever();
-    }
-    let panic = match mine {
-        Some(mine) => mine.run_cleanup(header, exit),
-        // SAFETY: the live header of the caller's node, claimed above.
-        None => catch_unwind(AssertUnwindSafe(|| unsafe { (header.run)(header, exit) })).err(),
+    let panic = if header.own() {
+        let panic = call(local_slot(), header, exit);
+        header.done();
+        panic
+    } else {
+        // The walk took it: it may be running it still.
+        standby::stand_by(slot.address());
+        None
     };
-    header.done();
     let mut list = slot.futures();
     let (newer, older) = (link.newer.load(Relaxed), link.older.load(Relaxed));
     // SAFETY: linked links are alive, and the lock is held.
@@ -392,39 +463,52 @@ pub(crate) fn finish_future(
         older.newer.store(newer, Relaxed);
     }
     drop(list);
-    if STOPPING.is_raised() {
-        stop::returned_while_stopping();
+    if SHUTDOWN.is_started() {
+        standby::stand_by(slot.address());
     }
     panic
 }
 
 /// Runs a node's cleanup where no slot could be had: on completion or drop only.
 pub(crate) fn run_unlinked(header: &Header, exit: &Exit) -> Option<Panic> {
-    // SAFETY: the live header of the caller's node, known to no one else.
-    catch_unwind(AssertUnwindSafe(|| unsafe { (header.run)(header, exit) })).err()
+    // The live header of the caller's node, known to no one else.
+    call(None, header, exit)
 }
 
-/// Runs every pending cleanup of every thread with `exit`: threads that took their slot last
-/// first, each thread's innermost first. Called by the stopper only, after raising `STOPPING`.
-pub(crate) fn run_all_pending(exit: &Exit) {
-    // Not `local_slot`: the signal thread has none, and taking one allocates, on the way from a
-    // signal to its first cleanup.
-    // SAFETY: slots are never freed.
-    let mine = unsafe { SLOT.with(Cell::get).as_ref() };
-    // A stopper that is itself running a cleanup (which called `exit`) must not wait for a
-    // future's cleanup that its owner is running: that may be its own.
+/// The walk: runs every pending cleanup of every thread with `exit`, threads that took their
+/// slot last first, each thread's innermost first; `before_last` runs just before the walk
+/// leaves the last slot (at once if there is none). Called by the thread that runs the
+/// shutdown, after starting the flag and running the heavy barrier.
+pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
+    // Not `local_slot`: the signal thread has none, taking one allocates, on the way from a
+    // signal to its first cleanup, and inside `exit` this thread's thread-locals are gone.
+    let mine = mine();
+    // A walk by a thread that is itself running a cleanup (which called `exit`) must not wait
+    // for a future's cleanup that its owner is running: that may be its own.
     let cleaning = mine.is_some_and(Slot::is_cleaning);
     let mut run = |header: &Header| {
-        stop::running(header.name);
-        run_reporting(mine, header, exit);
+        standby::running(header.name);
+        if let Some(payload) = call(mine, header, exit) {
+            let message = crate::exit::panic_message(&*payload).unwrap_or("a non-string payload");
+            report(format_args!(
+                "a cleanup panicked ({message}); running the remaining cleanups"
+            ));
+        }
     };
+    let mut wait = |header: &Header| {
+        standby::running(header.name);
+        standby::wait_a_little();
+    };
+    let mut before_last = Some(before_last);
     // Newest first, each slot once, without allocating: by `taken`, which no two slots share.
-    let mut below = u64::MAX;
-    while let Some(slot) = newest_below(below) {
-        below = slot.taken.load(Relaxed);
+    let mut next = newest_below(u64::MAX);
+    while let Some(slot) = next {
+        next = newest_below(slot.taken.load(Relaxed));
         let is_mine = mine.is_some_and(|mine| ptr::eq(mine, slot));
-        // SAFETY: the stopper raised `STOPPING` and ran the heavy barrier (`stop::begin_stop`).
-        unsafe { slot.stack.stop(is_mine, run, wait) };
+        standby::walking(slot.address());
+        // SAFETY: the flag is started and the barrier run (`shutdown.rs`); the owner stands by
+        // while the walk is on its slot.
+        unsafe { slot.stack.walk(is_mine, &mut run, &mut wait) };
         let mut futures = Vec::new();
         let list = slot.futures();
         let mut link = list.0;
@@ -435,44 +519,75 @@ pub(crate) fn run_all_pending(exit: &Exit) {
         }
         drop(list);
         for header in futures {
-            // SAFETY: a node copied from the list after `STOPPING` was raised stays alive.
-            unsafe { &*header }.stop(cleaning, &mut run, &mut wait);
+            // SAFETY: a node copied from the list during the walk stays alive while the walk is
+            // on its slot.
+            unsafe { &*header }.take_or_wait(cleaning, &mut run, &mut wait);
         }
+        if next.is_none() {
+            if let Some(last) = before_last.take() {
+                last();
+            }
+        }
+        standby::walked();
+    }
+    if let Some(last) = before_last.take() {
+        last();
     }
 }
 
-/// The slot that took its thread last among those that took theirs before `below`.
+/// The slot that took its thread last among those of this process that took theirs before
+/// `below`.
 fn newest_below(below: u64) -> Option<&'static Slot> {
     let mut newest: Option<&'static Slot> = None;
-    let mut next = SLOTS.load(SeqCst);
-    // SAFETY: slots are never freed.
-    while let Some(slot) = unsafe { next.as_ref() } {
+    for slot in slots().filter(|slot| !slot.gone.load(Relaxed)) {
         let taken = slot.taken.load(Relaxed);
         if taken < below && newest.map_or(true, |newest| taken > newest.taken.load(Relaxed)) {
             newest = Some(slot);
         }
-        next = slot.next.load(Relaxed);
     }
     newest
 }
 
-/// Lets an owner finish the cleanup the stopper waits for; it unparks the stopper when done.
-fn wait(header: &Header) {
-    stop::running(header.name);
-    std::thread::park_timeout(Duration::from_millis(20));
+/// The calling thread is about to wait for good inside `exit` while another thread ends the
+/// process: a cleanup of its own that it was running (and that called `exit`) is over, so the
+/// walk must not wait for it.
+pub(crate) fn abandon_mine() {
+    if let Some(slot) = mine() {
+        if slot.stack.is_cleaning() {
+            slot.stack.unlink_cleaning();
+            standby::notify();
+        }
+    }
 }
 
-/// Runs a cleanup the stopper claimed; a panic is reported and does not stop the others.
-fn run_reporting(mine: Option<&Slot>, header: &Header, exit: &Exit) {
-    let result = match mine {
-        Some(mine) => mine.run_cleanup(header, exit),
-        // SAFETY: the stopper claimed this live node.
-        None => catch_unwind(AssertUnwindSafe(|| unsafe { (header.run)(header, exit) })).err(),
-    };
-    if let Err(payload) = result.map_or(Ok(()), Err) {
-        let message = crate::exit::panic_message(&*payload).unwrap_or("a non-string payload");
-        crate::report::report(format_args!(
-            "a cleanup panicked ({message}); running the remaining cleanups"
-        ));
+/// Whether the calling thread has a cleanup pending on its stack. Async-signal-safe.
+pub(crate) fn has_pending() -> bool {
+    mine().is_some_and(|slot| !slot.stack.is_empty())
+}
+
+/// Whether any thread has a cleanup pending.
+pub(crate) fn any_pending() -> bool {
+    slots()
+        .filter(|slot| !slot.gone.load(Relaxed))
+        .any(|slot| !slot.stack.is_empty() || !slot.futures().0.is_null())
+}
+
+/// In a forked child, with its one thread: the slots of every other thread are the parent's.
+/// Returns whether the child's thread has a cleanup pending. Async-signal-safe.
+pub(crate) fn forget_other_threads() -> bool {
+    let me = sys::thread_id();
+    let mut pending = false;
+    for slot in slots() {
+        if slot.in_use.load(Relaxed) && slot.owner.load(Relaxed) == me && !slot.gone.load(Relaxed) {
+            // A lock held by a thread that is gone stays held: count it as pending.
+            pending |= !slot.stack.is_empty()
+                || slot
+                    .futures
+                    .try_lock()
+                    .map_or(true, |list| !list.0.is_null());
+        } else if slot.in_use.load(Relaxed) {
+            slot.gone.store(true, Relaxed);
+        }
     }
+    pending
 }

@@ -72,7 +72,7 @@ impl fmt::Write for Line {
 }
 
 /// Writes `bytes` to stderr in one `write`, if it is ready within [`PATIENCE`]; errors are
-/// ignored. A SIGPIPE the write raises is taken back, unless one was already pending.
+/// ignored, and a SIGPIPE the write raises is taken back.
 fn write_stderr(bytes: &[u8]) {
     let mut ready = libc::pollfd {
         fd: libc::STDERR_FILENO,
@@ -83,25 +83,10 @@ fn write_stderr(bytes: &[u8]) {
     if unsafe { libc::poll(&mut ready, 1, PATIENCE) } != 1 || ready.revents & libc::POLLOUT == 0 {
         return;
     }
-    // SAFETY: plain libc calls on this thread's signal mask and on stderr, with valid buffers.
-    unsafe {
-        let mut pipe: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut pipe);
-        libc::sigaddset(&mut pipe, libc::SIGPIPE);
-        let mut pending: libc::sigset_t = std::mem::zeroed();
-        libc::sigpending(&mut pending);
-        let was_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
-        let mut mask: libc::sigset_t = std::mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut mask);
-        libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len());
-        // A failed write raised SIGPIPE, blocked: taken back at once, as it is pending.
-        libc::sigpending(&mut pending);
-        if !was_pending && libc::sigismember(&pending, libc::SIGPIPE) == 1 {
-            let mut taken = 0;
-            libc::sigwait(&pipe, &mut taken);
-        }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
-    }
+    crate::sys::without_sigpipe(|| {
+        // SAFETY: writing a live buffer to stderr; a failure is ignored.
+        unsafe { libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len()) };
+    });
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Installing the handlers: the signal thread and the `atexit` hook.
+//! Installing the handlers: the signal thread, the exit hook and the fork hook.
 //!
 //! The signal handler, registered through signal-hook (which chains it with any other), only
 //! records the first signal's number in an atomic and wakes the `finally-signals` thread with a
@@ -14,7 +14,9 @@ use std::time::Duration;
 use libc::c_int;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
-use crate::stop;
+use crate::flag::SHUTDOWN;
+use crate::report::report;
+use crate::{barrier, registry, request, shutdown, standby, sys};
 use crate::{Error, Exit, Signal};
 
 /// The signals that run the pending cleanups.
@@ -87,30 +89,24 @@ pub(crate) fn install_once() {
 }
 
 fn install_now() -> Result<(), Error> {
-    // SAFETY: `at_exit` is an `extern "C" fn()` that never unwinds.
-    if unsafe { libc::atexit(at_exit) } != 0 {
-        return Err(Error::new(
-            "register the exit hook",
-            io::Error::last_os_error(),
-        ));
-    }
+    exit_hook::register().map_err(|e| Error::new("register the exit hook", e))?;
     if cfg!(panic = "abort") {
         run_cleanups_before_abort();
     }
     let config = config();
     // The thread first: a handler with no thread to act on what it records would swallow the
     // signals it was meant to handle.
-    thread::Builder::new()
-        .name("finally-signals".into())
-        .spawn(|| {
-            let signal = first_signal();
-            if stop::on_signal(Signal::new(signal)) {
-                die_by(signal);
-            }
-            // Otherwise the process is already exiting: that stop decides how it ends, and
-            // later signals change nothing.
-        })
-        .map_err(|e| Error::new("start the signal thread", e))?;
+    start_signal_thread().map_err(|e| Error::new("start the signal thread", e))?;
+    if let Some(limit) = config.timeout {
+        shutdown::arm_deadline(limit).map_err(|e| Error::new("start the deadline thread", e))?;
+    }
+    // SAFETY: `in_child` only does what is allowed in a forked child (its docs).
+    if unsafe { libc::pthread_atfork(None, None, Some(in_child)) } != 0 {
+        return Err(Error::new(
+            "register the fork hook",
+            io::Error::last_os_error(),
+        ));
+    }
     let force_quit_after = config.force_quit_after;
     for &signal in config.signals.iter().filter(|&&signal| !is_ignored(signal)) {
         // In the signal handler: only atomics and system calls that are async-signal-safe.
@@ -127,8 +123,68 @@ fn install_now() -> Result<(), Error> {
     Ok(())
 }
 
+/// Starts the `finally-signals` thread: it waits for the first handled signal, runs the
+/// shutdown, and ends the process by the signal. Nothing unwinds out of it before then.
+fn start_signal_thread() -> io::Result<()> {
+    thread::Builder::new()
+        .name("finally-signals".into())
+        .spawn(|| {
+            let signal = first_signal();
+            match catch_unwind(|| shutdown::on_signal(Signal::new(signal))) {
+                Ok(true) => sys::die_by(signal),
+                // The process is already exiting: that shutdown decides how it ends, and later
+                // signals change nothing.
+                Ok(false) => {}
+                Err(_) => {
+                    report(format_args!(
+                        "the shutdown failed; ending the process by the signal"
+                    ));
+                    sys::die_by_now(signal)
+                }
+            }
+        })
+        .map(drop)
+}
+
+/// In a forked child, whose signal thread (and deadline thread) stayed in the parent: starts
+/// them, the first time an owner meets the child's flag (or at once, from [`in_child`], if the
+/// child has a cleanup pending).
+pub(crate) fn start_thread_if_forked() {
+    if !SHUTDOWN.take_no_thread() {
+        return;
+    }
+    let started = start_signal_thread().and_then(|()| match config().timeout {
+        Some(limit) => shutdown::arm_deadline(limit),
+        None => Ok(()),
+    });
+    if let Err(error) = started {
+        report(format_args!(
+            "could not start the signal thread in a forked child ({error}): signals end it without its cleanups"
+        ));
+    }
+}
+
+/// The child's side of `fork`, on its one thread, before `fork` returns there: what belonged
+/// to the parent's other threads, and its shutdown, are not the child's. Only what is allowed
+/// in a forked child of a process with threads: atomics and system calls, and, if the child
+/// has a cleanup pending (it forked inside a guarded function, as a daemon does), starting its
+/// signal thread at once: it may never reach another guarded function.
+extern "C" fn in_child() {
+    let pending = registry::forget_other_threads();
+    shutdown::reset_in_child();
+    request::reset_in_child();
+    standby::reset_in_child();
+    ARRIVED.store(0, SeqCst);
+    SEEN.store(0, SeqCst);
+    let asymmetric = SHUTDOWN.is_asymmetric() && barrier::register_in_child();
+    SHUTDOWN.reset_in_child(asymmetric);
+    if pending {
+        start_thread_if_forked();
+    }
+}
+
 /// The number of the first handled signal, or 0: only the first matters, since it starts the
-/// stop, and a stop is never started twice.
+/// shutdown, and a shutdown is never started twice.
 ///
 /// It is also the futex the signal thread sleeps on. A futex wake is the least the kernel can do
 /// to wake a thread (as `ctrlc` does, through `sem_post`), less than writing to a pipe.
@@ -142,7 +198,17 @@ static SEEN: AtomicU32 = AtomicU32::new(0);
 fn arrived(signal: c_int) {
     SEEN.fetch_add(1, SeqCst);
     let _ = ARRIVED.compare_exchange(0, signal as u32, SeqCst, SeqCst);
+    if SHUTDOWN.has_no_thread() && !registry::has_pending() {
+        // A forked child with nothing pending and no signal thread yet: the signal has its
+        // default effect, as if `finally` were not there.
+        sys::die_by_now(signal);
+    }
     futex(libc::FUTEX_WAKE, 1);
+}
+
+/// The number of the first handled signal, or 0. Async-signal-safe.
+pub(crate) fn first_signal_number() -> c_int {
+    ARRIVED.load(SeqCst) as c_int
 }
 
 /// Sleeps until a handled signal arrives, and returns its number.
@@ -181,7 +247,7 @@ fn run_cleanups_before_abort() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         previous(info);
-        stop::on_end(&Exit::panicked(info.payload()));
+        shutdown::on_exit(&Exit::panicked(info.payload()));
     }));
 }
 
@@ -195,67 +261,133 @@ fn is_ignored(signal: c_int) -> bool {
     }
 }
 
-/// Ends the process at once, by the signal that requested the stop, once `count` more have
-/// arrived after it: the habit of pressing Ctrl-C three times. Async-signal-safe.
+/// Ends the process at once, by the first signal, once `count` more signals have arrived
+/// during a shutdown: the habit of pressing Ctrl-C three times. Async-signal-safe.
 ///
-/// The signal that requested the stop is the first one [`arrived`] counted: counting from the
-/// request itself would also count that first signal whenever the signal thread made the
-/// request before this handler got here.
+/// In a shutdown by a signal, the first signal requested it, and the "more" are the ones after
+/// it (counting from the request itself would also count that first signal whenever the signal
+/// thread made the request before this handler got here). In a shutdown by `exit`, every
+/// signal is one more: each was held back.
 fn force_quit(count: u32) {
-    let first = stop::requested_number();
-    if first == 0 || SEEN.load(SeqCst) - 1 < count {
+    let more = match shutdown::kind() {
+        None => return,
+        Some(shutdown::Kind::Signal) => SEEN.load(SeqCst) - 1,
+        Some(shutdown::Kind::Exit) => SEEN.load(SeqCst),
+    };
+    if more < count {
         return;
     }
     let message = b"finally: forced to quit: the cleanups are cut short\n";
     // SAFETY: async-signal-safe calls with valid arguments.
-    unsafe {
-        libc::write(2, message.as_ptr().cast(), message.len());
-        die_by_unchecked(first);
+    unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+    sys::die_by_now(first_signal_number());
+}
+
+mod exit_hook {
+    //! The exit hook: `process::exit`, and the end of `main`, run the pending cleanups.
+    //!
+    //! A cleanup may call `exit` itself, while the process is exiting. Then the first `exit`'s
+    //! code stands (glibc tells it to the hook; elsewhere 1), the cleanup that called it ends
+    //! there, and the others still run once, however `exit` was entered again:
+    //!
+    //! - on the thread that runs the shutdown, after an earlier `exit`: std aborts the process
+    //!   ("exit called re-entrantly") through the panic hook, where [`catch_reentry`] catches it;
+    //! - after the end of `main` (libc's `exit`, which std does not guard): libc runs the hooks
+    //!   still to run, [`again`] among them.
+
+    use std::ffi::c_void;
+    use std::io;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    use libc::c_int;
+
+    use crate::{registry, shutdown, Exit};
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    extern "C" {
+        /// glibc's `atexit` that is told the exit code.
+        fn on_exit(hook: extern "C" fn(c_int, *mut c_void), argument: *mut c_void) -> c_int;
     }
-}
 
-/// Ends the process by `signal`, as if no handler had been installed.
-pub(crate) fn die_by(signal: c_int) -> ! {
-    // SAFETY: async-signal-safe calls with valid arguments; the process ends by the signal.
-    unsafe { reraise(signal) };
-    // Still alive: the default action did not end the process, as for PID 1 in a container,
-    // where the kernel drops signals left at their default action.
-    std::process::exit(128 + signal)
-}
-
-/// [`die_by`] for a signal handler: ends the process without running or flushing anything.
-///
-/// # Safety
-///
-/// Ends the process at once: no destructor runs, no buffer is flushed.
-unsafe fn die_by_unchecked(signal: c_int) -> ! {
-    // SAFETY: the caller accepts the end.
-    unsafe {
-        reraise(signal);
-        libc::_exit(128 + signal)
+    /// Registers [`at_exit`].
+    pub(super) fn register() -> io::Result<()> {
+        if add(at_exit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
-}
 
-/// Restores `signal`'s default action, unblocks it and raises it. Async-signal-safe.
-///
-/// # Safety
-///
-/// Where the default action ends the process, it ends here.
-unsafe fn reraise(signal: c_int) {
-    // SAFETY: plain libc calls with valid arguments.
-    unsafe {
-        libc::signal(signal, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, signal);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::raise(signal);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn add(hook: extern "C" fn(c_int, *mut c_void)) -> c_int {
+        // SAFETY: `hook` never unwinds.
+        unsafe { on_exit(hook, std::ptr::null_mut()) }
     }
-}
 
-/// Runs while `exit` is in progress, on the exiting thread.
-extern "C" fn at_exit() {
-    let _ = catch_unwind(|| stop::on_end(&Exit::Exited));
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    fn add(hook: extern "C" fn(c_int, *mut c_void)) -> c_int {
+        /// Which hook `atexit` runs: it passes nothing.
+        static HOOK: std::sync::OnceLock<extern "C" fn(c_int, *mut c_void)> =
+            std::sync::OnceLock::new();
+        extern "C" fn plain() {
+            if let Some(hook) = HOOK.get() {
+                hook(i32::MIN, std::ptr::null_mut());
+            }
+        }
+        let _ = HOOK.set(hook);
+        // SAFETY: `plain` never unwinds.
+        unsafe { libc::atexit(plain) }
+    }
+
+    /// Runs while `exit` is in progress, on the exiting thread.
+    extern "C" fn at_exit(code: c_int, _: *mut c_void) {
+        if code != i32::MIN {
+            shutdown::exiting_with(code);
+        }
+        let _ = catch_unwind(|| {
+            if registry::any_pending() {
+                catch_reentry();
+            }
+            shutdown::on_exit(&Exit::Exited);
+        });
+    }
+
+    /// Runs after [`at_exit`]: at once and to no effect, or inside an `exit` that a cleanup
+    /// called after the end of `main`: then it runs the cleanups still pending, and ends the
+    /// process with the first code.
+    extern "C" fn again(code: c_int, _: *mut c_void) {
+        let _ = catch_unwind(|| {
+            if shutdown::is_mine() {
+                shutdown::resume();
+            }
+        });
+        if code != i32::MIN && code != shutdown::exit_code() {
+            // SAFETY: `exit` again, from an exit hook: libc runs the hooks still to run.
+            unsafe { libc::exit(shutdown::exit_code()) }
+        }
+    }
+
+    /// Set up once the process exits with cleanups pending (module docs).
+    fn catch_reentry() {
+        static SET: AtomicBool = AtomicBool::new(false);
+        if SET.swap(true, SeqCst) || std::thread::panicking() {
+            return;
+        }
+        add(again);
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                let reentered = info.payload().downcast_ref::<&str>()
+                    == Some(&"std::process::exit called re-entrantly");
+                if reentered && shutdown::is_mine() {
+                    shutdown::resume();
+                    // SAFETY: `exit` again, from within `exit`: libc runs the hooks still to run.
+                    unsafe { libc::exit(shutdown::exit_code()) }
+                }
+                previous(info);
+            }));
+        }));
+    }
 }
 
 impl Error {

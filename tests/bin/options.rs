@@ -1,7 +1,8 @@
 //! A child process whose `main` sets the process-wide options: `options NAME`.
 //!
 //! Its cleanup takes as long as `FINALLY_TEST_CLEANUP_MS` says (0 if unset), and says on stdout
-//! when it has started.
+//! when it has started. With `FINALLY_TEST_EXIT=N`, `main` calls `exit(N)` once ready, instead
+//! of waiting.
 
 use std::time::Duration;
 use std::{env, thread};
@@ -24,5 +25,8 @@ fn slow_cleanup(exit: &Exit) {
 #[with_cleanup(slow_cleanup, signals = [SIGINT, SIGTERM], timeout = "2s", force_quit_after = 3)]
 fn main() {
     ready();
+    if let Some(code) = env::var_os("FINALLY_TEST_EXIT") {
+        std::process::exit(code.to_str().unwrap().parse().unwrap());
+    }
     wait_forever();
 }

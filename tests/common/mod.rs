@@ -87,6 +87,15 @@ impl Scenario {
         Self::spawn(command, &[], setup)
     }
 
+    /// Starts `program` with `args`, after `setup` has adjusted the command.
+    pub fn start_bin(
+        program: &std::path::Path,
+        args: &[&str],
+        setup: impl FnOnce(&mut Command),
+    ) -> Self {
+        Self::spawn(Command::new(program), args, setup)
+    }
+
     /// Starts the example `name` (`examples/NAME.rs`) with `args`, as `cargo run --example`
     /// would. Examples that take part in tests write their marker where `FINALLY_TEST_MARKER`
     /// says.
@@ -128,11 +137,14 @@ impl Scenario {
         setup(&mut command);
         let mut child = command.spawn().expect("start the scenario binary");
         let lines = lines::lines(child.stdout.take().unwrap());
-        let mut pipe = child.stderr.take().unwrap();
+        // A test may have sent stderr elsewhere (a terminal, a closed pipe, a full disk).
+        let pipe = child.stderr.take();
         let (send, stderr) = mpsc::channel();
         thread::spawn(move || {
             let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
             let _ = send.send(text);
         });
         Scenario {
@@ -159,6 +171,23 @@ impl Scenario {
     /// Waits for the child to print `expected` as its next line on stdout.
     pub fn expect_line(&self, expected: &str) {
         assert_eq!(self.next_line(), expected, "unexpected line from the child");
+    }
+
+    /// Whether the child has ended (without reaping it).
+    pub fn has_ended(&self) -> bool {
+        // SAFETY: a zeroed `siginfo_t` is a valid out-parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `waitid` of our own child, leaving it waitable.
+        let waited = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.pid() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: `waitid` filled `info`; a zero pid means it has not ended.
+        waited == 0 && unsafe { info.si_pid() } != 0
     }
 
     /// Sends `signal` to the child.

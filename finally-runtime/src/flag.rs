@@ -1,0 +1,95 @@
+//! The shutdown flag: one byte that every owner step loads right after its store.
+//!
+//! It says whether a shutdown has started (the runtime is taking over the pending cleanups),
+//! whether it is closed (its last walk has begun: no guarded body may start any more), whether
+//! the owners' side of each store-then-load pair may be a compiler-only fence (`fence::heavy`
+//! then stands for it), and, in a forked child, that the child has no signal thread yet. In one
+//! byte, an owner's check is one load and one compare on the hot path.
+
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{compiler_fence, fence, AtomicU8};
+
+use crate::protocol::ShutdownFlag;
+
+/// The process's shutdown flag.
+pub(crate) static SHUTDOWN: Flag = Flag(AtomicU8::new(0));
+
+pub(crate) struct Flag(AtomicU8);
+
+/// A shutdown has started: owners that meet it coordinate with it.
+const STARTED: u8 = 1;
+/// `fence::heavy` orders the owners' stores: their side needs no fence of its own.
+const ASYMMETRIC: u8 = 2;
+/// The shutdown's last walk has begun: a guarded body that has not started never will.
+const CLOSED: u8 = 4;
+/// A forked child whose signal thread is not started yet: the first owner to see it starts it.
+const NO_THREAD: u8 = 8;
+
+impl Flag {
+    /// Starts the shutdown; returns whether owners may be using compiler-only fences. If not,
+    /// none can start to without seeing the flag: it is the same byte.
+    pub(crate) fn start(&self) -> bool {
+        self.0.fetch_or(STARTED, SeqCst) & ASYMMETRIC != 0
+    }
+
+    /// Closes the shutdown; returns as [`start`](Self::start) does.
+    pub(crate) fn close(&self) -> bool {
+        self.0.fetch_or(CLOSED, SeqCst) & ASYMMETRIC != 0
+    }
+
+    pub(crate) fn is_started(&self) -> bool {
+        self.0.load(SeqCst) & STARTED != 0
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.load(SeqCst) & CLOSED != 0
+    }
+
+    /// `fence::heavy` now orders the owners' stores.
+    pub(crate) fn set_asymmetric(&self) {
+        self.0.fetch_or(ASYMMETRIC, SeqCst);
+    }
+
+    /// In a forked child: no shutdown under way, no signal thread yet, and `asymmetric` as the
+    /// child's registration of `membarrier` allows. Async-signal-safe.
+    pub(crate) fn reset_in_child(&self, asymmetric: bool) {
+        let asymmetric = if asymmetric { ASYMMETRIC } else { 0 };
+        self.0.store(NO_THREAD | asymmetric, SeqCst);
+    }
+
+    /// Whether owners may be using compiler-only fences.
+    pub(crate) fn is_asymmetric(&self) -> bool {
+        self.0.load(SeqCst) & ASYMMETRIC != 0
+    }
+
+    /// Takes the "no signal thread" mark: `true` for the one caller that must start it.
+    pub(crate) fn take_no_thread(&self) -> bool {
+        self.0.fetch_and(!NO_THREAD, SeqCst) & NO_THREAD != 0
+    }
+
+    /// Whether this process has no signal thread yet. Async-signal-safe.
+    pub(crate) fn has_no_thread(&self) -> bool {
+        self.0.load(SeqCst) & NO_THREAD != 0
+    }
+
+    /// The owners' side before `membarrier` is registered (until calls are hot, or for good).
+    /// Out of line: where calls are hot, it is not taken.
+    #[cold]
+    fn seen_after_fence(&self) -> bool {
+        fence(SeqCst);
+        self.0.load(Relaxed) & !ASYMMETRIC != 0
+    }
+}
+
+impl ShutdownFlag for Flag {
+    #[inline(always)]
+    fn seen_after_store(&self) -> bool {
+        compiler_fence(SeqCst);
+        match self.0.load(Relaxed) {
+            ASYMMETRIC => false,
+            flags if flags & ASYMMETRIC != 0 => true,
+            // Not (yet) asymmetric: this side needs its full fence before the load.
+            _ => self.seen_after_fence(),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The stop request: the public, cooperative side of a shutdown by a signal.
+//!
+//! When a handled signal arrives, the stop is *requested* before (or, with a grace period,
+//! while) the runtime takes the pending cleanups over: bodies that look can stop on their own.
+//! A shutdown by `exit` requests nothing.
+
+use std::collections::hash_map::{Entry, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicI32, AtomicU64};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::{Exit, Signal};
+
+/// The signal that requested the stop, or 0.
+static REQUESTED: AtomicI32 = AtomicI32::new(0);
+
+/// Wakes the threads waiting for the stop request.
+static CHANGED: Condvar = Condvar::new();
+/// How many threads block in `wait_for_stop`: the request wakes them only if there are any (a
+/// `notify_all` is a system call, on the way from a signal to the first cleanup).
+static LOCK: Mutex<usize> = Mutex::new(0);
+/// The futures waiting for the stop request, by id.
+static WAKERS: Mutex<Option<HashMap<u64, Waker>>> = Mutex::new(None);
+/// The next [`StopSignal`]'s id: while it is 0, no future can be waiting, and the request skips
+/// the lock on its way to the first cleanup.
+static NEXT_WAKER: AtomicU64 = AtomicU64::new(0);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Requests the stop for `signal`, and wakes whoever waits for the request.
+pub(crate) fn request(signal: Signal) {
+    {
+        let waiting = lock(&LOCK);
+        REQUESTED.store(signal.number(), SeqCst);
+        if *waiting > 0 {
+            CHANGED.notify_all();
+        }
+    }
+    // A future that saw no request under the lock took its id before (both `SeqCst`).
+    if NEXT_WAKER.load(SeqCst) > 0 {
+        for (_, waker) in lock(&WAKERS).take().into_iter().flatten() {
+            waker.wake();
+        }
+    }
+}
+
+/// In a forked child: no stop requested. Async-signal-safe.
+pub(crate) fn reset_in_child() {
+    REQUESTED.store(0, SeqCst);
+}
+
+/// The signal that requested the stop, if one has.
+pub(crate) fn requested() -> Option<Signal> {
+    match REQUESTED.load(SeqCst) {
+        0 => None,
+        number => Some(Signal::new(number)),
+    }
+}
+
+/// Whether a handled signal (SIGINT, SIGTERM, SIGHUP or SIGQUIT) has arrived: the process is
+/// stopping, and a body that checks this can finish early.
+///
+/// Cheap (one atomic load). Stays `true` once set.
+pub fn stop_requested() -> bool {
+    REQUESTED.load(Relaxed) != 0
+}
+
+/// Blocks until a handled signal arrives, or `timeout` passes (`Duration::MAX`: no time-out);
+/// returns the signal, or `None` on time-out.
+pub fn wait_for_stop(timeout: Duration) -> Option<Signal> {
+    let deadline = Instant::now().checked_add(timeout);
+    let mut waiting = lock(&LOCK);
+    *waiting += 1;
+    let signal = loop {
+        if let Some(signal) = requested() {
+            break Some(signal);
+        }
+        let left = match deadline {
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) => left,
+                None => break None,
+            },
+            None => Duration::MAX,
+        };
+        waiting = CHANGED
+            .wait_timeout(waiting, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    };
+    *waiting -= 1;
+    signal
+}
+
+/// A future that resolves to the signal once a handled signal arrives; see [`stop_signal`].
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct StopSignal {
+    id: u64,
+}
+
+/// Waits for a handled signal without blocking a thread: the returned future resolves to the
+/// signal once one arrives (at once if one has). It works with any async runtime.
+///
+/// ```no_run
+/// # use finally_runtime as finally;
+/// # async fn example() {
+/// let signal = finally::stop_signal().await;
+/// eprintln!("stopping on {signal}");
+/// # }
+/// ```
+pub fn stop_signal() -> StopSignal {
+    StopSignal {
+        id: NEXT_WAKER.fetch_add(1, SeqCst),
+    }
+}
+
+impl Future for StopSignal {
+    type Output = Signal;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Signal> {
+        if let Some(signal) = requested() {
+            return Poll::Ready(signal);
+        }
+        let mut wakers = lock(&WAKERS);
+        // Checked again under the lock: the signal thread wakes the list after the request.
+        if let Some(signal) = requested() {
+            return Poll::Ready(signal);
+        }
+        match wakers.get_or_insert_with(HashMap::new).entry(self.id) {
+            Entry::Occupied(mut waker) => waker.get_mut().clone_from(context.waker()),
+            Entry::Vacant(entry) => {
+                entry.insert(context.waker().clone());
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for StopSignal {
+    fn drop(&mut self) {
+        if let Some(wakers) = lock(&WAKERS).as_mut() {
+            wakers.remove(&self.id);
+        }
+    }
+}
+
+/// What a cleanup is told for a function that ended as `exit`, if not that: one that returns
+/// once a stop is requested ended for the signal (it may have returned because of it), and the
+/// process ends by it.
+pub(crate) fn stopped(exit: &Exit) -> Option<Exit> {
+    match exit {
+        Exit::Returned => requested().map(Exit::Signal),
+        _ => None,
+    }
+}

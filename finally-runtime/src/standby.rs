@@ -1,0 +1,114 @@
+//! How owners and the shutdown wait for each other, and where a thread waits for good.
+//!
+//! During a shutdown, the walk waits for an owner that is running its own cleanup, and an owner
+//! whose stack is being walked waits for the walk to be done with it (`protocol.rs`). Both are
+//! short waits on one condition variable, bounded so that a missed notification costs at most
+//! [`A_LITTLE`]. A thread waits for good only where nothing else is right: a guarded body that
+//! would start once the shutdown is closed, or `exit` called while another thread ends the
+//! process.
+
+use std::ptr;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{fence, AtomicPtr, AtomicUsize};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::flag::SHUTDOWN;
+
+/// The longest a waiting side sleeps before it looks again.
+const A_LITTLE: Duration = Duration::from_millis(20);
+
+/// Bumped by every notification; the waiters' condition variable.
+static PROGRESS: Mutex<u64> = Mutex::new(0);
+static CHANGED: Condvar = Condvar::new();
+
+/// Something a waiting side may wait for has changed: an owner's `top` or node, or a walk.
+pub(crate) fn notify() {
+    *PROGRESS.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+    CHANGED.notify_all();
+}
+
+/// Sleeps until the next [`notify`], or [`A_LITTLE`].
+pub(crate) fn wait_a_little() {
+    let progress = PROGRESS.lock().unwrap_or_else(PoisonError::into_inner);
+    let seen = *progress;
+    let _ = CHANGED
+        .wait_timeout_while(progress, A_LITTLE, |now| *now == seen)
+        .unwrap_or_else(PoisonError::into_inner);
+}
+
+/// The slot the walk is on (its address), or [`NONE`]: the walk has not started, is between
+/// two slots, or is over.
+static WALK: AtomicUsize = AtomicUsize::new(NONE);
+const NONE: usize = 0;
+
+/// The walk: from now on it may read the nodes of `slot` (an address), until [`walked`].
+pub(crate) fn walking(slot: usize) {
+    WALK.store(slot, SeqCst);
+    notify();
+    // The walk's half of the pair on `WALK`: its loads of `top` come after.
+    fence(SeqCst);
+}
+
+/// The walk is done with the slot it was on.
+pub(crate) fn walked() {
+    WALK.store(NONE, SeqCst);
+    notify();
+}
+
+/// An owner that met the shutdown flag after a store to the stack of `slot` (an address), or
+/// to a list of it: while the walk is on that slot, the walk may still read the node just
+/// unlinked, so the owner keeps its frame. Once the shutdown is closed, it waits for the end of
+/// the process: the code after a guarded function does not run past the last walk. Before that,
+/// it waits while the walk is not busy elsewhere, and goes on while the walk runs another
+/// thread's cleanups: one of them may need a lock that this thread holds across the guarded
+/// call, and would wait for it for ever.
+///
+/// So in a program with one thread of guarded calls, the code after a guarded function that
+/// met the shutdown never runs.
+pub(crate) fn stand_by(slot: usize) {
+    notify();
+    // The owner's half of the pair on `WALK`: its store to `top` came before.
+    fence(SeqCst);
+    loop {
+        let walk = WALK.load(SeqCst);
+        if walk != slot {
+            if SHUTDOWN.is_closed() {
+                park_for_good();
+            }
+            if walk != NONE {
+                return;
+            }
+        }
+        wait_a_little();
+    }
+}
+
+/// The cleanup the walk runs or waits for, for the deadline's report.
+static RUNNING: AtomicPtr<&'static str> = AtomicPtr::new(ptr::null_mut());
+
+/// The walk is running, or waiting for, the cleanup `name`.
+pub(crate) fn running(name: &'static &'static str) {
+    RUNNING.store(ptr::from_ref(name).cast_mut(), SeqCst);
+}
+
+/// The cleanup the walk runs or waits for, if any. Async-signal-safe.
+pub(crate) fn running_name() -> &'static str {
+    // SAFETY: only ever a `&'static &'static str`, or null.
+    unsafe { RUNNING.load(SeqCst).as_ref() }.map_or("none", |name| *name)
+}
+
+/// In a forked child: no walk under way. Async-signal-safe.
+pub(crate) fn reset_in_child() {
+    WALK.store(NONE, SeqCst);
+}
+
+/// Blocks the calling thread until the process ends. Needs no thread-local state: it may run
+/// inside `exit`, after this thread's thread-locals are gone.
+#[cold]
+pub(crate) fn park_for_good() -> ! {
+    loop {
+        // SAFETY: `pause` only waits for a signal handler to run.
+        unsafe { libc::pause() };
+    }
+}

@@ -1,0 +1,263 @@
+//! Hostile endings: the process always ends, and no cleanup runs twice, when its stderr is
+//! broken, when a cleanup calls `exit`, when `exit` is entered again, and when a thread holds a
+//! lock across guarded calls that a cleanup needs.
+
+mod common;
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn hostile(name: &str, setup: impl FnOnce(&mut Command)) -> Scenario {
+    Scenario::start_program(env!("CARGO_BIN_EXE_hostile").as_ref(), name, setup)
+}
+
+/// A scenario that forks: started, and its child's pid, from the child's `child-ready` line.
+fn forking(args: &[&str]) -> (Scenario, i32) {
+    let scenario = Scenario::start_bin(env!("CARGO_BIN_EXE_hostile").as_ref(), args, |_| {});
+    let line = scenario.next_line();
+    let child = line
+        .strip_prefix("child-ready ")
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    (scenario, child)
+}
+
+/// Sends `signal` to a forked child of a scenario.
+fn signal_child(child: i32, signal: libc::c_int) {
+    // SAFETY: `kill` of our grandchild, which its parent reaps only once it has ended.
+    assert_eq!(
+        unsafe { libc::kill(child, signal) },
+        0,
+        "kill({child}, {signal})"
+    );
+}
+
+/// The report scenario, stopped by `signal`: the inner cleanup panicked and the runtime said so
+/// on a stderr that could not take it; the outer one still ran, once, and the process ended by
+/// the signal.
+fn assert_every_cleanup_ran(ended: &Ended, signal: libc::c_int) {
+    ended.assert_killed_by(signal);
+    let reason = signal_reason(signal);
+    assert_eq!(
+        ended.count(&format!("start panicking {reason}")),
+        1,
+        "marker: {:?}",
+        ended.marker
+    );
+    ended.assert_cleaned_once("outer", &reason);
+}
+
+#[test]
+fn a_terminal_that_hangs_up_still_gets_every_cleanup_and_ends_by_sighup() {
+    let (master, terminal) = pseudo_terminal();
+    let scenario = hostile("report", |command| {
+        command.stderr(terminal);
+        // SAFETY: `setsid` and `ioctl` are async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                // A session of its own, with the terminal as its controlling terminal: closing
+                // the terminal's other end hangs it up, and the kernel sends SIGHUP.
+                libc::setsid();
+                if libc::ioctl(libc::STDERR_FILENO, libc::TIOCSCTTY, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    scenario.expect_line("ready");
+    drop(master);
+    let ended = scenario.wait();
+    assert_every_cleanup_ran(&ended, SIGHUP);
+}
+
+/// A new pseudo-terminal: its controlling end, and the terminal. Both close on exec, so that
+/// children started by other tests meanwhile do not keep the terminal from hanging up.
+fn pseudo_terminal() -> (OwnedFd, OwnedFd) {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: plain libc calls; each descriptor is checked, then owned.
+    unsafe {
+        let master = libc::posix_openpt(flags);
+        assert!(
+            master >= 0,
+            "posix_openpt: {}",
+            std::io::Error::last_os_error()
+        );
+        let master = OwnedFd::from_raw_fd(master);
+        let fd = master.as_raw_fd();
+        assert_eq!(libc::grantpt(fd), 0, "grantpt");
+        assert_eq!(libc::unlockpt(fd), 0, "unlockpt");
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(
+            libc::ptsname_r(fd, name.as_mut_ptr(), name.len()),
+            0,
+            "ptsname_r"
+        );
+        let terminal = libc::open(name.as_ptr(), flags);
+        assert!(
+            terminal >= 0,
+            "open the terminal: {}",
+            std::io::Error::last_os_error()
+        );
+        (master, OwnedFd::from_raw_fd(terminal))
+    }
+}
+
+#[test]
+fn stderr_a_closed_pipe_does_not_stop_the_cleanups_nor_raise_sigpipe() {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    let scenario = hostile("report", |command| {
+        command
+            .stderr(writer)
+            .env("FINALLY_TEST_SIGPIPE_DEFAULT", "1");
+    });
+    scenario.expect_line("ready");
+    drop(reader);
+    scenario.signal(SIGTERM);
+    assert_every_cleanup_ran(&scenario.wait(), SIGTERM);
+}
+
+#[test]
+fn stderr_on_a_full_disk_does_not_stop_the_cleanups() {
+    let full = File::options()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let ended = hostile("report", |command| {
+        command.stderr(full);
+    })
+    .signal_when_ready(SIGINT);
+    assert_every_cleanup_ran(&ended, SIGINT);
+}
+
+#[test]
+fn a_cleanup_that_calls_exit_on_return_ends_the_process_with_its_code() {
+    let ended = hostile("cleanup-exits-on-return", |_| {}).wait();
+    ended.assert_exit_code(7);
+    assert_eq!(ended.count("start exits Returned"), 1, "{:?}", ended.marker);
+    ended.assert_cleaned_once("worker", "Exited");
+    assert_eq!(ended.count("after"), 0, "{:?}", ended.marker);
+}
+
+#[test]
+fn a_cleanup_that_calls_exit_on_a_signal_ends_the_process_with_its_code() {
+    let ended = hostile("cleanup-exits-on-signal", |_| {}).signal_when_ready(SIGTERM);
+    ended.assert_exit_code(7);
+    let reason = signal_reason(SIGTERM);
+    assert_eq!(
+        ended.count(&format!("start exits {reason}")),
+        1,
+        "{:?}",
+        ended.marker
+    );
+    // The worker's ran before it, main's after it: the shutdown went on.
+    ended.assert_cleaned_once("worker", &reason);
+    ended.assert_cleaned_once("main", &reason);
+}
+
+#[test]
+fn exit_entered_again_by_a_cleanup_does_not_abort_and_the_first_code_stands() {
+    let ended = hostile("exit-reentered", |_| {}).wait();
+    ended.assert_exit_code(3);
+    assert_eq!(ended.count("start exits-5 Exited"), 1, "{:?}", ended.marker);
+    ended.assert_cleaned_once("worker", "Exited");
+}
+
+#[test]
+fn exit_entered_by_a_cleanup_after_main_returned_keeps_main_s_code() {
+    let ended = hostile("return-then-exit", |_| {}).wait();
+    ended.assert_exit_code(0);
+    assert_eq!(ended.count("start exits-5 Exited"), 1, "{:?}", ended.marker);
+    ended.assert_cleaned_once("worker", "Exited");
+}
+
+/// Runs of the lock scenario, and the most time they take.
+const LOCK_RUNS: usize = 20;
+const LOCK_BUDGET: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_lock_held_across_guarded_calls_does_not_keep_a_cleanup_from_running() {
+    let mut random = Random::new();
+    let seed = random.seed();
+    let started = Instant::now();
+    for run in 0..LOCK_RUNS {
+        if started.elapsed() > LOCK_BUDGET && run >= LOCK_RUNS / 4 {
+            eprintln!("stopped after {run} runs: out of time");
+            break;
+        }
+        let scenario = hostile("lock-loop", |_| {});
+        scenario.expect_line("ready");
+        let delay = random.below(2000);
+        thread::sleep(Duration::from_micros(delay));
+        scenario.signal(SIGINT);
+        let ended = scenario.wait();
+        let context = format!("run {run} (seed {seed}, delay {delay} µs)");
+        assert_eq!(
+            ended.status.signal(),
+            Some(SIGINT),
+            "{context}: {:?}",
+            ended.status
+        );
+        let reason = signal_reason(SIGINT);
+        ended.assert_cleaned_once("locking", &reason);
+        ended.assert_cleaned_once("main", &reason);
+    }
+}
+
+#[test]
+fn a_forked_child_ends_by_the_signal_with_its_own_cleanups_only() {
+    let (scenario, child) = forking(&["fork", "wait"]);
+    signal_child(child, SIGTERM);
+    scenario.expect_line("child ended by signal 15");
+    let ended = scenario.signal_when_ready(SIGTERM);
+    ended.assert_killed_by(SIGTERM);
+    let reason = signal_reason(SIGTERM);
+    // The child ran the cleanup of the function it forked in, not the other thread's, which
+    // is not in the child; the parent ran both.
+    ended.assert_cleaned_once("main@child", &reason);
+    assert_eq!(ended.count("start worker@child"), 0, "{:?}", ended.marker);
+    ended.assert_cleaned_once("worker@parent", &reason);
+    ended.assert_cleaned_once("main@parent", &reason);
+}
+
+#[test]
+fn a_forked_child_that_exits_runs_its_own_cleanups_only() {
+    let (scenario, _) = forking(&["fork", "exit"]);
+    scenario.expect_line("child ended with 4");
+    let ended = scenario.signal_when_ready(SIGINT);
+    ended.assert_killed_by(SIGINT);
+    ended.assert_cleaned_once("main@child", "Exited");
+    assert_eq!(ended.count("start worker@child"), 0, "{:?}", ended.marker);
+    let reason = signal_reason(SIGINT);
+    ended.assert_cleaned_once("worker@parent", &reason);
+    ended.assert_cleaned_once("main@parent", &reason);
+}
+
+#[test]
+fn a_forked_child_that_enters_a_guarded_function_later_is_covered() {
+    let (scenario, child) = forking(&["fork-outside", "guard"]);
+    scenario.expect_line("child-guarded");
+    signal_child(child, SIGTERM);
+    scenario.expect_line("child ended by signal 15");
+    let ended = scenario.signal_when_ready(SIGTERM);
+    let reason = signal_reason(SIGTERM);
+    ended.assert_cleaned_once("guard@child", &reason);
+    assert_eq!(ended.count("start worker@child"), 0, "{:?}", ended.marker);
+    ended.assert_cleaned_once("worker@parent", &reason);
+}
+
+#[test]
+fn a_signal_to_a_forked_child_with_nothing_pending_has_its_default_effect() {
+    let (scenario, child) = forking(&["fork-outside", "wait"]);
+    signal_child(child, SIGINT);
+    scenario.expect_line("child ended by signal 2");
+    let ended = scenario.signal_when_ready(SIGTERM);
+    assert_eq!(ended.count("start worker@child"), 0, "{:?}", ended.marker);
+    ended.assert_cleaned_once("worker@parent", &signal_reason(SIGTERM));
+}
