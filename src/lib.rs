@@ -47,8 +47,8 @@
 //!   one at a time: each thread's innermost first, threads that started using `finally` last
 //!   first (so `main`'s, which encloses the others, runs last). A cleanup that panics is
 //!   reported on stderr and the others still run.
-//! - **A signal during a normal cleanup** waits for it to finish, then takes effect: the code
-//!   after the function does not run, the enclosing cleanups run, the process ends by the signal.
+//! - **A signal during a normal cleanup** waits for it to finish, then takes effect: the
+//!   enclosing cleanups run, the process ends by the signal.
 //! - **Nothing pending, nothing changed.** A signal that arrives when no cleanup is pending has
 //!   its default effect. A signal the process was started with ignored (as `nohup` ignores
 //!   SIGHUP) stays ignored. Nothing is installed before the first guarded call.
@@ -71,6 +71,47 @@
 //!
 //! No code of yours runs inside a signal handler: the handler (through signal-hook) only wakes the
 //! runtime's thread, so a cleanup may allocate, lock, print and do I/O.
+//!
+//! # What threads do while the cleanups run
+//!
+//! The runtime stops no thread; it only keeps a guarded function from ending in the middle of a
+//! shutdown in a way that would break it.
+//!
+//! - A thread whose guarded function ends while the cleanups run (its body returned, or its
+//!   cleanup was taken over) waits there while the runtime is busy with that thread's own
+//!   cleanups, then goes on while the runtime runs *other* threads' cleanups: it may hold a lock
+//!   across the call that one of them needs. Once the last cleanup has run, a thread that
+//!   reaches a guarded function's entry or exit waits for the end of the process, and no guarded
+//!   body starts any more. So with one thread of guarded calls, the code after a function that
+//!   the shutdown met never runs; with several, it may run while the others' cleanups finish.
+//! - A guarded function entered during the shutdown by a thread with nothing else pending runs,
+//!   and its cleanup is pending as usual; one nested in a function that the shutdown takes over
+//!   never starts.
+//! - Not solved for you: a body that holds, for longer, a lock that its *own* cleanup needs. The
+//!   cleanup runs on the runtime's thread while the body still holds the lock, and waits for it.
+//!   Give the function a grace period and let it return on [`stop_requested`] (below): it then
+//!   releases the lock, and its cleanup runs on its own thread.
+//!
+//! # `exit` from a cleanup, `fork`, a terminal that goes away
+//!
+//! - A cleanup that calls [`std::process::exit(n)`](std::process::exit) (setting the exit code
+//!   from `main`'s cleanup is common) ends the process with `n`, and every other pending cleanup
+//!   still runs once, on a signal too (the process then ends with `n`, not by the signal). If the
+//!   process was already exiting (a pending cleanup calls `exit(5)` while the program is in
+//!   `exit(3)`, or after `main` returned), nothing aborts: the cleanup that called it ends there,
+//!   the others still run, and the first `exit`'s code stands. (glibc tells it; where the C
+//!   library does not, the code is 1.)
+//! - `fork` without `exec` (daemons, pre-fork servers): the child runs only the cleanups of the
+//!   thread that forked (of the functions it forked inside, and of those it enters later), never
+//!   those of the parent's other threads, which it does not have. It gets a signal thread of its
+//!   own; a signal with nothing pending in it has its default effect. It has no guardian: the
+//!   parent's stays the parent's.
+//! - stderr that cannot be written (a closed terminal gives EIO, a closed pipe EPIPE, a full
+//!   disk ENOSPC): `finally`'s own reports are one line each, written when stderr can take it
+//!   and dropped when not; they never panic, never wait more than a moment, never raise
+//!   SIGPIPE. While the cleanups run, SIGPIPE is held back, so a cleanup printing to a closed
+//!   pipe gets an error instead of killing the process. A terminal that hangs up sends SIGHUP,
+//!   which runs the cleanups as any handled signal does.
 //!
 //! # `async fn`
 //!
@@ -121,7 +162,7 @@
 //!
 //! Without a grace period, a signal runs the pending cleanups at once. The stop flag is still
 //! set, for bodies that look; one that returns on it has its cleanup told [`Exit::Signal`] too,
-//! and the code after it does not run.
+//! and what happens after it is as above (what threads do while the cleanups run).
 //!
 //! # The guardian: `kill -9` and crashes
 //!
@@ -221,8 +262,12 @@
 //!   the process group, a cgroup kill as `systemctl kill` or a container runtime does, the
 //!   machine losing power) still runs nothing.
 //! - A cleanup running on the signal thread races the body of the function, which is still
-//!   running, unless the body stops on its own within a grace period (above).
-//! - A cleanup that calls [`std::process::exit`] ends the process there.
+//!   running, unless the body stops on its own within a grace period (above). In a program with
+//!   several threads of guarded calls, the code after a function that the shutdown met may run
+//!   while the other threads' cleanups finish.
+//! - A cleanup that calls `exit` on another thread while the process is already exiting waits
+//!   for ever inside std (which lets one thread exit at a time), and the shutdown waits for that
+//!   cleanup: give `timeout`.
 //! - Text printed with `print!` and no newline by a body stopped by a signal may stay in
 //!   `stdout`'s buffer: the process ends by the signal without flushing it.
 //!
@@ -270,14 +315,15 @@
 /// - **`signals = [SIGINT, SIGTERM]`**: the signals that run the cleanups, of SIGINT, SIGTERM,
 ///   SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM. The default is the first four; a program
 ///   that reloads its configuration on SIGHUP leaves it out, and SIGHUP is then left alone.
-/// - **`timeout = "25s"`**: a deadline for the cleanups after a signal, grace period included.
-///   If they have not finished by then, the process ends anyway, by the signal, with one line
-///   on stderr naming the cleanup still running. The default is no deadline: a cleanup is never
+/// - **`timeout = "25s"`**: a deadline for the cleanups after a signal, grace period included,
+///   or after `exit`. If they have not finished by then, the process ends anyway (by the signal,
+///   or with the exit code), with one line on stderr naming the cleanup still running. Its
+///   thread is made at start-up, so it holds even where no thread can be made later. The default is no deadline: a cleanup is never
 ///   cut short. Under Kubernetes, which sends SIGTERM and then SIGKILL after
 ///   `terminationGracePeriodSeconds` (30 s by default), set it a little shorter than that.
-/// - **`force_quit_after = 3`**: after that many more signals during the cleanups, the process
-///   ends at once, by the first signal: the habit of pressing Ctrl-C three times. Off by
-///   default.
+/// - **`force_quit_after = 3`**: after that many more signals during the cleanups (those of
+///   `exit` too), the process ends at once, by the first signal: the habit of pressing Ctrl-C
+///   three times. Off by default.
 ///
 /// ```no_run
 /// # fn remove_scratch() {}
