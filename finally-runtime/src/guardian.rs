@@ -123,10 +123,20 @@ fn completed() {
 }
 
 fn start<C: Fn(&Exit)>(cleanup: C) -> io::Result<()> {
-    if threads() > 1 {
-        return Err(io::Error::other(
-            "the program already runs several threads; start it first thing in `main`",
-        ));
+    match threads() {
+        Some(1) => {}
+        Some(_) => {
+            return Err(io::Error::other(
+                "the program already runs several threads; start it first thing in `main`",
+            ))
+        }
+        // Forking a process whose other threads may hold locks would make a guardian that can
+        // deadlock in the cleanup, long after the program ended: better none, and said so.
+        None => {
+            return Err(io::Error::other(
+                "/proc/self/task cannot be read to tell whether the program runs a single thread",
+            ))
+        }
     }
     let mut ends = [0 as c_int; 2];
     // SAFETY: `pipe2` fills the two descriptors.
@@ -251,9 +261,11 @@ unsafe fn close_all_but(keep: c_int) {
     }
 }
 
-/// How many threads the process has; 1 where that cannot be read.
-pub(crate) fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").map_or(1, Iterator::count)
+/// How many threads the process has, or `None` where `/proc` cannot tell.
+pub(crate) fn threads() -> Option<usize> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()
+        .map(Iterator::count)
 }
 
 fn check(result: c_int) -> io::Result<c_int> {

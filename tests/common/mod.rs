@@ -71,6 +71,22 @@ impl Scenario {
         Self::start_program(env!("CARGO_BIN_EXE_guardian").as_ref(), name, setup)
     }
 
+    /// Starts a scenario of `tests/bin/guardian.rs` as the command `wrapper` runs it (`wrapper`
+    /// ends with the program to run); the pid is the wrapper's.
+    pub fn start_guardian_under(
+        wrapper: &[&str],
+        name: &str,
+        setup: impl FnOnce(&mut Command),
+    ) -> Self {
+        let (program, args) = wrapper.split_first().expect("a wrapper");
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .arg(env!("CARGO_BIN_EXE_guardian"))
+            .arg(name);
+        Self::spawn(command, &[], setup)
+    }
+
     /// Starts `tests/bin/options.rs`, whose `main` sets the process-wide options.
     pub fn start_options(setup: impl FnOnce(&mut Command)) -> Self {
         Self::spawn(Command::new(env!("CARGO_BIN_EXE_options")), &[], setup)
