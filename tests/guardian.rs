@@ -30,6 +30,19 @@ fn a_clean_end_is_cleaned_up_once_by_the_program_itself() {
 }
 
 #[test]
+fn a_cleanup_that_panics_has_still_completed() {
+    let ended = Scenario::start_guardian("cleanup-panics", |_| {}).wait();
+    ended.assert_exit_code(101);
+    assert!(
+        ended.stderr.contains("the cleanup panics"),
+        "stderr: {}",
+        ended.stderr
+    );
+    // `wait` returned once the guardian had ended: it did not run the cleanup again.
+    ended.assert_cleaned_once("main", "Returned");
+}
+
+#[test]
 fn kill_9_is_cleaned_up_by_the_guardian() {
     let ended = Scenario::start_guardian("wait", |_| {}).signal_when_ready(SIGKILL);
     ended.assert_killed_by(SIGKILL);

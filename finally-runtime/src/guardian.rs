@@ -80,7 +80,17 @@ where
         }
     }
     move |exit: &Exit| {
+        // Also when the cleanup panics: it ran, and the guardian must not run it a second time.
+        let _completed = Completed;
         cleanup(exit);
+    }
+}
+
+/// Tells the guardian that `main`'s cleanup completed when dropped, on unwinding too.
+struct Completed;
+
+impl Drop for Completed {
+    fn drop(&mut self) {
         completed();
     }
 }

@@ -5,19 +5,30 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::{env, process, thread};
 
-use finally::with_cleanup;
+use finally::{with_cleanup, Exit};
 
 #[path = "../common/child.rs"]
 mod child;
 
 use child::{main_cleanup, mark, ready, wait_forever};
 
-#[with_cleanup(main_cleanup, guardian)]
+/// `main`'s cleanup, with what some scenarios add to it.
+fn cleanup(exit: &Exit) {
+    main_cleanup(exit);
+    if scenario() == "cleanup-panics" {
+        panic!("the cleanup panics");
+    }
+}
+
+/// The scenario's name: the first argument, in the program and in its guardian alike.
+fn scenario() -> String {
+    env::args().nth(1).expect("scenario name")
+}
+
+#[with_cleanup(cleanup, guardian)]
 fn main() {
-    let mut args = env::args().skip(1);
-    let scenario = args.next().expect("scenario name");
-    match scenario.as_str() {
-        "return" => mark("returning"),
+    match scenario().as_str() {
+        "return" | "cleanup-panics" => mark("returning"),
         "panic" => panic!("boom"),
         "exit" => process::exit(3),
         "wait" => {
