@@ -83,6 +83,25 @@ fn std_still_reports_a_stack_overflow() {
 }
 
 #[test]
+fn a_program_the_guardian_s_cleanup_starts_gets_the_signals_default_actions() {
+    let ended = Scenario::start_guardian("child-of-cleanup", |_| {}).signal_when_ready(SIGKILL);
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+    let line = ended
+        .marker
+        .iter()
+        .find_map(|line| line.strip_prefix("child SigIgn:"))
+        .unwrap_or_else(|| panic!("no SigIgn line in the marker: {:?}", ended.marker));
+    let ignored = u64::from_str_radix(line.trim(), 16).expect("a hexadecimal mask");
+    for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+        assert_eq!(
+            ignored & (1 << (signal - 1)),
+            0,
+            "signal {signal} ignored in the cleanup's child: {line}"
+        );
+    }
+}
+
+#[test]
 fn ctrl_c_to_the_whole_process_group_does_not_kill_the_guardian_first() {
     let scenario = Scenario::start_guardian("wait", |command| {
         command.process_group(0);

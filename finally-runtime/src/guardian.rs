@@ -182,9 +182,7 @@ fn start<C: Fn(&Exit)>(cleanup: C) -> io::Result<()> {
 fn guard<C: Fn(&Exit)>(read: c_int, write: c_int, cleanup: C) -> ! {
     // SAFETY: plain libc calls on this process's own signals and descriptors.
     unsafe {
-        for signal in crate::signals::HANDLED {
-            libc::signal(signal, libc::SIG_IGN);
-        }
+        shrug_off_terminal_signals();
         libc::close(write);
         close_all_but(read);
         libc::prctl(libc::PR_SET_NAME, c"finally-guardian".as_ptr());
@@ -215,6 +213,36 @@ fn guard<C: Fn(&Exit)>(read: c_int, write: c_int, cleanup: C) -> ! {
         crate::report::report(format_args!("the cleanup panicked in the guardian"));
     }
     exit_now()
+}
+
+/// Catches SIGINT, SIGTERM, SIGHUP and SIGQUIT with a handler that does nothing, so that
+/// Ctrl-C or a `kill` of the whole process group does not end the guardian before it can act.
+///
+/// Caught, not ignored: `exec` resets a caught signal to its default action but keeps an ignored
+/// one ignored, and a program that a cleanup starts must not find Ctrl-C ignored. A signal the
+/// program was started with ignored (`nohup`) stays ignored, as it would for the program's own
+/// children.
+///
+/// # Safety
+///
+/// Replaces these signals' actions for the whole process.
+unsafe fn shrug_off_terminal_signals() {
+    extern "C" fn nothing(_: c_int) {}
+    for signal in crate::signals::HANDLED {
+        // SAFETY: reading and setting this process's actions with valid `sigaction`s; the
+        // handler does nothing, which is async-signal-safe.
+        unsafe {
+            let mut action: libc::sigaction = mem::zeroed();
+            libc::sigaction(signal, ptr::null(), &mut action);
+            if action.sa_sigaction == libc::SIG_IGN {
+                continue;
+            }
+            action.sa_sigaction = nothing as *const () as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, ptr::null_mut());
+        }
+    }
 }
 
 /// What the program says on the pipe.

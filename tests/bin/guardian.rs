@@ -14,6 +14,18 @@ use child::{main_cleanup, mark, ready, wait_forever};
 
 /// `main`'s cleanup, with what some scenarios add to it.
 fn cleanup(exit: &Exit) {
+    if scenario() == "child-of-cleanup" {
+        // What a program started by the cleanup finds ignored, in its own words.
+        let output = Command::new("sh")
+            .args(["-c", "grep SigIgn /proc/self/status"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sh");
+        mark(&format!(
+            "child {}",
+            String::from_utf8_lossy(&output.stdout).trim()
+        ));
+    }
     main_cleanup(exit);
     if scenario() == "cleanup-panics" {
         panic!("the cleanup panics");
@@ -31,7 +43,7 @@ fn main() {
         "return" | "cleanup-panics" => mark("returning"),
         "panic" => panic!("boom"),
         "exit" => process::exit(3),
-        "wait" => {
+        "wait" | "child-of-cleanup" => {
             ready();
             wait_forever();
         }
