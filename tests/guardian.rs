@@ -117,6 +117,22 @@ fn ctrl_c_to_the_whole_process_group_does_not_kill_the_guardian_first() {
 }
 
 #[test]
+fn the_terminal_s_signals_sent_to_the_guardian_itself_do_not_end_it() {
+    let scenario = Scenario::start_guardian("ready-guardian", |_| {});
+    let guardian = Stranger::new(scenario.ready_pid());
+    for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+        assert!(
+            guardian.signal(signal),
+            "the guardian ended before {signal}"
+        );
+    }
+    // Pending, they are handled before the guardian can see the program end.
+    scenario.signal(SIGKILL);
+    let ended = scenario.wait();
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+}
+
+#[test]
 fn a_child_that_outlives_the_program_does_not_keep_the_guardian_waiting() {
     let scenario = Scenario::start_guardian("spawn", |_| {});
     let line = scenario.next_line();

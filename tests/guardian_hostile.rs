@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -10,6 +12,41 @@ use common::*;
 /// What a start failure says, whatever failed.
 const NOT_STARTED: &str = "the guardian could not start";
 const NOT_COVERED: &str = "kill -9 and crashes will not be cleaned up";
+
+#[test]
+fn a_guardian_that_cannot_be_forked_is_reported_and_the_program_runs_on() {
+    // SAFETY: `geteuid` cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only root can run the program as another user, with few processes");
+        return;
+    }
+    // As a user of its own, allowed 2 processes (root is not held to it): the program, and the
+    // intermediate process, whose fork of the guardian then fails.
+    let ended = Scenario::start_guardian("return", |command| {
+        open_marker_to_all(command);
+        // SAFETY: `setrlimit`, `setgroups`, `setgid` and `setuid` are async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                let two = libc::rlimit {
+                    rlim_cur: 2,
+                    rlim_max: 2,
+                };
+                if libc::setrlimit(libc::RLIMIT_NPROC, &two) != 0
+                    || libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(UNUSED_ID) != 0
+                    || libc::setuid(UNUSED_ID) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    })
+    .wait();
+    ended.assert_exit_code(0);
+    ended.assert_cleaned_once("main", "Returned");
+    assert_reported_once(&ended, &[NOT_STARTED, "second fork", NOT_COVERED]);
+}
 
 #[test]
 fn without_proc_the_guardian_does_not_guess_that_the_program_is_alone() {
@@ -33,6 +70,20 @@ fn without_proc_the_guardian_does_not_guess_that_the_program_is_alone() {
     ended.assert_exit_code(0);
     ended.assert_cleaned_once("main", "Returned");
     assert_reported_once(&ended, &[NOT_STARTED, "/proc/self/task", NOT_COVERED]);
+}
+
+/// A user and group id that nothing else here runs as.
+const UNUSED_ID: u32 = 54321;
+
+/// Lets any user write the marker, in the scenario's folder.
+fn open_marker_to_all(command: &Command) {
+    let marker = command
+        .get_envs()
+        .find_map(|(name, value)| (name == "FINALLY_TEST_MARKER").then_some(value?))
+        .expect("the marker's path");
+    let folder = std::path::Path::new(marker).parent().expect("its folder");
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777))
+        .expect("open the folder to all");
 }
 
 /// Whether `program args` runs and succeeds here.

@@ -32,7 +32,7 @@ pub use stop::{stop_requested, stop_signal, wait_for_stop, StopSignal};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::guarded::{cleanup, guard, run, Cleanup, Guarded, NoArgument, Site, WithExit};
-    pub use crate::guardian::guardian;
+    pub use crate::guardian::{guardian, guardian_pid};
     pub use crate::signals::{configure, Config};
     pub use core::time::Duration;
     pub use libc::{SIGALRM, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};

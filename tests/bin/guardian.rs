@@ -47,6 +47,10 @@ fn main() {
             ready();
             wait_forever();
         }
+        "ready-guardian" => {
+            println!("ready {}", guardian_pid());
+            wait_forever();
+        }
         // A real invalid access: address 1 is in the never-mapped page at 0 (a write to null
         // itself is caught by debug checks of older compilers, as an abort).
         // SAFETY: none: this is the crash the scenario is about.
@@ -114,4 +118,8 @@ fn main() {
         }
         other => panic!("unknown scenario {other}"),
     }
+}
+
+fn guardian_pid() -> u32 {
+    finally::__private::guardian_pid().expect("a guardian")
 }
