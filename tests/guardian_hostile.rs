@@ -72,6 +72,62 @@ fn without_proc_the_guardian_does_not_guess_that_the_program_is_alone() {
     assert_reported_once(&ended, &[NOT_STARTED, "/proc/self/task", NOT_COVERED]);
 }
 
+#[test]
+fn a_dead_guardian_is_reported_once_and_never_raises_sigpipe() {
+    let mut scenario = Scenario::start_guardian("remember-after-guardian-died", piped_stdin);
+    let guardian = Stranger::new(scenario.ready_pid());
+    guardian.signal(libc::SIGKILL);
+    guardian.wait_until_ended();
+    scenario.say("the guardian is dead");
+    let ended = scenario.wait();
+    // The program's own status, and its own cleanup, once.
+    ended.assert_exit_code(0);
+    assert_eq!(ended.count("remembered"), 1, "{:?}", ended.marker);
+    ended.assert_cleaned_once("main", "Returned");
+    assert_reported_once(&ended, &["the guardian has ended", NOT_COVERED]);
+}
+
+#[test]
+fn a_stopped_guardian_never_blocks_the_program_nor_cleans_up_twice() {
+    let mut scenario = Scenario::start_guardian("remember-while-stopped", piped_stdin);
+    let guardian = Stranger::new(scenario.ready_pid());
+    guardian.signal(libc::SIGSTOP);
+    guardian.wait_until_stopped();
+    scenario.say("the guardian is stopped");
+    // A thousand values of 4 kB, more than the channel holds: the program waits once, briefly.
+    let line = scenario.next_line();
+    let took: u64 = line
+        .strip_prefix("remembered in ")
+        .and_then(|line| line.strip_suffix(" ms"))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    assert!(took < 2000, "remembering took {took} ms");
+    assert_eq!(scenario.wait_for_exit().code(), Some(0));
+    // The program has ended, and its `DONE` did not fit: the guardian, let go, must find that
+    // the program cleaned up all the same.
+    guardian.signal(libc::SIGCONT);
+    let ended = scenario.wait();
+    ended.assert_cleaned_once("main", "Returned");
+    assert_reported_once(&ended, &["the guardian does not keep up", "remember"]);
+}
+
+#[test]
+fn what_threads_remember_as_main_returns_lands_nowhere_else() {
+    let ended = Scenario::start_guardian("remember-while-returning", |_| {}).wait();
+    ended.assert_exit_code(0);
+    ended.assert_cleaned_once("main", "Returned");
+    for line in [
+        "descriptors closed since main returned: 0",
+        "files with strays: 0",
+    ] {
+        assert_eq!(ended.count(line), 1, "{:?}", ended.marker);
+    }
+}
+
+fn piped_stdin(command: &mut Command) {
+    command.stdin(Stdio::piped());
+}
+
 /// A user and group id that nothing else here runs as.
 const UNUSED_ID: u32 = 54321;
 

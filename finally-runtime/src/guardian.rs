@@ -1,18 +1,26 @@
 //! The guardian: a second process that runs `main`'s cleanup if the program dies without it.
 //!
-//! `#[with_cleanup(cleanup, guardian)]` on `main` starts it first thing. The program keeps one
-//! end of a `socketpair(AF_UNIX, SOCK_SEQPACKET)`, the guardian the other. Each message is one
-//! packet, so messages that threads send at once never interleave. The program sends:
+//! `#[with_cleanup(cleanup, guardian)]` on `main` starts it first thing. The program and the
+//! guardian share two things:
 //!
-//! - `0` once `main`'s cleanup has completed: the guardian exits without doing anything;
-//! - a signal number from its crash handler (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT), just
-//!   before it dies of it;
-//! - `255`, the key's length, the key and the value that [`remember`](crate::remember) keeps.
+//! - a channel, `socketpair(AF_UNIX, SOCK_SEQPACKET)`, on which the program sends each value
+//!   that [`remember`](crate::remember) keeps, and `DONE` once `main`'s cleanup has completed
+//!   (then the guardian exits at once). Each message is one packet, so messages that threads
+//!   send at once never interleave. The program sends with `MSG_NOSIGNAL | MSG_DONTWAIT`: a
+//!   dead guardian costs an error, never a SIGPIPE that would end the program, and a stopped one
+//!   that no longer reads never blocks it (see [`tell`]). The program's end stays open as long
+//!   as the program runs: closed, its number could be reused by another file, into which a
+//!   thread still sending would write.
+//! - a page of memory, on which the program notes that `main`'s cleanup has completed, and which
+//!   crash is ending it (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, from its crash handler). A
+//!   note needs no room in the channel, so a `DONE` the guardian could not take does not make it
+//!   clean up a second time.
 //!
 //! When the program ends, however it ends, the kernel closes its end of the channel, and the
-//! guardian reads end-of-file. If no `0` came first, the program died without completing its
-//! cleanup (SIGKILL, a crash, an abort, the OOM killer): the guardian runs the same cleanup with
-//! [`Exit::Died`], told the signal when the crash handler could say it, and exits.
+//! guardian reads end-of-file. Unless the page says otherwise, the program died without
+//! completing its cleanup (SIGKILL, a crash, an abort, the OOM killer): the guardian runs the
+//! same cleanup with [`Exit::Died`], told the signal when the crash handler could note it, and
+//! exits.
 //!
 //! # Why `fork`, and why it is safe here
 //!
@@ -28,9 +36,10 @@
 //!
 //! The program's end is close-on-exec, so a child the program starts with `Command` does not
 //! hold it: the guardian sees the program's end, not its children's. The guardian closes every
-//! file descriptor but the standard ones and its end of the channel, so it holds no socket, lock or pipe
-//! of the program's, and it ignores SIGINT, SIGTERM, SIGHUP and SIGQUIT, so that Ctrl-C (sent to
-//! the whole process group) or a `kill` of the group does not end it before it can act.
+//! file descriptor but the standard ones and its end of the channel, so it holds no socket, lock
+//! or pipe of the program's, and it catches SIGINT, SIGTERM, SIGHUP and SIGQUIT with a handler
+//! that does nothing, so that Ctrl-C (sent to the whole process group) or a `kill` of the group
+//! does not end it before it can act.
 
 use std::ffi::{c_void, OsStr, OsString};
 use std::io;
@@ -40,7 +49,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicI32};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8};
+use std::time::{Duration, Instant};
 
 use libc::{c_int, pid_t};
 
@@ -51,8 +61,13 @@ const DONE: u8 = 0;
 /// What starts a message of [`tell`]: then the key's length (4 bytes, little-endian), the key
 /// and the value.
 const MEMO: u8 = 255;
-/// The longest key and value of [`tell`], together.
-const LONGEST: usize = 4000;
+/// The longest key and value of [`tell`], together: a packet must fit in the socket's send
+/// buffer (208 KiB by default on Linux), and a few must fit at once.
+const LONGEST: usize = 64 * 1024;
+/// The bytes of a memo before its key.
+const HEADER: usize = 5;
+/// How long [`tell`] waits, once in the program's life, for a guardian that does not keep up.
+const PATIENCE: Duration = Duration::from_millis(100);
 /// What the intermediate process sends the program: then the guardian's pid, or the `errno` of
 /// its fork (4 bytes, little-endian).
 const FORKED: u8 = 1;
@@ -67,6 +82,18 @@ const CRASHES: [c_int; 5] = [
 ];
 
 static STARTED: AtomicBool = AtomicBool::new(false);
+/// Whether a guardian runs: one of the following.
+static STATE: AtomicU8 = AtomicU8::new(NOT_ASKED);
+const NOT_ASKED: u8 = 0;
+const RUNNING: u8 = 1;
+/// `main`'s cleanup completed and the guardian was told: it has ended, or is ending.
+const COMPLETED: u8 = 2;
+/// The page shared with the guardian, or null.
+static NOTES: AtomicPtr<Notes> = AtomicPtr::new(ptr::null_mut());
+/// The guardian did not take a memo within [`PATIENCE`] (said once).
+static LAGGING: AtomicBool = AtomicBool::new(false);
+/// A send failed for good: the guardian has ended (said once).
+static GONE: AtomicBool = AtomicBool::new(false);
 /// The program's end of the channel, or -1.
 static CHANNEL: AtomicI32 = AtomicI32::new(-1);
 /// The guardian's pid, or 0.
@@ -85,9 +112,11 @@ where
 {
     if !STARTED.swap(true, SeqCst) {
         match start(cleanup) {
-            Ok((channel, guardian)) => {
-                CHANNEL.store(channel, SeqCst);
-                GUARDIAN.store(guardian, SeqCst);
+            Ok(started) => {
+                CHANNEL.store(started.channel, SeqCst);
+                GUARDIAN.store(started.guardian, SeqCst);
+                NOTES.store(started.notes, SeqCst);
+                STATE.store(RUNNING, SeqCst);
                 install_crash_handler();
             }
             Err(error) => crate::report::report(format_args!(
@@ -119,36 +148,85 @@ pub fn guardian_pid() -> Option<u32> {
 }
 
 /// Sends what [`remember`](crate::remember) keeps to the guardian, if one runs.
+///
+/// Never waits long: when the channel is full (the guardian is stopped, or far behind), it
+/// waits for room once in the program's life, up to [`PATIENCE`]; after that, a memo that does
+/// not fit is lost, and that is reported once.
 pub(crate) fn tell(key: &str, value: &OsStr) {
     let fd = CHANNEL.load(SeqCst);
-    if fd < 0 {
+    // After `main`'s cleanup completed, the guardian has nothing more to learn.
+    if fd < 0 || STATE.load(SeqCst) != RUNNING {
         return;
     }
     let (key, value) = (key.as_bytes(), value.as_bytes());
     if key.len() + value.len() > LONGEST {
-        crate::report::report(format_args!(
-            "`{}` is too long for the guardian: only the program's own cleanup will see it",
-            String::from_utf8_lossy(key)
-        ));
+        too_long(key);
         return;
     }
     let length = (key.len() as u32).to_le_bytes();
     let header = [MEMO, length[0], length[1], length[2], length[3]];
-    let _ = send(fd, &[&header, key, value], 0);
-}
-
-/// Tells the guardian that `main`'s cleanup completed.
-fn completed() {
-    let fd = CHANNEL.swap(-1, SeqCst);
-    if fd >= 0 {
-        let _ = send(fd, &[&[DONE]], 0);
-        // SAFETY: our own descriptor, which nothing else uses now.
-        unsafe { libc::close(fd) };
+    let parts = [&header[..], key, value];
+    let mut sent = send(fd, &parts);
+    if is_full(&sent) && !LAGGING.load(SeqCst) {
+        sent = send_patiently(fd, &parts);
+    }
+    match sent {
+        Ok(()) => {}
+        // Sent as `main`'s cleanup completed: the guardian may have ended, as it should.
+        Err(_) if STATE.load(SeqCst) != RUNNING => {}
+        Err(_) if is_full(&sent) => {
+            if !LAGGING.swap(true, SeqCst) {
+                crate::report::report(format_args!(
+                    "the guardian does not keep up (is it stopped?): values the program remembers may not reach it, and it may clean up with older ones"
+                ));
+            }
+        }
+        Err(error) if error.raw_os_error() == Some(libc::EMSGSIZE) => too_long(key),
+        Err(error) => lost(&error),
     }
 }
 
-/// Sends `parts` as one packet on the channel `fd`. Async-signal-safe.
-fn send(fd: RawFd, parts: &[&[u8]], flags: c_int) -> io::Result<()> {
+fn too_long(key: &[u8]) {
+    crate::report::report(format_args!(
+        "`{}` is too long for the guardian: only the program's own cleanup will see it",
+        String::from_utf8_lossy(key)
+    ));
+}
+
+/// Reports, once, that the guardian has ended.
+fn lost(error: &io::Error) {
+    if !GONE.swap(true, SeqCst) {
+        crate::report::report(format_args!(
+            "the guardian has ended ({error}); kill -9 and crashes will not be cleaned up"
+        ));
+    }
+}
+
+/// Tells the guardian that `main`'s cleanup completed. The channel stays open: another thread
+/// may be sending on it, and its number must not go to another file meanwhile.
+fn completed() {
+    let notes = NOTES.load(SeqCst);
+    if !notes.is_null() {
+        // SAFETY: the page stays mapped for the rest of the process's life.
+        unsafe { (*notes).completed.store(true, SeqCst) };
+    }
+    if STATE
+        .compare_exchange(RUNNING, COMPLETED, SeqCst, SeqCst)
+        .is_ok()
+    {
+        let sent = send(CHANNEL.load(SeqCst), &[&[DONE]]);
+        match sent {
+            // A guardian that cannot take it now reads the note once the program has ended.
+            Err(_) if is_full(&sent) => {}
+            Err(error) => lost(&error),
+            Ok(()) => {}
+        }
+    }
+}
+
+/// Sends `parts` as one packet on the channel `fd`, without waiting and without raising
+/// SIGPIPE. Async-signal-safe.
+fn send(fd: RawFd, parts: &[&[u8]]) -> io::Result<()> {
     let mut pieces = [libc::iovec {
         iov_base: ptr::null_mut(),
         iov_len: 0,
@@ -161,6 +239,7 @@ fn send(fd: RawFd, parts: &[&[u8]], flags: c_int) -> io::Result<()> {
     let mut message: libc::msghdr = unsafe { mem::zeroed() };
     message.msg_iov = pieces.as_mut_ptr();
     message.msg_iovlen = parts.len().min(pieces.len());
+    let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
     loop {
         // SAFETY: the pieces point into live buffers of their lengths, only read.
         if unsafe { libc::sendmsg(fd, &message, flags) } >= 0 {
@@ -173,8 +252,46 @@ fn send(fd: RawFd, parts: &[&[u8]], flags: c_int) -> io::Result<()> {
     }
 }
 
-/// Starts the guardian; returns the program's end of the channel and the guardian's pid.
-fn start<C: Fn(&Exit)>(cleanup: C) -> io::Result<(RawFd, pid_t)> {
+/// [`send`], waiting up to [`PATIENCE`] for room in the channel.
+fn send_patiently(fd: RawFd, parts: &[&[u8]]) -> io::Result<()> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let mut room = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        let wait = c_int::try_from(left.as_millis())
+            .unwrap_or(c_int::MAX)
+            .max(1);
+        // SAFETY: one valid `pollfd`.
+        unsafe { libc::poll(&mut room, 1, wait) };
+        let sent = send(fd, parts);
+        if !is_full(&sent) {
+            return sent;
+        }
+    }
+}
+
+/// Whether a send failed because the channel is full.
+fn is_full(sent: &io::Result<()>) -> bool {
+    matches!(sent, Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// What the program keeps of a guardian that started.
+struct Started {
+    /// The program's end of the channel.
+    channel: RawFd,
+    guardian: pid_t,
+    notes: *mut Notes,
+}
+
+/// Starts the guardian.
+fn start<C: Fn(&Exit)>(cleanup: C) -> io::Result<Started> {
     match threads() {
         Some(1) => {}
         Some(_) => {
@@ -190,13 +307,21 @@ fn start<C: Fn(&Exit)>(cleanup: C) -> io::Result<(RawFd, pid_t)> {
             ))
         }
     }
+    let page = Page::new()?;
     let (program, guardian) = channel()?;
     // SAFETY: the process has one thread (checked above), so the child is a complete copy that
     // may run any code.
     let child = check(unsafe { libc::fork() }).map_err(|error| failed("fork", error))?;
     if child == 0 {
         // SAFETY: in the child just forked, whose descriptors these are.
-        unsafe { fork_guardian(program.as_raw_fd(), guardian.as_raw_fd(), cleanup) }
+        unsafe {
+            fork_guardian(
+                program.as_raw_fd(),
+                guardian.as_raw_fd(),
+                page.notes(),
+                cleanup,
+            )
+        }
     }
     reap(child);
     drop(guardian);
@@ -213,7 +338,11 @@ fn start<C: Fn(&Exit)>(cleanup: C) -> io::Result<(RawFd, pid_t)> {
     };
     let number = i32::from_le_bytes([reply[1], reply[2], reply[3], reply[4]]);
     match (length, reply[0]) {
-        (5, FORKED) => Ok((program.into_raw_fd(), number)),
+        (5, FORKED) => Ok(Started {
+            channel: program.into_raw_fd(),
+            guardian: number,
+            notes: page.keep(),
+        }),
         (5, NOT_FORKED) => Err(failed(
             "the second fork",
             io::Error::from_raw_os_error(number),
@@ -241,7 +370,12 @@ fn channel() -> io::Result<(OwnedFd, OwnedFd)> {
 /// # Safety
 ///
 /// Only in the child forked by [`start`], with its two ends of the channel.
-unsafe fn fork_guardian<C: Fn(&Exit)>(program: RawFd, guardian: RawFd, cleanup: C) -> ! {
+unsafe fn fork_guardian<C: Fn(&Exit)>(
+    program: RawFd,
+    guardian: RawFd,
+    notes: &Notes,
+    cleanup: C,
+) -> ! {
     // SAFETY: this process has one thread, as the program had when it forked it. The guardian
     // is born with these actions: once the program hears of it, Ctrl-C cannot end it.
     let pid = unsafe {
@@ -249,7 +383,7 @@ unsafe fn fork_guardian<C: Fn(&Exit)>(program: RawFd, guardian: RawFd, cleanup: 
         libc::fork()
     };
     if pid == 0 {
-        guard(program, guardian, cleanup);
+        guard(program, guardian, notes, cleanup);
     }
     let (kind, number) = match pid {
         -1 => (
@@ -258,12 +392,8 @@ unsafe fn fork_guardian<C: Fn(&Exit)>(program: RawFd, guardian: RawFd, cleanup: 
         ),
         pid => (FORKED, pid),
     };
-    // The channel is empty: this cannot wait. Lost, it is reported as an early end.
-    let _ = send(
-        guardian,
-        &[&[kind], &number.to_le_bytes()],
-        libc::MSG_NOSIGNAL,
-    );
+    // The channel is empty: this fits. Lost, it is reported as an early end.
+    let _ = send(guardian, &[&[kind], &number.to_le_bytes()]);
     // SAFETY: `_exit` skips the program's exit hooks, which are not this process's to run.
     unsafe { libc::_exit(0) }
 }
@@ -279,21 +409,72 @@ fn reap(child: pid_t) {
     }
 }
 
+/// The page the program shares with its guardian: what must reach the guardian however full
+/// the channel is. All zeros is "nothing to say".
+#[repr(C)]
+struct Notes {
+    /// `main`'s cleanup has completed.
+    completed: AtomicBool,
+    /// The crash that is ending the program, or 0.
+    crash: AtomicI32,
+}
+
+/// A page shared with the processes forked from here on; unmapped when dropped.
+struct Page(ptr::NonNull<Notes>);
+
+impl Page {
+    fn new() -> io::Result<Page> {
+        // SAFETY: a new anonymous mapping, which the kernel fills with zeros: valid `Notes`.
+        let page = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                mem::size_of::<Notes>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        match ptr::NonNull::new(page.cast::<Notes>()) {
+            Some(notes) if page != libc::MAP_FAILED => Ok(Page(notes)),
+            _ => Err(failed("mmap", io::Error::last_os_error())),
+        }
+    }
+
+    fn notes(&self) -> &Notes {
+        // SAFETY: mapped, and zeros or notes, as long as `self` lives.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Keeps the page mapped for the rest of the process's life.
+    fn keep(self) -> *mut Notes {
+        let notes = self.0.as_ptr();
+        mem::forget(self);
+        notes
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, which nothing uses any more.
+        unsafe { libc::munmap(self.0.as_ptr().cast(), mem::size_of::<Notes>()) };
+    }
+}
+
 /// `error`, said to come from `what`.
 fn failed(what: &str, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("{what}: {error}"))
 }
 
 /// The guardian process: waits for the program's end, cleans up if it died, exits.
-fn guard<C: Fn(&Exit)>(program: RawFd, channel: RawFd, cleanup: C) -> ! {
-    // SAFETY: plain libc calls on this process's own signals and descriptors.
+fn guard<C: Fn(&Exit)>(program: RawFd, channel: RawFd, notes: &Notes, cleanup: C) -> ! {
+    // SAFETY: plain libc calls on this process's own descriptors.
     unsafe {
         libc::close(program);
         close_all_but(channel);
         libc::prctl(libc::PR_SET_NAME, c"finally-guardian".as_ptr());
     }
-    let mut died_by = None;
-    let mut packet = vec![0u8; LONGEST + 5];
+    let mut packet = vec![0u8; HEADER + LONGEST];
     loop {
         // SAFETY: receiving into a live buffer of that length.
         let length = unsafe {
@@ -309,7 +490,6 @@ fn guard<C: Fn(&Exit)>(program: RawFd, channel: RawFd, cleanup: C) -> ! {
             Ok(length) if length > packet.len() => continue,
             Ok(length) => match Message::parse(&packet[..length]) {
                 Some(Message::Done) => exit_now(),
-                Some(Message::Crash(signal)) => died_by = Some(signal),
                 Some(Message::Memo(key, value)) => crate::memo::keep(key, value),
                 None => {}
             },
@@ -317,7 +497,13 @@ fn guard<C: Fn(&Exit)>(program: RawFd, channel: RawFd, cleanup: C) -> ! {
             Err(_) => break,
         }
     }
-    let exit = Exit::Died { signal: died_by };
+    if notes.completed.load(SeqCst) {
+        exit_now();
+    }
+    let signal = Some(notes.crash.load(SeqCst)).filter(|&signal| signal != 0);
+    let exit = Exit::Died {
+        signal: signal.map(Signal::new),
+    };
     if catch_unwind(AssertUnwindSafe(|| cleanup(&exit))).is_err() {
         crate::report::report(format_args!("the cleanup panicked in the guardian"));
     }
@@ -357,7 +543,6 @@ unsafe fn shrug_off_terminal_signals() {
 /// What the program says on the channel.
 enum Message {
     Done,
-    Crash(Signal),
     Memo(String, OsString),
 }
 
@@ -368,13 +553,13 @@ impl Message {
             DONE => Some(Message::Done),
             MEMO => {
                 let length = u32::from_le_bytes(packet.get(1..5)?.try_into().ok()?);
-                let body = packet.get(5..)?;
+                let body = packet.get(HEADER..)?;
                 let length = usize::try_from(length).ok().filter(|&l| l <= body.len())?;
                 let (key, value) = body.split_at(length);
                 let key = String::from_utf8_lossy(key).into_owned();
                 Some(Message::Memo(key, OsStr::from_bytes(value).to_owned()))
             }
-            signal => Some(Message::Crash(Signal::new(c_int::from(signal)))),
+            _ => None,
         }
     }
 }
@@ -441,15 +626,15 @@ fn install_crash_handler() {
     }
 }
 
-/// Tells the guardian which crash is ending the program, then hands the crash on to the action
-/// it replaced, so the program ends exactly as it would have. Async-signal-safe: an atomic load,
-/// `sendmsg`, `sigaction`, `raise`, and the replaced handler (std's stack-overflow report).
+/// Notes for the guardian which crash is ending the program, then hands the crash on to the action
+/// it replaced, so the program ends exactly as it would have. Async-signal-safe: atomic loads
+/// and stores, `sigaction`, `raise`, and the replaced handler (std's stack-overflow report).
 extern "C" fn on_crash(signal: c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
-    let fd = CHANNEL.load(Relaxed);
-    if fd >= 0 {
-        // SAFETY: one byte from a live buffer; a failed send changes nothing. Called directly,
-        // as little as possible runs on the small alternate stack.
-        unsafe { libc::send(fd, [signal as u8].as_ptr().cast(), 1, 0) };
+    let notes = NOTES.load(Relaxed);
+    if !notes.is_null() {
+        // SAFETY: the page stays mapped for the rest of the process's life. Noted, not sent:
+        // as little as possible runs on the small alternate stack, and the channel may be full.
+        unsafe { (*notes).crash.store(signal, SeqCst) };
     }
     let Some(index) = CRASHES.iter().position(|&crash| crash == signal) else {
         return;

@@ -3,7 +3,8 @@
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::{env, process, thread};
+use std::time::{Duration, Instant};
+use std::{env, fs, process, thread};
 
 use finally::{with_cleanup, Exit};
 
@@ -106,7 +107,7 @@ fn main() {
         // Set up after the guardian started: it learns of it through `remember`.
         "remember" => {
             finally::remember("run", format!("run-{}", process::id()));
-            finally::remember("too long", "x".repeat(5000));
+            finally::remember("too long", "x".repeat(100_000));
             println!("ready {}", process::id());
             wait_forever();
         }
@@ -116,10 +117,110 @@ fn main() {
             ready();
             wait_forever();
         }
+        // The test kills the guardian, then says so: remembering must not raise SIGPIPE, which
+        // programs often set back to its default action, ending them.
+        "remember-after-guardian-died" => {
+            // SAFETY: setting SIGPIPE's action before any other thread could look at it.
+            unsafe { signal(SIGPIPE, SIG_DFL) };
+            println!("ready {}", guardian_pid());
+            read_line();
+            finally::remember("run", "after the guardian");
+            mark("remembered");
+        }
+        // The test stops the guardian, then says so: many large values, more than the channel
+        // holds, must not block the program.
+        "remember-while-stopped" => {
+            println!("ready {}", guardian_pid());
+            read_line();
+            let start = Instant::now();
+            for value in 0..1000 {
+                finally::remember("large", format!("{value:03900}"));
+            }
+            println!("remembered in {} ms", start.elapsed().as_millis());
+        }
+        // Threads remember as fast as they can while `main` returns and its cleanup completes;
+        // then, at exit, a cleanup opens files and looks into them for what they sent.
+        "remember-while-returning" => {
+            for thread in 0..8 {
+                thread::spawn(move || loop {
+                    finally::remember(&format!("thread {thread}"), "y".repeat(3000));
+                });
+            }
+            let (pending, is_pending) = std::sync::mpsc::channel();
+            thread::spawn(move || pending_until_exit(pending));
+            is_pending.recv().expect("pending");
+            let _ = OPEN_AS_MAIN_RETURNS.set(descriptors());
+        }
         other => panic!("unknown scenario {other}"),
     }
 }
 
 fn guardian_pid() -> u32 {
     finally::__private::guardian_pid().expect("a guardian")
+}
+
+fn read_line() {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .expect("a line on stdin");
+}
+
+// The test programs cannot use `libc`, a dev-dependency of the package: the two they need.
+const SIGPIPE: i32 = 13;
+const SIG_DFL: usize = 0;
+extern "C" {
+    fn signal(signal: i32, action: usize) -> usize;
+}
+
+/// Pending until the process exits: its cleanup then runs after `main`'s.
+#[with_cleanup(look_for_strays)]
+fn pending_until_exit(pending: std::sync::mpsc::Sender<()>) {
+    let _ = pending.send(());
+    wait_forever();
+}
+
+/// The descriptors open as `main` returns, and what each is.
+static OPEN_AS_MAIN_RETURNS: std::sync::OnceLock<Vec<(String, std::path::PathBuf)>> =
+    std::sync::OnceLock::new();
+
+/// The process's open descriptors and what each is, but the listing's own.
+fn descriptors() -> Vec<(String, std::path::PathBuf)> {
+    fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let target = fs::read_link(entry.path()).ok()?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            (!target.starts_with("/proc")).then_some((name, target))
+        })
+        .collect()
+}
+
+/// Counts the descriptors closed since `main` returned (the channel's number, freed, could go
+/// to a file that a thread still sending writes into); then opens files while other threads
+/// send to the guardian, and counts those that got anything.
+fn look_for_strays() {
+    let now = descriptors();
+    let closed = OPEN_AS_MAIN_RETURNS
+        .get()
+        .expect("listed as main returned")
+        .iter()
+        .filter(|descriptor| !now.contains(descriptor))
+        .count();
+    mark(&format!("descriptors closed since main returned: {closed}"));
+    let marker = env::var_os("FINALLY_TEST_MARKER").expect("FINALLY_TEST_MARKER");
+    let folder = std::path::Path::new(&marker)
+        .parent()
+        .expect("the marker's folder");
+    let files: Vec<fs::File> = (0..32)
+        .map(|number| fs::File::create(folder.join(format!("stray-{number}"))).expect("create"))
+        .collect();
+    // Time for the threads to send, into whatever file may have taken the channel's number.
+    thread::sleep(Duration::from_millis(50));
+    let strays = files
+        .iter()
+        .filter(|file| file.metadata().expect("metadata").len() > 0)
+        .count();
+    mark(&format!("files with strays: {strays}"));
 }
