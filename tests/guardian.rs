@@ -50,6 +50,34 @@ fn kill_9_is_cleaned_up_by_the_guardian() {
 }
 
 #[test]
+fn after_exec_the_guardian_waits_for_the_process_to_end() {
+    let scenario = Scenario::start_guardian("exec", |_| {});
+    // From `sh`, which took the process over.
+    scenario.expect_line("ready");
+    let ended = scenario.wait();
+    ended.assert_exit_code(0);
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+    assert!(
+        ended.position("exec-ended") < ended.position("start main"),
+        "cleaned up while the process still ran: {:?}",
+        ended.marker
+    );
+}
+
+#[test]
+fn without_pidfd_the_guardian_still_waits_for_the_process() {
+    // `pidfd_open` fails as on a kernel before 5.3: the guardian looks in `/proc` instead.
+    let ended = Scenario::start_guardian("exec", without_pidfd).wait();
+    ended.assert_exit_code(0);
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+    assert!(ended.position("exec-ended") < ended.position("start main"));
+
+    let ended = Scenario::start_guardian("wait", without_pidfd).signal_when_ready(SIGKILL);
+    ended.assert_killed_by(SIGKILL);
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+}
+
+#[test]
 fn crashes_are_cleaned_up_by_the_guardian_told_the_signal() {
     for (scenario, signal, reason) in [
         (
@@ -196,6 +224,54 @@ fn threads_started_after_the_guardian_are_fine() {
     let ended = Scenario::start_guardian("threads", |_| {}).signal_when_ready(SIGKILL);
     assert_eq!(ended.count("thread ran"), 1);
     ended.assert_cleaned_once("main", "Died { signal: None }");
+}
+
+/// Makes `pidfd_open` fail with ENOSYS in the child, with a seccomp filter.
+fn without_pidfd(command: &mut std::process::Command) {
+    const fn statement(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+        libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        }
+    }
+    // The system call's number is the first field of the filter's data.
+    static FILTER: [libc::sock_filter; 4] = [
+        statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
+        statement(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            libc::SYS_pidfd_open as u32,
+            0,
+            1,
+        ),
+        statement(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+            0,
+            0,
+        ),
+        statement(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW, 0, 0),
+    ];
+    // SAFETY: `prctl` is async-signal-safe; the filter is a static.
+    unsafe {
+        command.pre_exec(|| {
+            let program = libc::sock_fprog {
+                len: FILTER.len() as u16,
+                filter: FILTER.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &program as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Crashes dump core by default: not into the test's folders.

@@ -16,11 +16,15 @@
 //!   note needs no room in the channel, so a `DONE` the guardian could not take does not make it
 //!   clean up a second time.
 //!
-//! When the program ends, however it ends, the kernel closes its end of the channel, and the
-//! guardian reads end-of-file. Unless the page says otherwise, the program died without
-//! completing its cleanup (SIGKILL, a crash, an abort, the OOM killer): the guardian runs the
-//! same cleanup with [`Exit::Died`], told the signal when the crash handler could note it, and
-//! exits.
+//! The guardian waits for the program's *process* to end: it holds a pidfd of it, opened by the
+//! program itself before it forks, while it is certainly alive (where there is no pidfd, the
+//! guardian looks at the program's start time in `/proc` every tenth of a second, which tells
+//! a reused pid apart). The channel's end-of-file would not do: the channel closes when the
+//! program `exec`s another program, which still runs; the guardian waits for that one to end as
+//! well, since the cleanup is about the process. Once the process has ended, and unless the page
+//! says otherwise, it died without completing its cleanup (SIGKILL, a crash, an abort, the OOM
+//! killer, or the program it `exec`ed ended): the guardian runs the same cleanup with
+//! [`Exit::Died`], told the signal when the crash handler could note it, and exits.
 //!
 //! # Why `fork`, and why it is safe here
 //!
@@ -52,7 +56,7 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8};
 use std::time::{Duration, Instant};
 
-use libc::{c_int, pid_t};
+use libc::{c_int, c_uint, pid_t};
 
 use crate::{Exit, Signal};
 
@@ -68,6 +72,8 @@ const LONGEST: usize = 64 * 1024;
 const HEADER: usize = 5;
 /// How long [`tell`] waits, once in the program's life, for a guardian that does not keep up.
 const PATIENCE: Duration = Duration::from_millis(100);
+/// How often a guardian without a pidfd looks at the program in `/proc`, in milliseconds.
+const LOOK_EVERY: c_int = 100;
 /// What the intermediate process sends the program: then the guardian's pid, or the `errno` of
 /// its fork (4 bytes, little-endian).
 const FORKED: u8 = 1;
@@ -309,6 +315,7 @@ fn start<C: Fn(&Exit)>(cleanup: C) -> io::Result<Started> {
     }
     let page = Page::new()?;
     let (program, guardian) = channel()?;
+    let (watch, pidfd) = Watch::this_process()?;
     // SAFETY: the process has one thread (checked above), so the child is a complete copy that
     // may run any code.
     let child = check(unsafe { libc::fork() }).map_err(|error| failed("fork", error))?;
@@ -318,13 +325,14 @@ fn start<C: Fn(&Exit)>(cleanup: C) -> io::Result<Started> {
             fork_guardian(
                 program.as_raw_fd(),
                 guardian.as_raw_fd(),
+                watch,
                 page.notes(),
                 cleanup,
             )
         }
     }
     reap(child);
-    drop(guardian);
+    drop((guardian, pidfd));
     // What the intermediate process said, if it could say anything.
     let mut reply = [0u8; 5];
     // SAFETY: receiving into a live buffer of that length.
@@ -373,6 +381,7 @@ fn channel() -> io::Result<(OwnedFd, OwnedFd)> {
 unsafe fn fork_guardian<C: Fn(&Exit)>(
     program: RawFd,
     guardian: RawFd,
+    watch: Watch,
     notes: &Notes,
     cleanup: C,
 ) -> ! {
@@ -383,7 +392,7 @@ unsafe fn fork_guardian<C: Fn(&Exit)>(
         libc::fork()
     };
     if pid == 0 {
-        guard(program, guardian, notes, cleanup);
+        guard(program, guardian, watch, notes, cleanup);
     }
     let (kind, number) = match pid {
         -1 => (
@@ -407,6 +416,89 @@ fn reap(child: pid_t) {
             break;
         }
     }
+}
+
+/// How the guardian sees the program's process end.
+#[derive(Clone, Copy)]
+enum Watch {
+    /// A pidfd, readable once the process has ended.
+    Pidfd(RawFd),
+    /// Where there is no pidfd: the process's pid and start time, looked at every [`LOOK_EVERY`].
+    Stat { pid: pid_t, start: u64 },
+}
+
+impl Watch {
+    /// A watch on this process, taken while it is certainly alive: with its pidfd, if any, which
+    /// the caller closes once it has forked.
+    fn this_process() -> io::Result<(Watch, Option<OwnedFd>)> {
+        // SAFETY: `getpid` cannot fail; `pidfd_open` takes no pointers.
+        let (pid, fd) = unsafe {
+            let pid = libc::getpid();
+            (pid, libc::syscall(libc::SYS_pidfd_open, pid, 0))
+        };
+        if let Ok(fd) = RawFd::try_from(fd) {
+            if fd >= 0 {
+                // SAFETY: a new descriptor, ours alone.
+                return Ok((Watch::Pidfd(fd), Some(unsafe { OwnedFd::from_raw_fd(fd) })));
+            }
+        }
+        let no_pidfd = io::Error::last_os_error();
+        match stat(pid) {
+            Some((_, start)) => Ok((Watch::Stat { pid, start }, None)),
+            None => Err(failed(
+                "pidfd_open, and /proc/self/stat cannot be read either",
+                no_pidfd,
+            )),
+        }
+    }
+
+    /// The descriptor to poll, or -1.
+    fn fd(self) -> RawFd {
+        match self {
+            Watch::Pidfd(fd) => fd,
+            Watch::Stat { .. } => -1,
+        }
+    }
+
+    /// How long to wait at most before calling [`ended`](Self::ended) again, for `poll`.
+    fn patience(self) -> c_int {
+        match self {
+            Watch::Pidfd(_) => -1,
+            Watch::Stat { .. } => LOOK_EVERY,
+        }
+    }
+
+    fn ended(self) -> bool {
+        match self {
+            Watch::Pidfd(fd) => {
+                let mut ended = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid `pollfd`.
+                unsafe { libc::poll(&mut ended, 1, 0) == 1 }
+            }
+            // Gone, a zombie, or another process with the same pid.
+            Watch::Stat { pid, start } => stat(pid).map_or(true, |(state, now)| {
+                matches!(state, b'Z' | b'X') || now != start
+            }),
+        }
+    }
+}
+
+/// The state and the start time of process `pid`: fields 3 and 22 of `/proc/PID/stat`.
+fn stat(pid: pid_t) -> Option<(u8, u64)> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    // The name, field 2, is in parentheses and may hold anything, parentheses and spaces too.
+    let after_name = stat.get(stat.iter().rposition(|&byte| byte == b')')? + 2..)?;
+    let mut fields = after_name.split(|&byte| byte == b' ');
+    let state = *fields.next()?.first()?;
+    let start = std::str::from_utf8(fields.nth(22 - 4)?)
+        .ok()?
+        .parse()
+        .ok()?;
+    Some((state, start))
 }
 
 /// The page the program shares with its guardian: what must reach the guardian however full
@@ -467,37 +559,34 @@ fn failed(what: &str, error: io::Error) -> io::Error {
 }
 
 /// The guardian process: waits for the program's end, cleans up if it died, exits.
-fn guard<C: Fn(&Exit)>(program: RawFd, channel: RawFd, notes: &Notes, cleanup: C) -> ! {
+fn guard<C: Fn(&Exit)>(
+    program: RawFd,
+    channel: RawFd,
+    watch: Watch,
+    notes: &Notes,
+    cleanup: C,
+) -> ! {
     // SAFETY: plain libc calls on this process's own descriptors.
     unsafe {
         libc::close(program);
-        close_all_but(channel);
+        close_all_but(&[channel, watch.fd()]);
         libc::prctl(libc::PR_SET_NAME, c"finally-guardian".as_ptr());
     }
-    let mut packet = vec![0u8; HEADER + LONGEST];
-    loop {
-        // SAFETY: receiving into a live buffer of that length.
-        let length = unsafe {
-            libc::recv(
-                channel,
-                packet.as_mut_ptr().cast(),
-                packet.len(),
-                libc::MSG_TRUNC,
-            )
-        };
-        match usize::try_from(length) {
-            Ok(0) => break,
-            Ok(length) if length > packet.len() => continue,
-            Ok(length) => match Message::parse(&packet[..length]) {
-                Some(Message::Done) => exit_now(),
-                Some(Message::Memo(key, value)) => crate::memo::keep(key, value),
-                None => {}
-            },
-            Err(_) if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
+    let mut inbox = Inbox::new(channel);
+    while !watch.ended() {
+        let mut ready = [inbox.fd, watch.fd()].map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // SAFETY: two valid `pollfd`s; one with a negative descriptor is left alone.
+        unsafe { libc::poll(ready.as_mut_ptr(), 2, watch.patience()) };
+        if inbox.receive() {
+            exit_now();
         }
     }
-    if notes.completed.load(SeqCst) {
+    // What the program sent just before it ended.
+    if inbox.receive() || notes.completed.load(SeqCst) {
         exit_now();
     }
     let signal = Some(notes.crash.load(SeqCst)).filter(|&signal| signal != 0);
@@ -508,6 +597,53 @@ fn guard<C: Fn(&Exit)>(program: RawFd, channel: RawFd, notes: &Notes, cleanup: C
         crate::report::report(format_args!("the cleanup panicked in the guardian"));
     }
     exit_now()
+}
+
+/// The guardian's end of the channel.
+struct Inbox {
+    /// -1 once the program's end has closed: at its end, or when it `exec`ed.
+    fd: RawFd,
+    packet: Vec<u8>,
+}
+
+impl Inbox {
+    fn new(fd: RawFd) -> Self {
+        Inbox {
+            fd,
+            packet: vec![0; HEADER + LONGEST],
+        }
+    }
+
+    /// Takes in what the program has sent, without waiting: whether it said `DONE`.
+    fn receive(&mut self) -> bool {
+        while self.fd >= 0 {
+            // SAFETY: receiving into a live buffer of that length.
+            let length = unsafe {
+                libc::recv(
+                    self.fd,
+                    self.packet.as_mut_ptr().cast(),
+                    self.packet.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                )
+            };
+            match usize::try_from(length) {
+                // Longer than any message the program sends: not one of them.
+                Ok(length) if length > self.packet.len() => {}
+                Ok(0) => self.fd = -1,
+                Ok(length) => match Message::parse(&self.packet[..length]) {
+                    Some(Message::Done) => return true,
+                    Some(Message::Memo(key, value)) => crate::memo::keep(key, value),
+                    None => {}
+                },
+                Err(_) => match io::Error::last_os_error().kind() {
+                    io::ErrorKind::Interrupted => {}
+                    io::ErrorKind::WouldBlock => break,
+                    _ => self.fd = -1,
+                },
+            }
+        }
+        false
+    }
 }
 
 /// Catches SIGINT, SIGTERM, SIGHUP and SIGQUIT with a handler that does nothing, so that
@@ -572,22 +708,46 @@ fn exit_now() -> ! {
     }
 }
 
-/// Closes every descriptor above stderr but `keep`.
+/// Closes every descriptor above stderr but those in `keep` (negative ones stand for none).
 ///
 /// # Safety
 ///
-/// No descriptor above stderr but `keep` may be in use.
-unsafe fn close_all_but(keep: c_int) {
-    let open: Vec<c_int> = match std::fs::read_dir("/proc/self/fd") {
+/// No descriptor above stderr but those in `keep` may be in use.
+unsafe fn close_all_but(keep: &[RawFd]) {
+    let mut keep: Vec<c_uint> = keep
+        .iter()
+        .filter_map(|&fd| c_uint::try_from(fd).ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first: c_uint = 3;
+    let mut ranges = Vec::new();
+    for fd in keep.iter().copied() {
+        if fd > first {
+            ranges.push((first, fd - 1));
+        }
+        first = fd + 1;
+    }
+    ranges.push((first, c_uint::MAX));
+    // SAFETY: `close_range` takes no pointers; the caller vouches for the descriptors.
+    let closed = ranges.iter().all(|&(first, last)| unsafe {
+        libc::syscall(libc::SYS_close_range, first, last, 0 as c_uint) == 0
+    });
+    if closed {
+        return;
+    }
+    // Before Linux 5.9: one by one.
+    let open: Vec<c_uint> = match std::fs::read_dir("/proc/self/fd") {
         Ok(entries) => entries
             .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
             .collect(),
         Err(_) => (3..1024).collect(),
     };
-    for fd in open.into_iter().filter(|&fd| fd > 2 && fd != keep) {
+    for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
         // SAFETY: the caller vouches that nothing uses them; the directory's own descriptor is
         // closed already, so it fails harmlessly.
-        unsafe { libc::close(fd) };
+        unsafe { libc::close(fd as c_int) };
     }
 }
 
@@ -660,5 +820,21 @@ extern "C" fn on_crash(signal: c_int, info: *mut libc::siginfo_t, context: *mut 
                 handler(signal);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_reads_the_state_and_the_start_time() {
+        // SAFETY: `getpid` cannot fail.
+        let (state, start) = stat(unsafe { libc::getpid() }).expect("our own stat");
+        // Running or sleeping (the test runs on a thread of its own), not a zombie.
+        assert!(matches!(state, b'R' | b'S'), "state {}", state as char);
+        assert!(start > 0);
+        // Beyond `pid_max` (at most 2^22): no such process.
+        assert_eq!(stat(1 << 23), None);
     }
 }

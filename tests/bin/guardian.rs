@@ -1,6 +1,7 @@
 //! Child processes for the guardian's tests: `guardian NAME`. `main` itself is guarded
 //! with the guardian, and then ends as NAME says. See `tests/common/child.rs` for the marker.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -150,6 +151,12 @@ fn main() {
             thread::spawn(move || pending_until_exit(pending));
             is_pending.recv().expect("pending");
             let _ = OPEN_AS_MAIN_RETURNS.set(descriptors());
+        }
+        // Another program takes the process over: the guardian must wait for it to end.
+        "exec" => {
+            let script = r#"echo ready; sleep 0.3; echo exec-ended >> "$FINALLY_TEST_MARKER""#;
+            let error = Command::new("sh").args(["-c", script]).exec();
+            panic!("exec sh: {error}");
         }
         other => panic!("unknown scenario {other}"),
     }
