@@ -12,7 +12,9 @@ const SIGKILL: i32 = libc::SIGKILL;
 /// own.
 #[test]
 fn a_clean_end_is_cleaned_up_once_by_the_program_itself() {
-    let ended = Scenario::start_guardian("return", |_| {}).wait();
+    let scenario = Scenario::start_guardian("status", |_| {});
+    scenario.expect_line("guardian: running");
+    let ended = scenario.wait();
     ended.assert_exit_code(0);
     ended.assert_cleaned_once("main", "Returned");
 

@@ -14,6 +14,15 @@ const NOT_STARTED: &str = "the guardian could not start";
 const NOT_COVERED: &str = "kill -9 and crashes will not be cleaned up";
 
 #[test]
+fn without_the_option_there_is_no_guardian_and_the_program_is_told_why() {
+    // This test's own process asked for none.
+    let error = finally::guardian_status().expect_err("no guardian");
+    assert_eq!(error.to_string(), "could not reach a guardian");
+    let why = std::error::Error::source(&error).expect("why");
+    assert!(why.to_string().starts_with("none was asked for"), "{why}");
+}
+
+#[test]
 fn a_guardian_that_cannot_be_forked_is_reported_and_the_program_runs_on() {
     // SAFETY: `geteuid` cannot fail.
     if unsafe { libc::geteuid() } != 0 {
@@ -22,7 +31,7 @@ fn a_guardian_that_cannot_be_forked_is_reported_and_the_program_runs_on() {
     }
     // As a user of its own, allowed 2 processes (root is not held to it): the program, and the
     // intermediate process, whose fork of the guardian then fails.
-    let ended = Scenario::start_guardian("return", |command| {
+    let scenario = Scenario::start_guardian("status", |command| {
         open_marker_to_all(command);
         // SAFETY: `setrlimit`, `setgroups`, `setgid` and `setuid` are async-signal-safe.
         unsafe {
@@ -41,11 +50,17 @@ fn a_guardian_that_cannot_be_forked_is_reported_and_the_program_runs_on() {
                 Ok(())
             });
         }
-    })
-    .wait();
+    });
+    // The program can ask, and is told why.
+    let status = scenario.next_line();
+    let ended = scenario.wait();
     ended.assert_exit_code(0);
     ended.assert_cleaned_once("main", "Returned");
     assert_reported_once(&ended, &[NOT_STARTED, "second fork", NOT_COVERED]);
+    assert!(
+        status.starts_with("guardian: could not start the guardian: the second fork: "),
+        "{status}"
+    );
 }
 
 #[test]
@@ -79,6 +94,7 @@ fn a_dead_guardian_is_reported_once_and_never_raises_sigpipe() {
     guardian.signal(libc::SIGKILL);
     guardian.wait_until_ended();
     scenario.say("the guardian is dead");
+    scenario.expect_line("guardian: could not reach the guardian: it has ended");
     let ended = scenario.wait();
     // The program's own status, and its own cleanup, once.
     ended.assert_exit_code(0);

@@ -54,11 +54,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use libc::{c_int, c_uint, pid_t};
 
-use crate::{Exit, Signal};
+use crate::{Error, Exit, Signal};
 
 /// What the program sends when `main`'s cleanup has completed.
 const DONE: u8 = 0;
@@ -94,6 +95,12 @@ const NOT_ASKED: u8 = 0;
 const RUNNING: u8 = 1;
 /// `main`'s cleanup completed and the guardian was told: it has ended, or is ending.
 const COMPLETED: u8 = 2;
+/// It could not start: [`FAILURE`] says why.
+const FAILED: u8 = 3;
+/// This process is the guardian.
+const GUARDING: u8 = 4;
+/// Why the guardian could not start.
+static FAILURE: OnceLock<Error> = OnceLock::new();
 /// The page shared with the guardian, or null.
 static NOTES: AtomicPtr<Notes> = AtomicPtr::new(ptr::null_mut());
 /// The guardian did not take a memo within [`PATIENCE`] (said once).
@@ -125,9 +132,13 @@ where
                 STATE.store(RUNNING, SeqCst);
                 install_crash_handler();
             }
-            Err(error) => crate::report::report(format_args!(
-                "the guardian could not start ({error}); kill -9 and crashes will not be cleaned up"
-            )),
+            Err(error) => {
+                crate::report::report(format_args!(
+                    "the guardian could not start ({error}); kill -9 and crashes will not be cleaned up"
+                ));
+                let _ = FAILURE.set(Error::because("start the guardian", error));
+                STATE.store(FAILED, SeqCst);
+            }
         }
     }
     move |exit: &Exit| {
@@ -144,6 +155,76 @@ impl Drop for Completed {
     fn drop(&mut self) {
         completed();
     }
+}
+
+/// Whether a guardian watches over this program: `Ok` while the guardian that
+/// `#[with_cleanup(cleanup, guardian)]` on `main` started runs (stopped, it still runs).
+///
+/// Cheap (one `poll` of the guardian's channel), so a program may ask before each risky step,
+/// or refuse to go on without a guardian. Not async-signal-safe.
+///
+/// ```
+/// # use finally_runtime as finally;
+/// // In a `main` under `#[with_cleanup(remove_lock, guardian)]`:
+/// if let Err(error) = finally::guardian_status() {
+///     // Such as "could not start the guardian: the second fork: Resource temporarily unavailable"
+///     let why = std::error::Error::source(&error).map(ToString::to_string);
+///     eprintln!("{error}: {}; kill -9 will leave the lock behind", why.unwrap_or_default());
+/// }
+/// ```
+///
+/// # Errors
+///
+/// [`Error`]'s `source` says why, as an [`io::Error`]:
+///
+/// - no guardian was asked for, in this process (kind `NotFound`);
+/// - it could not start, and why: the program already ran several threads, `/proc` could not
+///   tell, a `fork` failed at a limit on processes, ... (the error of the call that failed; the
+///   same failure is reported on stderr when `main` starts);
+/// - it has ended (kind `BrokenPipe`): it was killed, or `main`'s cleanup completed and the
+///   guardian, told so, exited;
+/// - this process is the guardian itself, running the cleanup.
+pub fn guardian_status() -> Result<(), Error> {
+    let (context, kind, why) = match STATE.load(SeqCst) {
+        RUNNING if !hung_up(CHANNEL.load(SeqCst)) => return Ok(()),
+        RUNNING => (
+            "reach the guardian",
+            io::ErrorKind::BrokenPipe,
+            "it has ended",
+        ),
+        COMPLETED => (
+            "reach the guardian",
+            io::ErrorKind::BrokenPipe,
+            "it has ended: `main`'s cleanup completed",
+        ),
+        FAILED => match FAILURE.get() {
+            Some(error) => return Err(error.clone()),
+            None => ("start the guardian", io::ErrorKind::Other, "unknown"),
+        },
+        GUARDING => (
+            "reach a guardian",
+            io::ErrorKind::Other,
+            "this process is the guardian",
+        ),
+        _ => (
+            "reach a guardian",
+            io::ErrorKind::NotFound,
+            "none was asked for: `#[with_cleanup(cleanup, guardian)]` on `main` starts one",
+        ),
+    };
+    Err(Error::because(context, io::Error::new(kind, why)))
+}
+
+/// Whether the other end of the channel `fd` has closed.
+fn hung_up(fd: RawFd) -> bool {
+    let mut channel = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid `pollfd`; with no time-out, it only looks.
+    let looked = unsafe { libc::poll(&mut channel, 1, 0) };
+    looked != 0 && channel.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
 }
 
 /// The guardian's pid, while one runs: for the tests, which stop and kill it. Not a public API.
@@ -566,6 +647,7 @@ fn guard<C: Fn(&Exit)>(
     notes: &Notes,
     cleanup: C,
 ) -> ! {
+    STATE.store(GUARDING, SeqCst);
     // SAFETY: plain libc calls on this process's own descriptors.
     unsafe {
         libc::close(program);

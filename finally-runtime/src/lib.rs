@@ -24,6 +24,7 @@ mod sync;
 
 pub use error::Error;
 pub use exit::{Exit, Signal};
+pub use guardian::guardian_status;
 pub use memo::{recall, remember};
 pub use signals::install;
 pub use stop::{stop_requested, stop_signal, wait_for_stop, StopSignal};

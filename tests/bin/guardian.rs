@@ -43,6 +43,10 @@ fn scenario() -> String {
 fn main() {
     match scenario().as_str() {
         "return" | "cleanup-panics" => mark("returning"),
+        "status" => {
+            print_status();
+            mark("returning");
+        }
         "panic" => panic!("boom"),
         "exit" => process::exit(3),
         "wait" | "child-of-cleanup" => {
@@ -125,6 +129,7 @@ fn main() {
             unsafe { signal(SIGPIPE, SIG_DFL) };
             println!("ready {}", guardian_pid());
             read_line();
+            print_status();
             finally::remember("run", "after the guardian");
             mark("remembered");
         }
@@ -230,4 +235,15 @@ fn look_for_strays() {
         .filter(|file| file.metadata().expect("metadata").len() > 0)
         .count();
     mark(&format!("files with strays: {strays}"));
+}
+
+/// `guardian: running`, or `guardian: ERROR: WHY`.
+fn print_status() {
+    match finally::guardian_status() {
+        Ok(()) => println!("guardian: running"),
+        Err(error) => {
+            let why = std::error::Error::source(&error).map(ToString::to_string);
+            println!("guardian: {error}: {}", why.unwrap_or_default());
+        }
+    }
 }
