@@ -99,6 +99,8 @@ const COMPLETED: u8 = 2;
 const FAILED: u8 = 3;
 /// This process is the guardian.
 const GUARDING: u8 = 4;
+/// A child forked from the program, without `exec`: the guardian is the parent's.
+const FORGOTTEN: u8 = 5;
 /// Why the guardian could not start.
 static FAILURE: OnceLock<Error> = OnceLock::new();
 /// The page shared with the guardian, or null.
@@ -183,7 +185,8 @@ impl Drop for Completed {
 ///   same failure is reported on stderr when `main` starts);
 /// - it has ended (kind `BrokenPipe`): it was killed, or `main`'s cleanup completed and the
 ///   guardian, told so, exited;
-/// - this process is the guardian itself, running the cleanup.
+/// - this process is the guardian itself, running the cleanup, or a child forked from the
+///   program (without `exec`), to which the program's guardian does not belong.
 pub fn guardian_status() -> Result<(), Error> {
     let (context, kind, why) = match STATE.load(SeqCst) {
         RUNNING if !hung_up(CHANNEL.load(SeqCst)) => return Ok(()),
@@ -206,6 +209,11 @@ pub fn guardian_status() -> Result<(), Error> {
             io::ErrorKind::Other,
             "this process is the guardian",
         ),
+        FORGOTTEN => (
+            "reach a guardian",
+            io::ErrorKind::Other,
+            "this process was forked from the program, whose guardian it is",
+        ),
         _ => (
             "reach a guardian",
             io::ErrorKind::NotFound,
@@ -213,6 +221,28 @@ pub fn guardian_status() -> Result<(), Error> {
         ),
     };
     Err(Error::because(context, io::Error::new(kind, why)))
+}
+
+/// Makes a child forked from the program (without `exec`) forget the program's guardian, which
+/// is the parent's: the child must neither tell it anything (its `DONE` would disarm the
+/// parent's guardian, its crash would be noted as the parent's) nor hold its channel open.
+/// Afterwards the child sends nothing, notes nothing, and [`guardian_status`] says why.
+///
+/// Async-signal-safe (atomic operations and `close`), for a `pthread_atfork` child handler: the
+/// child then runs the forking thread alone, so no other thread can be sending on the descriptor
+/// being closed. Calling it in the program itself would leave it unguarded.
+#[allow(dead_code)] // Called by the `pthread_atfork` child handler, which lands on its own.
+pub(crate) fn forget_in_child() {
+    NOTES.store(ptr::null_mut(), SeqCst);
+    let _ = STATE.fetch_update(SeqCst, SeqCst, |state| {
+        matches!(state, RUNNING | COMPLETED).then_some(FORGOTTEN)
+    });
+    GUARDIAN.store(0, SeqCst);
+    let fd = CHANNEL.swap(-1, SeqCst);
+    if fd >= 0 {
+        // SAFETY: the child's copy of the program's end, which nothing else in the child uses.
+        unsafe { libc::close(fd) };
+    }
 }
 
 /// Whether the other end of the channel `fd` has closed.
