@@ -426,6 +426,10 @@ fn start<C: Fn(&Exit)>(cleanup: C) -> io::Result<Started> {
     }
     let page = Page::new()?;
     let (program, guardian) = channel()?;
+    // SAFETY: `getpid` cannot fail.
+    if unsafe { libc::getpid() } == 1 {
+        return start_as_init(program, guardian, page, cleanup);
+    }
     let (watch, pidfd) = Watch::this_process()?;
     // SAFETY: the process has one thread (checked above), so the child is a complete copy that
     // may run any code.
@@ -516,6 +520,163 @@ unsafe fn fork_guardian<C: Fn(&Exit)>(
     let _ = send(guardian, &[&[kind], &number.to_le_bytes()]);
     // SAFETY: `_exit` skips the program's exit hooks, which are not this process's to run.
     unsafe { libc::_exit(0) }
+}
+
+/// The signals that PID 1 hands on to the program: those a container runtime, a user or a
+/// terminal sends to stop it or poke it. Not the crashes, which are the init's own.
+const FORWARDED: [c_int; 8] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGWINCH,
+];
+
+/// Starts the guardian of a program that is PID 1 (in a container without an init): the kernel
+/// kills every other process of the PID namespace when PID 1 ends, a guardian included. So the
+/// process stays as the program's init and guardian (see [`init`]), and the program goes on as
+/// its child, with its signal mask and actions as they were.
+fn start_as_init<C: Fn(&Exit)>(
+    program: OwnedFd,
+    guardian: OwnedFd,
+    page: Page,
+    cleanup: C,
+) -> io::Result<Started> {
+    // SAFETY: plain libc calls on valid signal sets, this thread's mask and new descriptors.
+    // The process has one thread, so the child of `fork` is a complete copy.
+    unsafe {
+        let mut handled: libc::sigset_t = mem::zeroed();
+        libc::sigemptyset(&mut handled);
+        for signal in FORWARDED.into_iter().chain([libc::SIGCHLD]) {
+            libc::sigaddset(&mut handled, signal);
+        }
+        // Blocked from before the fork, so that none sent to PID 1 meanwhile is lost: the init
+        // reads them from a signalfd.
+        let mut mask: libc::sigset_t = mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &handled, &mut mask);
+        let restore = |error: io::Error| {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &mask, ptr::null_mut());
+            error
+        };
+        let flags = libc::SFD_CLOEXEC | libc::SFD_NONBLOCK;
+        let signals = check(libc::signalfd(-1, &handled, flags))
+            .map_err(|error| restore(failed("signalfd", error)))?;
+        let signals = OwnedFd::from_raw_fd(signals);
+        match check(libc::fork()).map_err(|error| restore(failed("fork", error)))? {
+            0 => {
+                libc::pthread_sigmask(libc::SIG_SETMASK, &mask, ptr::null_mut());
+                drop((guardian, signals));
+                Ok(Started {
+                    channel: program.into_raw_fd(),
+                    guardian: libc::getppid(),
+                    notes: page.keep(),
+                })
+            }
+            child => init(
+                child,
+                signals.as_raw_fd(),
+                guardian.as_raw_fd(),
+                program.as_raw_fd(),
+                page.notes(),
+                cleanup,
+            ),
+        }
+    }
+}
+
+/// PID 1 as the program's init and guardian: hands the [`FORWARDED`] signals on to the
+/// program, reaps every child (orphans come to PID 1), takes in what the program remembers, and
+/// once the program has ended runs the cleanup unless it completed its own. Being its parent, it
+/// knows how the program ended, the signal that killed it too. It then exits with the program's
+/// exit code, or `128 +` the signal's number: PID 1 cannot end by a signal.
+///
+/// # Safety
+///
+/// Only in the process that forked `program`, with its descriptors.
+unsafe fn init<C: Fn(&Exit)>(
+    program: pid_t,
+    signals: RawFd,
+    channel: RawFd,
+    program_end: RawFd,
+    notes: &Notes,
+    cleanup: C,
+) -> ! {
+    STATE.store(GUARDING, SeqCst);
+    // SAFETY: plain libc calls on this process's own descriptors.
+    unsafe {
+        libc::close(program_end);
+        close_all_but(&[signals, channel]);
+        libc::prctl(libc::PR_SET_NAME, c"finally-init".as_ptr());
+    }
+    let mut inbox = Inbox::new(channel);
+    let mut told = false;
+    let status = loop {
+        let mut ready = [signals, inbox.fd].map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // SAFETY: two valid `pollfd`s; one with a negative descriptor is left alone.
+        unsafe { libc::poll(ready.as_mut_ptr(), 2, -1) };
+        told |= inbox.receive();
+        if let Some(status) = forward_and_reap(signals, program) {
+            break status;
+        }
+    };
+    // What the program sent just before it ended.
+    told |= inbox.receive();
+    let (code, signal) = if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        (128 + signal, Some(Signal::new(signal)))
+    } else {
+        (libc::WEXITSTATUS(status), notes.crash())
+    };
+    if !(told || notes.completed.load(SeqCst)) {
+        clean_up(cleanup, signal);
+    }
+    exit_now(code)
+}
+
+/// Hands the signals PID 1 received on to `program`, and reaps the children that ended: the
+/// program's wait status, once it has ended.
+fn forward_and_reap(signals: RawFd, program: pid_t) -> Option<c_int> {
+    // SAFETY: all zeros is a valid `signalfd_siginfo`.
+    let mut received: [libc::signalfd_siginfo; 8] = unsafe { mem::zeroed() };
+    loop {
+        // SAFETY: reading into a live buffer of that length.
+        let length = unsafe {
+            libc::read(
+                signals,
+                received.as_mut_ptr().cast(),
+                mem::size_of_val(&received),
+            )
+        };
+        // Nothing more to read (the descriptor does not block), or interrupted: the next wake.
+        let Ok(length @ 1..) = usize::try_from(length) else {
+            break;
+        };
+        for info in &received[..length / mem::size_of::<libc::signalfd_siginfo>()] {
+            let signal = info.ssi_signo as c_int;
+            if signal != libc::SIGCHLD {
+                // SAFETY: our own child, not reaped yet (it is reaped below).
+                unsafe { libc::kill(program, signal) };
+            }
+        }
+    }
+    // SIGCHLDs coalesce: every child that ended, whether one was told or not.
+    let mut ended = None;
+    loop {
+        let mut status = 0;
+        // SAFETY: reaping our own children, with a live status.
+        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } {
+            pid if pid <= 0 => break ended,
+            pid if pid == program => ended = Some(status),
+            _ => {}
+        }
+    }
 }
 
 /// Waits for the intermediate process to end; with SIGCHLD ignored, the kernel reaps it and
@@ -622,6 +783,15 @@ struct Notes {
     crash: AtomicI32,
 }
 
+impl Notes {
+    /// The crash that ended the program, if its crash handler noted one.
+    fn crash(&self) -> Option<Signal> {
+        Some(self.crash.load(SeqCst))
+            .filter(|&signal| signal != 0)
+            .map(Signal::new)
+    }
+}
+
 /// A page shared with the processes forked from here on; unmapped when dropped.
 struct Page(ptr::NonNull<Notes>);
 
@@ -694,21 +864,23 @@ fn guard<C: Fn(&Exit)>(
         // SAFETY: two valid `pollfd`s; one with a negative descriptor is left alone.
         unsafe { libc::poll(ready.as_mut_ptr(), 2, watch.patience()) };
         if inbox.receive() {
-            exit_now();
+            exit_now(0);
         }
     }
     // What the program sent just before it ended.
     if inbox.receive() || notes.completed.load(SeqCst) {
-        exit_now();
+        exit_now(0);
     }
-    let signal = Some(notes.crash.load(SeqCst)).filter(|&signal| signal != 0);
-    let exit = Exit::Died {
-        signal: signal.map(Signal::new),
-    };
+    clean_up(cleanup, notes.crash());
+    exit_now(0)
+}
+
+/// Runs the cleanup of a program that died, by `signal` where known.
+fn clean_up<C: Fn(&Exit)>(cleanup: C, signal: Option<Signal>) {
+    let exit = Exit::Died { signal };
     if catch_unwind(AssertUnwindSafe(|| cleanup(&exit))).is_err() {
         crate::report::report(format_args!("the cleanup panicked in the guardian"));
     }
-    exit_now()
 }
 
 /// The guardian's end of the channel.
@@ -812,11 +984,11 @@ impl Message {
     }
 }
 
-fn exit_now() -> ! {
+fn exit_now(code: c_int) -> ! {
     // SAFETY: ends this process; it has nothing of its own to flush but stdout, done below.
     unsafe {
         libc::fflush(ptr::null_mut());
-        libc::_exit(0)
+        libc::_exit(code)
     }
 }
 

@@ -157,6 +157,26 @@ fn main() {
             is_pending.recv().expect("pending");
             let _ = OPEN_AS_MAIN_RETURNS.set(descriptors());
         }
+        // A child of the program's child, orphaned: as PID 1's child, the program needs an init
+        // that reaps it when it ends.
+        "orphan" => {
+            let output = Command::new("sh")
+                .args(["-c", "sleep 0.01 & echo $!"])
+                .stdin(Stdio::null())
+                .output()
+                .expect("run sh");
+            let orphan = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            let stat = format!("/proc/{orphan}/stat");
+            let start = Instant::now();
+            // Until it is gone, or has been a zombie for long.
+            while fs::read_to_string(&stat).is_ok() && start.elapsed() < Duration::from_secs(5) {
+                thread::sleep(Duration::from_millis(5));
+            }
+            match fs::read_to_string(&stat) {
+                Ok(stat) => mark(&format!("orphan left: {}", stat.trim())),
+                Err(_) => mark("orphan reaped"),
+            }
+        }
         // Another program takes the process over: the guardian must wait for it to end.
         "exec" => {
             let script = r#"echo ready; sleep 0.3; echo exec-ended >> "$FINALLY_TEST_MARKER""#;
