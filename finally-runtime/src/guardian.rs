@@ -39,11 +39,28 @@
 //! not taken for a running guardian.
 //!
 //! The program's end is close-on-exec, so a child the program starts with `Command` does not
-//! hold it: the guardian sees the program's end, not its children's. The guardian closes every
-//! file descriptor but the standard ones and its end of the channel, so it holds no socket, lock
-//! or pipe of the program's, and it catches SIGINT, SIGTERM, SIGHUP and SIGQUIT with a handler
-//! that does nothing, so that Ctrl-C (sent to the whole process group) or a `kill` of the group
-//! does not end it before it can act.
+//! hold it, nor the page. The guardian closes every file descriptor but the standard ones, its
+//! end of the channel and the pidfd, so it holds no socket, lock or pipe of the program's. It
+//! catches SIGINT, SIGTERM, SIGHUP and SIGQUIT with a handler that does nothing (set before it
+//! is forked), so that Ctrl-C (sent to the whole process group) or a `kill` of the group does not
+//! end it before it can act, while a program that the cleanup starts gets them at their default
+//! action again: `exec` resets a caught signal, but keeps an ignored one ignored.
+//!
+//! # PID 1
+//!
+//! A program that is PID 1 (in a container without an init) cannot have a guardian beside it:
+//! the kernel kills every process of the PID namespace when PID 1 ends. So the process calling
+//! [`guardian`] stays as the program's init and guardian, and the program goes on as its child
+//! (see [`init`]). Being its parent, the init learns how the program ended from `waitpid`, the
+//! signal that killed it too (SIGKILL included), and it exits as the program did.
+//!
+//! # Failures
+//!
+//! Every failure is one line on stderr, never a panic: at the start (several threads already,
+//! `/proc` unreadable, `mmap`, `socketpair`, `pidfd_open` and `/proc`, either `fork`,
+//! `signalfd`), naming what failed and that kill -9 and crashes will not be cleaned up; later,
+//! once, a guardian that has ended or does not keep up. [`guardian_status`] tells the program
+//! the same.
 
 use std::ffi::{c_void, OsStr, OsString};
 use std::io;
@@ -117,10 +134,13 @@ static GUARDIAN: AtomicI32 = AtomicI32::new(0);
 static mut PREVIOUS: [mem::MaybeUninit<libc::sigaction>; 5] = [mem::MaybeUninit::uninit(); 5];
 
 /// Starts the guardian for `cleanup`, once per process, and returns the cleanup to run in the
-/// program: `cleanup`, then telling the guardian that it completed.
+/// program: `cleanup`, then telling the guardian that it completed (also if `cleanup` panics).
 ///
-/// If the guardian cannot be started (the program already has several threads, or `fork`
-/// fails), says so on stderr and returns `cleanup` unchanged in effect.
+/// In a program that is PID 1, does not return in the original process, which becomes the
+/// program's init: the program returns from here as its child (see "PID 1" in this module).
+///
+/// If the guardian cannot be started (see "Failures" in this module), says so on stderr, keeps
+/// why for [`guardian_status`], and returns `cleanup` unchanged in effect.
 pub fn guardian<C>(cleanup: C) -> impl Fn(&Exit) + Copy + Send + Sync + 'static
 where
     C: Fn(&Exit) + Copy + Send + Sync + 'static,
@@ -460,20 +480,21 @@ fn start<C: Fn(&Exit)>(cleanup: C) -> io::Result<Started> {
         )
     };
     let number = i32::from_le_bytes([reply[1], reply[2], reply[3], reply[4]]);
-    match (length, reply[0]) {
-        (5, FORKED) => Ok(Started {
-            channel: program.into_raw_fd(),
-            guardian: number,
-            notes: page.keep(),
-        }),
-        (5, NOT_FORKED) => Err(failed(
-            "the second fork",
-            io::Error::from_raw_os_error(number),
-        )),
-        _ => Err(io::Error::other(
-            "the process that forks the guardian ended before it could",
-        )),
-    }
+    let failure = match (length, reply[0]) {
+        (5, FORKED) => {
+            return Ok(Started {
+                channel: program.into_raw_fd(),
+                guardian: number,
+                notes: page.keep(),
+            })
+        }
+        (5, NOT_FORKED) => failed("the second fork", io::Error::from_raw_os_error(number)),
+        _ => io::Error::other("the process that forks the guardian ended before it could say"),
+    };
+    // A guardian forked by an intermediate process killed before it could say so must not take
+    // the program, which goes on without it, for dead at its end.
+    page.notes().completed.store(true, SeqCst);
+    Err(failure)
 }
 
 /// A new channel: the program's end, the guardian's end. Both are close-on-exec.
@@ -522,163 +543,6 @@ unsafe fn fork_guardian<C: Fn(&Exit)>(
     unsafe { libc::_exit(0) }
 }
 
-/// The signals that PID 1 hands on to the program: those a container runtime, a user or a
-/// terminal sends to stop it or poke it. Not the crashes, which are the init's own.
-const FORWARDED: [c_int; 8] = [
-    libc::SIGHUP,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGTERM,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGALRM,
-    libc::SIGWINCH,
-];
-
-/// Starts the guardian of a program that is PID 1 (in a container without an init): the kernel
-/// kills every other process of the PID namespace when PID 1 ends, a guardian included. So the
-/// process stays as the program's init and guardian (see [`init`]), and the program goes on as
-/// its child, with its signal mask and actions as they were.
-fn start_as_init<C: Fn(&Exit)>(
-    program: OwnedFd,
-    guardian: OwnedFd,
-    page: Page,
-    cleanup: C,
-) -> io::Result<Started> {
-    // SAFETY: plain libc calls on valid signal sets, this thread's mask and new descriptors.
-    // The process has one thread, so the child of `fork` is a complete copy.
-    unsafe {
-        let mut handled: libc::sigset_t = mem::zeroed();
-        libc::sigemptyset(&mut handled);
-        for signal in FORWARDED.into_iter().chain([libc::SIGCHLD]) {
-            libc::sigaddset(&mut handled, signal);
-        }
-        // Blocked from before the fork, so that none sent to PID 1 meanwhile is lost: the init
-        // reads them from a signalfd.
-        let mut mask: libc::sigset_t = mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, &handled, &mut mask);
-        let restore = |error: io::Error| {
-            libc::pthread_sigmask(libc::SIG_SETMASK, &mask, ptr::null_mut());
-            error
-        };
-        let flags = libc::SFD_CLOEXEC | libc::SFD_NONBLOCK;
-        let signals = check(libc::signalfd(-1, &handled, flags))
-            .map_err(|error| restore(failed("signalfd", error)))?;
-        let signals = OwnedFd::from_raw_fd(signals);
-        match check(libc::fork()).map_err(|error| restore(failed("fork", error)))? {
-            0 => {
-                libc::pthread_sigmask(libc::SIG_SETMASK, &mask, ptr::null_mut());
-                drop((guardian, signals));
-                Ok(Started {
-                    channel: program.into_raw_fd(),
-                    guardian: libc::getppid(),
-                    notes: page.keep(),
-                })
-            }
-            child => init(
-                child,
-                signals.as_raw_fd(),
-                guardian.as_raw_fd(),
-                program.as_raw_fd(),
-                page.notes(),
-                cleanup,
-            ),
-        }
-    }
-}
-
-/// PID 1 as the program's init and guardian: hands the [`FORWARDED`] signals on to the
-/// program, reaps every child (orphans come to PID 1), takes in what the program remembers, and
-/// once the program has ended runs the cleanup unless it completed its own. Being its parent, it
-/// knows how the program ended, the signal that killed it too. It then exits with the program's
-/// exit code, or `128 +` the signal's number: PID 1 cannot end by a signal.
-///
-/// # Safety
-///
-/// Only in the process that forked `program`, with its descriptors.
-unsafe fn init<C: Fn(&Exit)>(
-    program: pid_t,
-    signals: RawFd,
-    channel: RawFd,
-    program_end: RawFd,
-    notes: &Notes,
-    cleanup: C,
-) -> ! {
-    STATE.store(GUARDING, SeqCst);
-    // SAFETY: plain libc calls on this process's own descriptors.
-    unsafe {
-        libc::close(program_end);
-        close_all_but(&[signals, channel]);
-        libc::prctl(libc::PR_SET_NAME, c"finally-init".as_ptr());
-    }
-    let mut inbox = Inbox::new(channel);
-    let mut told = false;
-    let status = loop {
-        let mut ready = [signals, inbox.fd].map(|fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        // SAFETY: two valid `pollfd`s; one with a negative descriptor is left alone.
-        unsafe { libc::poll(ready.as_mut_ptr(), 2, -1) };
-        told |= inbox.receive();
-        if let Some(status) = forward_and_reap(signals, program) {
-            break status;
-        }
-    };
-    // What the program sent just before it ended.
-    told |= inbox.receive();
-    let (code, signal) = if libc::WIFSIGNALED(status) {
-        let signal = libc::WTERMSIG(status);
-        (128 + signal, Some(Signal::new(signal)))
-    } else {
-        (libc::WEXITSTATUS(status), notes.crash())
-    };
-    if !(told || notes.completed.load(SeqCst)) {
-        clean_up(cleanup, signal);
-    }
-    exit_now(code)
-}
-
-/// Hands the signals PID 1 received on to `program`, and reaps the children that ended: the
-/// program's wait status, once it has ended.
-fn forward_and_reap(signals: RawFd, program: pid_t) -> Option<c_int> {
-    // SAFETY: all zeros is a valid `signalfd_siginfo`.
-    let mut received: [libc::signalfd_siginfo; 8] = unsafe { mem::zeroed() };
-    loop {
-        // SAFETY: reading into a live buffer of that length.
-        let length = unsafe {
-            libc::read(
-                signals,
-                received.as_mut_ptr().cast(),
-                mem::size_of_val(&received),
-            )
-        };
-        // Nothing more to read (the descriptor does not block), or interrupted: the next wake.
-        let Ok(length @ 1..) = usize::try_from(length) else {
-            break;
-        };
-        for info in &received[..length / mem::size_of::<libc::signalfd_siginfo>()] {
-            let signal = info.ssi_signo as c_int;
-            if signal != libc::SIGCHLD {
-                // SAFETY: our own child, not reaped yet (it is reaped below).
-                unsafe { libc::kill(program, signal) };
-            }
-        }
-    }
-    // SIGCHLDs coalesce: every child that ended, whether one was told or not.
-    let mut ended = None;
-    loop {
-        let mut status = 0;
-        // SAFETY: reaping our own children, with a live status.
-        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } {
-            pid if pid <= 0 => break ended,
-            pid if pid == program => ended = Some(status),
-            _ => {}
-        }
-    }
-}
-
 /// Waits for the intermediate process to end; with SIGCHLD ignored, the kernel reaps it and
 /// `waitpid` fails once it has ended, which does as well.
 fn reap(child: pid_t) {
@@ -717,9 +581,9 @@ impl Watch {
         let no_pidfd = io::Error::last_os_error();
         match stat(pid) {
             Some((_, start)) => Ok((Watch::Stat { pid, start }, None)),
-            None => Err(failed(
-                "pidfd_open, and /proc/self/stat cannot be read either",
-                no_pidfd,
+            None => Err(io::Error::new(
+                no_pidfd.kind(),
+                format!("pidfd_open: {no_pidfd}, and /proc/self/stat cannot be read either"),
             )),
         }
     }
@@ -1032,6 +896,169 @@ unsafe fn close_all_but(keep: &[RawFd]) {
         // SAFETY: the caller vouches that nothing uses them; the directory's own descriptor is
         // closed already, so it fails harmlessly.
         unsafe { libc::close(fd as c_int) };
+    }
+}
+
+/// The signals that PID 1 hands on to the program: those a container runtime, a user or a
+/// terminal sends to stop it or poke it. Not the crashes, which are the init's own.
+const FORWARDED: [c_int; 8] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGWINCH,
+];
+
+/// Starts the guardian of a program that is PID 1 (in a container without an init): the kernel
+/// kills every other process of the PID namespace when PID 1 ends, a guardian included. So the
+/// process stays as the program's init and guardian (see [`init`]), and the program goes on as
+/// its child, with its signal mask and actions as they were.
+fn start_as_init<C: Fn(&Exit)>(
+    program: OwnedFd,
+    guardian: OwnedFd,
+    page: Page,
+    cleanup: C,
+) -> io::Result<Started> {
+    // SAFETY: plain libc calls on valid signal sets, this thread's mask and new descriptors.
+    // The process has one thread, so the child of `fork` is a complete copy.
+    unsafe {
+        let mut handled: libc::sigset_t = mem::zeroed();
+        libc::sigemptyset(&mut handled);
+        for signal in FORWARDED.into_iter().chain([libc::SIGCHLD]) {
+            libc::sigaddset(&mut handled, signal);
+        }
+        // Blocked from before the fork, so that none sent to PID 1 meanwhile is lost: the init
+        // reads them from a signalfd.
+        let mut mask: libc::sigset_t = mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &handled, &mut mask);
+        let restore = |error: io::Error| {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &mask, ptr::null_mut());
+            error
+        };
+        let flags = libc::SFD_CLOEXEC | libc::SFD_NONBLOCK;
+        let signals = check(libc::signalfd(-1, &handled, flags))
+            .map_err(|error| restore(failed("signalfd", error)))?;
+        let signals = OwnedFd::from_raw_fd(signals);
+        match check(libc::fork()).map_err(|error| restore(failed("fork", error)))? {
+            0 => {
+                libc::pthread_sigmask(libc::SIG_SETMASK, &mask, ptr::null_mut());
+                drop((guardian, signals));
+                Ok(Started {
+                    channel: program.into_raw_fd(),
+                    guardian: libc::getppid(),
+                    notes: page.keep(),
+                })
+            }
+            child => init(
+                child,
+                signals.as_raw_fd(),
+                &mask,
+                guardian.as_raw_fd(),
+                program.as_raw_fd(),
+                page.notes(),
+                cleanup,
+            ),
+        }
+    }
+}
+
+/// PID 1 as the program's init and guardian: hands the [`FORWARDED`] signals on to the
+/// program, reaps every child (orphans come to PID 1), takes in what the program remembers, and
+/// once the program has ended runs the cleanup unless it completed its own. Being its parent, it
+/// knows how the program ended, the signal that killed it too. It then exits with the program's
+/// exit code, or `128 +` the signal's number: PID 1 cannot end by a signal.
+///
+/// # Safety
+///
+/// Only in the process that forked `program`, with its descriptors: `signals` reads the blocked
+/// signals, and `mask` is the signal mask the program had.
+unsafe fn init<C: Fn(&Exit)>(
+    program: pid_t,
+    signals: RawFd,
+    mask: &libc::sigset_t,
+    channel: RawFd,
+    program_end: RawFd,
+    notes: &Notes,
+    cleanup: C,
+) -> ! {
+    STATE.store(GUARDING, SeqCst);
+    // SAFETY: plain libc calls on this process's own descriptors.
+    unsafe {
+        libc::close(program_end);
+        close_all_but(&[signals, channel]);
+        libc::prctl(libc::PR_SET_NAME, c"finally-init".as_ptr());
+    }
+    let mut inbox = Inbox::new(channel);
+    let mut told = false;
+    let status = loop {
+        let mut ready = [signals, inbox.fd].map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // SAFETY: two valid `pollfd`s; one with a negative descriptor is left alone.
+        unsafe { libc::poll(ready.as_mut_ptr(), 2, -1) };
+        told |= inbox.receive();
+        if let Some(status) = forward_and_reap(signals, program) {
+            break status;
+        }
+    };
+    // What the program sent just before it ended.
+    told |= inbox.receive();
+    let (code, signal) = if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        (128 + signal, Some(Signal::new(signal)))
+    } else {
+        (libc::WEXITSTATUS(status), notes.crash())
+    };
+    if !(told || notes.completed.load(SeqCst)) {
+        // As the program had it, for the programs the cleanup starts: nothing is handed on now.
+        // SAFETY: a valid mask, for this process's only thread.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, ptr::null_mut()) };
+        clean_up(cleanup, signal);
+    }
+    exit_now(code)
+}
+
+/// Hands the signals PID 1 received on to `program`, and reaps the children that ended: the
+/// program's wait status, once it has ended.
+fn forward_and_reap(signals: RawFd, program: pid_t) -> Option<c_int> {
+    // SAFETY: all zeros is a valid `signalfd_siginfo`.
+    let mut received: [libc::signalfd_siginfo; 8] = unsafe { mem::zeroed() };
+    loop {
+        // SAFETY: reading into a live buffer of that length.
+        let length = unsafe {
+            libc::read(
+                signals,
+                received.as_mut_ptr().cast(),
+                mem::size_of_val(&received),
+            )
+        };
+        // Nothing more to read (the descriptor does not block), or interrupted: the next wake.
+        let Ok(length @ 1..) = usize::try_from(length) else {
+            break;
+        };
+        for info in &received[..length / mem::size_of::<libc::signalfd_siginfo>()] {
+            let signal = info.ssi_signo as c_int;
+            if signal != libc::SIGCHLD {
+                // SAFETY: our own child, not reaped yet (it is reaped below).
+                unsafe { libc::kill(program, signal) };
+            }
+        }
+    }
+    // SIGCHLDs coalesce: every child that ended, whether one was told or not.
+    let mut ended = None;
+    loop {
+        let mut status = 0;
+        // SAFETY: reaping our own children, with a live status.
+        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } {
+            pid if pid <= 0 => break ended,
+            pid if pid == program => ended = Some(status),
+            _ => {}
+        }
     }
 }
 
