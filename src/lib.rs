@@ -192,20 +192,39 @@
 //! ```
 //!
 //! - The guardian is a copy of the program made with `fork` when `main` starts, while the
-//!   program has a single thread (it refuses otherwise, with a line on stderr). So its cleanup
-//!   sees the program **as it was then**: its arguments, environment, working directory, files;
-//!   not what the program set up later in memory (a path kept in a static, a run id). Keep what
-//!   the cleanup needs with [`remember`], which reaches the guardian too, and find it with
-//!   [`recall`]. The guardian's [`std::process::id`] is its own.
+//!   program has a single thread (it refuses otherwise, or when `/proc` cannot tell, with a line
+//!   on stderr). So its cleanup sees the program **as it was then**: its arguments, environment,
+//!   working directory, files; not what the program set up later in memory (a path kept in a
+//!   static, a run id). Keep what the cleanup needs with [`remember`] (up to 64 KiB a value),
+//!   which reaches the guardian too, and find it with [`recall`]. The guardian's
+//!   [`std::process::id`] is its own.
 //! - With `#[tokio::main]` (or the like), put `#[with_cleanup]` *below* it, on the plain
 //!   `main` it makes: the guardian must start before the runtime's threads do.
 //! - It holds no descriptor of the program's but stdin, stdout and stderr, so spawned children
 //!   do not keep it waiting, and nothing it holds outlives the program for more than the time
-//!   it takes to exit (or, after a crash, to clean up). It ignores SIGINT, SIGTERM, SIGHUP and
-//!   SIGQUIT: Ctrl-C, sent to the whole process group, does not end it before it can act.
+//!   it takes to exit (or, after a crash, to clean up). It catches SIGINT, SIGTERM, SIGHUP and
+//!   SIGQUIT with a handler that does nothing: Ctrl-C, sent to the whole process group, does not
+//!   end it before it can act, and a program that its cleanup starts still gets them at their
+//!   default action.
+//! - It waits for the program's **process** to end. A program that `exec`s another one has
+//!   its cleanup run once that one has ended too, told [`Exit::Died`]: the new program knows
+//!   nothing of the old one's cleanup.
 //! - The program's exit status is unchanged: the guardian is not its parent, nor its child.
+//! - **As PID 1** (in a container without an init), the kernel would end the guardian with the
+//!   program. So the process stays as a small init, `finally-init`, and the program runs on as
+//!   its child: the init hands SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM and
+//!   SIGWINCH on to the program, reaps orphans, runs the cleanup if the program died (told the
+//!   signal, SIGKILL too), and exits with the program's exit code, or `128 +` the number of the
+//!   signal that ended it, as a shell reports it.
+//! - **Failures are said, never silent.** If the guardian cannot start (threads already
+//!   running, a limit on processes at either `fork`, ...), one line on stderr says why and that
+//!   kill -9 and crashes will not be cleaned up; the program runs on. A guardian that has ended
+//!   since (killed) or does not keep up (stopped) is reported once, the first time the program
+//!   sends it something; it never raises SIGPIPE, and [`remember`] never blocks on it. The
+//!   program can ask at any time with [`guardian_status`].
 //! - If the program is killed in the middle of its own cleanup, the guardian runs it again:
-//!   write cleanups that can run twice.
+//!   write cleanups that can run twice. A cleanup that panics has run: the guardian does not run
+//!   it again.
 //!
 //! Builds with `panic = "abort"` do not unwind, so no `Drop` and no `catch_unwind` run on a
 //! panic; `finally` then runs the pending cleanups from the panic hook (after the previous hook
@@ -248,7 +267,11 @@
 //!   of the terminal's job, and more presses would reach the child.
 //! - In a container, a program running as PID 1 is not ended by a signal left at its default
 //!   action: `finally` handles SIGTERM, so `docker stop` runs the cleanups, and the process then
-//!   exits with `128 + 15`.
+//!   exits with `128 + 15`. With `guardian`, PID 1 becomes the program's init (above); with an
+//!   init of the container's own (`docker run --init`, tini), the guardian runs beside the
+//!   program as anywhere else.
+//! - A program that must not run unguarded can check [`guardian_status`] at start and stop
+//!   there; one that merely cares can log its error.
 //! - Under Kubernetes (SIGTERM, then SIGKILL after `terminationGracePeriodSeconds`, to the whole
 //!   container, guardian included), set `timeout` a little shorter than the grace period.
 //! - A program started as a background job of a non-interactive shell (`prog &` in a script)
@@ -260,7 +283,16 @@
 //! - Without the guardian, SIGKILL, segmentation faults and `abort` end the process with no
 //!   chance to clean up. With it, a kill of the program *and* its guardian (`kill -9 -PGID` on
 //!   the process group, a cgroup kill as `systemctl kill` or a container runtime does, the
-//!   machine losing power) still runs nothing.
+//!   machine losing power) still runs nothing. Nor does SIGKILL sent to a container's PID 1
+//!   when the guardian is that init (`docker kill`).
+//! - A guardian that is killed runs nothing; one that is stopped (SIGSTOP) for good runs
+//!   nothing, and while it is stopped the values the program remembers may not reach it.
+//! - After an `exec`, the guardian cannot tell the new program's normal end from a crash: it
+//!   runs the cleanup, told [`Exit::Died`] without a signal.
+//! - As PID 1's init, the guardian hands on the signals listed above only, and it exits as soon
+//!   as the program has ended and the cleanup has run, which ends every other process of the
+//!   PID namespace: daemons the program left behind go with it, as with any init.
+//! - A child the program forks without `exec` has no guardian: the guardian is the parent's.
 //! - A cleanup running on the signal thread races the body of the function, which is still
 //!   running, unless the body stops on its own within a grace period (above). In a program with
 //!   several threads of guarded calls, the code after a function that the shutdown met may run
@@ -353,8 +385,8 @@
 #[doc(inline)]
 pub use finally_macros::with_cleanup;
 pub use finally_runtime::{
-    install, recall, remember, stop_requested, stop_signal, wait_for_stop, Error, Exit, Signal,
-    StopSignal,
+    guardian_status, install, recall, remember, stop_requested, stop_signal, wait_for_stop, Error,
+    Exit, Signal, StopSignal,
 };
 
 /// What the code generated by `#[with_cleanup]` calls. Not a public API.

@@ -12,7 +12,9 @@ const SIGKILL: i32 = libc::SIGKILL;
 /// own.
 #[test]
 fn a_clean_end_is_cleaned_up_once_by_the_program_itself() {
-    let ended = Scenario::start_guardian("return", |_| {}).wait();
+    let scenario = Scenario::start_guardian("status", |_| {});
+    scenario.expect_line("guardian: running");
+    let ended = scenario.wait();
     ended.assert_exit_code(0);
     ended.assert_cleaned_once("main", "Returned");
 
@@ -30,8 +32,64 @@ fn a_clean_end_is_cleaned_up_once_by_the_program_itself() {
 }
 
 #[test]
+fn a_cleanup_that_panics_has_still_completed() {
+    let ended = Scenario::start_guardian("cleanup-panics", |_| {}).wait();
+    ended.assert_exit_code(101);
+    assert!(
+        ended.stderr.contains("the cleanup panics"),
+        "stderr: {}",
+        ended.stderr
+    );
+    // `wait` returned once the guardian had ended: it did not run the cleanup again.
+    ended.assert_cleaned_once("main", "Returned");
+}
+
+#[test]
 fn kill_9_is_cleaned_up_by_the_guardian() {
     let ended = Scenario::start_guardian("wait", |_| {}).signal_when_ready(SIGKILL);
+    ended.assert_killed_by(SIGKILL);
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+}
+
+#[test]
+fn a_child_forked_without_exec_leaves_the_guardian_to_its_parent() {
+    let ended = Scenario::start_guardian("fork", |_| {}).signal_when_ready(SIGKILL);
+    ended.assert_killed_by(SIGKILL);
+    // The child ran its own cleanup, and did not tell the parent's guardian it was done.
+    assert_eq!(
+        ended.count("forked child cleaned Exited"),
+        1,
+        "{:?}",
+        ended.marker
+    );
+    assert_eq!(ended.count("child ended with 4"), 1, "{:?}", ended.marker);
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+}
+
+#[test]
+fn after_exec_the_guardian_waits_for_the_process_to_end() {
+    let scenario = Scenario::start_guardian("exec", |_| {});
+    // From `sh`, which took the process over.
+    scenario.expect_line("ready");
+    let ended = scenario.wait();
+    ended.assert_exit_code(0);
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+    assert!(
+        ended.position("exec-ended") < ended.position("start main"),
+        "cleaned up while the process still ran: {:?}",
+        ended.marker
+    );
+}
+
+#[test]
+fn without_pidfd_the_guardian_still_waits_for_the_process() {
+    // `pidfd_open` fails as on a kernel before 5.3: the guardian looks in `/proc` instead.
+    let ended = Scenario::start_guardian("exec", without_pidfd).wait();
+    ended.assert_exit_code(0);
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+    assert!(ended.position("exec-ended") < ended.position("start main"));
+
+    let ended = Scenario::start_guardian("wait", without_pidfd).signal_when_ready(SIGKILL);
     ended.assert_killed_by(SIGKILL);
     ended.assert_cleaned_once("main", "Died { signal: None }");
 }
@@ -70,6 +128,25 @@ fn std_still_reports_a_stack_overflow() {
 }
 
 #[test]
+fn a_program_the_guardian_s_cleanup_starts_gets_the_signals_default_actions() {
+    let ended = Scenario::start_guardian("child-of-cleanup", |_| {}).signal_when_ready(SIGKILL);
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+    let line = ended
+        .marker
+        .iter()
+        .find_map(|line| line.strip_prefix("child SigIgn:"))
+        .unwrap_or_else(|| panic!("no SigIgn line in the marker: {:?}", ended.marker));
+    let ignored = u64::from_str_radix(line.trim(), 16).expect("a hexadecimal mask");
+    for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+        assert_eq!(
+            ignored & (1 << (signal - 1)),
+            0,
+            "signal {signal} ignored in the cleanup's child: {line}"
+        );
+    }
+}
+
+#[test]
 fn ctrl_c_to_the_whole_process_group_does_not_kill_the_guardian_first() {
     let scenario = Scenario::start_guardian("wait", |command| {
         command.process_group(0);
@@ -82,6 +159,22 @@ fn ctrl_c_to_the_whole_process_group_does_not_kill_the_guardian_first() {
     ended.assert_killed_by(SIGINT);
     // Cleaned up by the program; the guardian saw the clean end and did not clean up again.
     ended.assert_cleaned_once("main", &signal_reason(SIGINT));
+}
+
+#[test]
+fn the_terminal_s_signals_sent_to_the_guardian_itself_do_not_end_it() {
+    let scenario = Scenario::start_guardian("ready-guardian", |_| {});
+    let guardian = Stranger::new(scenario.ready_pid());
+    for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+        assert!(
+            guardian.signal(signal),
+            "the guardian ended before {signal}"
+        );
+    }
+    // Pending, they are handled before the guardian can see the program end.
+    scenario.signal(SIGKILL);
+    let ended = scenario.wait();
+    ended.assert_cleaned_once("main", "Died { signal: None }");
 }
 
 #[test]
@@ -148,6 +241,54 @@ fn threads_started_after_the_guardian_are_fine() {
     let ended = Scenario::start_guardian("threads", |_| {}).signal_when_ready(SIGKILL);
     assert_eq!(ended.count("thread ran"), 1);
     ended.assert_cleaned_once("main", "Died { signal: None }");
+}
+
+/// Makes `pidfd_open` fail with ENOSYS in the child, with a seccomp filter.
+fn without_pidfd(command: &mut std::process::Command) {
+    const fn statement(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+        libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        }
+    }
+    // The system call's number is the first field of the filter's data.
+    static FILTER: [libc::sock_filter; 4] = [
+        statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
+        statement(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            libc::SYS_pidfd_open as u32,
+            0,
+            1,
+        ),
+        statement(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+            0,
+            0,
+        ),
+        statement(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW, 0, 0),
+    ];
+    // SAFETY: `prctl` is async-signal-safe; the filter is a static.
+    unsafe {
+        command.pre_exec(|| {
+            let program = libc::sock_fprog {
+                len: FILTER.len() as u16,
+                filter: FILTER.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &program as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Crashes dump core by default: not into the test's folders.

@@ -50,7 +50,7 @@ pub(crate) fn hot() {
     ONCE.call_once(|| {
         // Alone, the process registers in microseconds; with other threads running, the
         // kernel waits for them, for milliseconds: then on a thread of its own.
-        if crate::guardian::threads() == 1 {
+        if crate::guardian::threads() == Some(1) {
             register();
         } else {
             let _ = std::thread::Builder::new()

@@ -28,6 +28,7 @@ mod sys;
 
 pub use error::Error;
 pub use exit::{Exit, Signal};
+pub use guardian::guardian_status;
 pub use memo::{recall, remember};
 pub use request::{stop_requested, stop_signal, wait_for_stop, StopSignal};
 pub use signals::install;
@@ -36,7 +37,7 @@ pub use signals::install;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::guarded::{cleanup, guard, run, Cleanup, Guarded, NoArgument, Site, WithExit};
-    pub use crate::guardian::guardian;
+    pub use crate::guardian::{guardian, guardian_pid};
     pub use crate::signals::{configure, Config};
     pub use core::time::Duration;
     pub use libc::{SIGALRM, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};

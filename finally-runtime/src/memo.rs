@@ -15,8 +15,14 @@ fn memo() -> MutexGuard<'static, BTreeMap<String, OsString>> {
 ///
 /// With the guardian, [`recall`] finds it in the guardian too: the guardian is a copy of the
 /// program made when `main` started, and sees nothing the program set up in memory later but
-/// this. `key` and `value` together must fit in 4000 bytes to reach the guardian; a longer one
-/// is kept for the program's own cleanups only, and reported on stderr.
+/// this. `key` and `value` together must fit in 64 KiB to reach the guardian; a longer one is
+/// kept for the program's own cleanups only, and reported on stderr.
+///
+/// It never waits long for the guardian. A guardian that does not keep up (stopped, say, with
+/// SIGSTOP) gets what fits in the channel; `remember` then waits once in the program's life, for
+/// a tenth of a second at most, and after that a value that does not fit does not reach it,
+/// which is reported on stderr once. A guardian that has ended is reported once too, and never
+/// raises SIGPIPE. Either way the value is kept for the program's own cleanups.
 ///
 /// ```
 /// # use finally_runtime as finally;

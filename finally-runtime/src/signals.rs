@@ -171,6 +171,7 @@ pub(crate) fn start_thread_if_forked() {
 /// signal thread at once: it may never reach another guarded function.
 extern "C" fn in_child() {
     let pending = registry::forget_other_threads();
+    crate::guardian::forget_in_child();
     shutdown::reset_in_child();
     request::reset_in_child();
     standby::reset_in_child();

@@ -1,27 +1,66 @@
 //! Child processes for the guardian's tests: `guardian NAME`. `main` itself is guarded
 //! with the guardian, and then ends as NAME says. See `tests/common/child.rs` for the marker.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::{env, process, thread};
+use std::time::{Duration, Instant};
+use std::{env, fs, process, thread};
 
-use finally::with_cleanup;
+use finally::{with_cleanup, Exit};
 
 #[path = "../common/child.rs"]
 mod child;
 
 use child::{main_cleanup, mark, ready, wait_forever};
 
-#[with_cleanup(main_cleanup, guardian)]
+/// Set in a child that `main` forked: its cleanup is not `main`'s in the program.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// `main`'s cleanup, with what some scenarios add to it.
+fn cleanup(exit: &Exit) {
+    if FORKED.load(Ordering::SeqCst) {
+        return mark(&format!("forked child cleaned {exit:?}"));
+    }
+    if scenario() == "child-of-cleanup" {
+        // What a program started by the cleanup finds ignored, in its own words.
+        let output = Command::new("sh")
+            .args(["-c", "grep SigIgn /proc/self/status"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sh");
+        mark(&format!(
+            "child {}",
+            String::from_utf8_lossy(&output.stdout).trim()
+        ));
+    }
+    main_cleanup(exit);
+    if scenario() == "cleanup-panics" {
+        panic!("the cleanup panics");
+    }
+}
+
+/// The scenario's name: the first argument, in the program and in its guardian alike.
+fn scenario() -> String {
+    env::args().nth(1).expect("scenario name")
+}
+
+#[with_cleanup(cleanup, guardian)]
 fn main() {
-    let mut args = env::args().skip(1);
-    let scenario = args.next().expect("scenario name");
-    match scenario.as_str() {
-        "return" => mark("returning"),
+    match scenario().as_str() {
+        "return" | "cleanup-panics" => mark("returning"),
+        "status" => {
+            print_status();
+            mark("returning");
+        }
         "panic" => panic!("boom"),
         "exit" => process::exit(3),
-        "wait" => {
+        "wait" | "child-of-cleanup" => {
             ready();
+            wait_forever();
+        }
+        "ready-guardian" => {
+            println!("ready {}", guardian_pid());
             wait_forever();
         }
         // A real invalid access: address 1 is in the never-mapped page at 0 (a write to null
@@ -79,7 +118,7 @@ fn main() {
         // Set up after the guardian started: it learns of it through `remember`.
         "remember" => {
             finally::remember("run", format!("run-{}", process::id()));
-            finally::remember("too long", "x".repeat(5000));
+            finally::remember("too long", "x".repeat(100_000));
             println!("ready {}", process::id());
             wait_forever();
         }
@@ -89,6 +128,169 @@ fn main() {
             ready();
             wait_forever();
         }
+        // The test kills the guardian, then says so: remembering must not raise SIGPIPE, which
+        // programs often set back to its default action, ending them.
+        "remember-after-guardian-died" => {
+            // SAFETY: setting SIGPIPE's action before any other thread could look at it.
+            unsafe { signal(SIGPIPE, SIG_DFL) };
+            println!("ready {}", guardian_pid());
+            read_line();
+            print_status();
+            finally::remember("run", "after the guardian");
+            mark("remembered");
+        }
+        // The test stops the guardian, then says so: many large values, more than the channel
+        // holds, must not block the program.
+        "remember-while-stopped" => {
+            println!("ready {}", guardian_pid());
+            read_line();
+            let start = Instant::now();
+            for value in 0..1000 {
+                finally::remember("large", format!("{value:03900}"));
+            }
+            println!("remembered in {} ms", start.elapsed().as_millis());
+        }
+        // Threads remember as fast as they can while `main` returns and its cleanup completes;
+        // then, at exit, a cleanup opens files and looks into them for what they sent.
+        "remember-while-returning" => {
+            for thread in 0..8 {
+                thread::spawn(move || loop {
+                    finally::remember(&format!("thread {thread}"), "y".repeat(3000));
+                });
+            }
+            let (pending, is_pending) = std::sync::mpsc::channel();
+            thread::spawn(move || pending_until_exit(pending));
+            is_pending.recv().expect("pending");
+            let _ = OPEN_AS_MAIN_RETURNS.set(descriptors());
+        }
+        // A child of the program's child, orphaned: as PID 1's child, the program needs an init
+        // that reaps it when it ends.
+        "orphan" => {
+            let output = Command::new("sh")
+                .args(["-c", "sleep 0.01 & echo $!"])
+                .stdin(Stdio::null())
+                .output()
+                .expect("run sh");
+            let orphan = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            let stat = format!("/proc/{orphan}/stat");
+            let start = Instant::now();
+            // Until it is gone, or has been a zombie for long.
+            while fs::read_to_string(&stat).is_ok() && start.elapsed() < Duration::from_secs(5) {
+                thread::sleep(Duration::from_millis(5));
+            }
+            match fs::read_to_string(&stat) {
+                Ok(stat) => mark(&format!("orphan left: {}", stat.trim())),
+                Err(_) => mark("orphan reaped"),
+            }
+        }
+        // A child forked without exec exits, running `main`'s cleanup as its own: the guardian
+        // is the parent's, and must still act when the parent is killed.
+        "fork" => {
+            // SAFETY: the child only sets an atomic and exits.
+            match unsafe { fork() } {
+                0 => {
+                    FORKED.store(true, Ordering::SeqCst);
+                    process::exit(4);
+                }
+                child => {
+                    let mut status = 0;
+                    // SAFETY: our own child, and a valid out-parameter.
+                    assert_eq!(unsafe { waitpid(child, &mut status, 0) }, child);
+                    mark(&format!("child ended with {}", (status >> 8) & 0xff));
+                    ready();
+                    wait_forever();
+                }
+            }
+        }
+        // Another program takes the process over: the guardian must wait for it to end.
+        "exec" => {
+            let script = r#"echo ready; sleep 0.3; echo exec-ended >> "$FINALLY_TEST_MARKER""#;
+            let error = Command::new("sh").args(["-c", script]).exec();
+            panic!("exec sh: {error}");
+        }
         other => panic!("unknown scenario {other}"),
+    }
+}
+
+fn guardian_pid() -> u32 {
+    finally::__private::guardian_pid().expect("a guardian")
+}
+
+fn read_line() {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .expect("a line on stdin");
+}
+
+// The test programs cannot use `libc`, a dev-dependency of the package: what they need.
+const SIGPIPE: i32 = 13;
+const SIG_DFL: usize = 0;
+extern "C" {
+    fn signal(signal: i32, action: usize) -> usize;
+    fn fork() -> i32;
+    fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+}
+
+/// Pending until the process exits: its cleanup then runs after `main`'s.
+#[with_cleanup(look_for_strays)]
+fn pending_until_exit(pending: std::sync::mpsc::Sender<()>) {
+    let _ = pending.send(());
+    wait_forever();
+}
+
+/// The descriptors open as `main` returns, and what each is.
+static OPEN_AS_MAIN_RETURNS: std::sync::OnceLock<Vec<(String, std::path::PathBuf)>> =
+    std::sync::OnceLock::new();
+
+/// The process's open descriptors and what each is, but the listing's own.
+fn descriptors() -> Vec<(String, std::path::PathBuf)> {
+    fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let target = fs::read_link(entry.path()).ok()?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            (!target.starts_with("/proc")).then_some((name, target))
+        })
+        .collect()
+}
+
+/// Counts the descriptors closed since `main` returned (the channel's number, freed, could go
+/// to a file that a thread still sending writes into); then opens files while other threads
+/// send to the guardian, and counts those that got anything.
+fn look_for_strays() {
+    let now = descriptors();
+    let closed = OPEN_AS_MAIN_RETURNS
+        .get()
+        .expect("listed as main returned")
+        .iter()
+        .filter(|descriptor| !now.contains(descriptor))
+        .count();
+    mark(&format!("descriptors closed since main returned: {closed}"));
+    let marker = env::var_os("FINALLY_TEST_MARKER").expect("FINALLY_TEST_MARKER");
+    let folder = std::path::Path::new(&marker)
+        .parent()
+        .expect("the marker's folder");
+    let files: Vec<fs::File> = (0..32)
+        .map(|number| fs::File::create(folder.join(format!("stray-{number}"))).expect("create"))
+        .collect();
+    // Time for the threads to send, into whatever file may have taken the channel's number.
+    thread::sleep(Duration::from_millis(50));
+    let strays = files
+        .iter()
+        .filter(|file| file.metadata().expect("metadata").len() > 0)
+        .count();
+    mark(&format!("files with strays: {strays}"));
+}
+
+/// `guardian: running`, or `guardian: ERROR: WHY`.
+fn print_status() {
+    match finally::guardian_status() {
+        Ok(()) => println!("guardian: running"),
+        Err(error) => {
+            let why = std::error::Error::source(&error).map(ToString::to_string);
+            println!("guardian: {error}: {}", why.unwrap_or_default());
+        }
     }
 }

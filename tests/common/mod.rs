@@ -71,6 +71,22 @@ impl Scenario {
         Self::start_program(env!("CARGO_BIN_EXE_guardian").as_ref(), name, setup)
     }
 
+    /// Starts a scenario of `tests/bin/guardian.rs` as the command `wrapper` runs it (`wrapper`
+    /// ends with the program to run); the pid is the wrapper's.
+    pub fn start_guardian_under(
+        wrapper: &[&str],
+        name: &str,
+        setup: impl FnOnce(&mut Command),
+    ) -> Self {
+        let (program, args) = wrapper.split_first().expect("a wrapper");
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .arg(env!("CARGO_BIN_EXE_guardian"))
+            .arg(name);
+        Self::spawn(command, &[], setup)
+    }
+
     /// Starts `tests/bin/options.rs`, whose `main` sets the process-wide options.
     pub fn start_options(setup: impl FnOnce(&mut Command)) -> Self {
         Self::spawn(Command::new(env!("CARGO_BIN_EXE_options")), &[], setup)
@@ -188,6 +204,31 @@ impl Scenario {
         };
         // SAFETY: `waitid` filled `info`; a zero pid means it has not ended.
         waited == 0 && unsafe { info.si_pid() } != 0
+    }
+
+    /// Waits for the child's next line, `ready PID`, and returns the pid.
+    pub fn ready_pid(&self) -> i32 {
+        let line = self.next_line();
+        line.strip_prefix("ready ")
+            .and_then(|pid| pid.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+    }
+
+    /// Writes `line` to the child's stdin, which `setup` made a pipe.
+    pub fn say(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .expect("the child's stdin is a pipe");
+        writeln!(stdin, "{line}").expect("write to the child's stdin");
+    }
+
+    /// Waits (bounded) for the child itself to end; [`wait`](Self::wait) then collects what it
+    /// and the processes it started left.
+    pub fn wait_for_exit(&mut self) -> ExitStatus {
+        wait_bounded(&mut self.child, PATIENCE)
     }
 
     /// Sends `signal` to the child.
@@ -397,5 +438,93 @@ impl Random {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0 % bound
+    }
+}
+
+/// A process that is not the test's child (a guardian), held by a pidfd: a signal never reaches
+/// another process that took its pid, and it is killed when dropped, should the test fail.
+pub struct Stranger {
+    pid: i32,
+    pidfd: std::os::fd::OwnedFd,
+}
+
+impl Stranger {
+    pub fn new(pid: i32) -> Self {
+        use std::os::fd::FromRawFd;
+        // SAFETY: `pidfd_open` takes no pointers.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        assert!(
+            fd >= 0,
+            "pidfd_open({pid}): {}",
+            std::io::Error::last_os_error()
+        );
+        Stranger {
+            pid,
+            // SAFETY: a new descriptor, ours alone.
+            pidfd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) },
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Sends `signal`; false if the process has ended.
+    pub fn signal(&self, signal: libc::c_int) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `pidfd_send_signal` on our pidfd, with no `siginfo`.
+        let sent = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        sent == 0
+    }
+
+    /// Whether the process has ended (a zombie has).
+    pub fn ended(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut ready = libc::pollfd {
+            fd: self.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid `pollfd`.
+        unsafe { libc::poll(&mut ready, 1, 0) == 1 }
+    }
+
+    /// Waits (bounded) until the process has ended.
+    pub fn wait_until_ended(&self) {
+        wait_until(|| self.ended(), &format!("process {} to end", self.pid));
+    }
+
+    /// Waits (bounded) until the process is stopped (by SIGSTOP).
+    pub fn wait_until_stopped(&self) {
+        let stat = format!("/proc/{}/stat", self.pid);
+        let stopped = || {
+            let stat = std::fs::read_to_string(&stat).unwrap_or_default();
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, fields)| fields.starts_with('T'))
+        };
+        wait_until(stopped, &format!("process {} to stop", self.pid));
+    }
+}
+
+impl Drop for Stranger {
+    fn drop(&mut self) {
+        self.signal(libc::SIGKILL);
+    }
+}
+
+/// Waits until `done`, looking every millisecond, for [`PATIENCE`] at most.
+pub fn wait_until(mut done: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "waited {PATIENCE:?} for {what}");
+        thread::sleep(Duration::from_millis(1));
     }
 }

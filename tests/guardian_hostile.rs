@@ -1,0 +1,184 @@
+//! The guardian under pressure: it cannot start, it cannot tell, it is dead or stopped. Each is
+//! reported in one line, and the program runs on as it would have, its status its own.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// What a start failure says, whatever failed.
+const NOT_STARTED: &str = "the guardian could not start";
+const NOT_COVERED: &str = "kill -9 and crashes will not be cleaned up";
+
+#[test]
+fn without_the_option_there_is_no_guardian_and_the_program_is_told_why() {
+    // This test's own process asked for none.
+    let error = finally::guardian_status().expect_err("no guardian");
+    assert_eq!(error.to_string(), "could not reach a guardian");
+    let why = std::error::Error::source(&error).expect("why");
+    assert!(why.to_string().starts_with("none was asked for"), "{why}");
+}
+
+#[test]
+fn a_guardian_that_cannot_be_forked_is_reported_and_the_program_runs_on() {
+    // SAFETY: `geteuid` cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only root can run the program as another user, with few processes");
+        return;
+    }
+    // As a user of its own, allowed 2 processes (root is not held to it): the program, and the
+    // intermediate process, whose fork of the guardian then fails.
+    let scenario = Scenario::start_guardian("status", |command| {
+        open_marker_to_all(command);
+        // SAFETY: `setrlimit`, `setgroups`, `setgid` and `setuid` are async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                let two = libc::rlimit {
+                    rlim_cur: 2,
+                    rlim_max: 2,
+                };
+                if libc::setrlimit(libc::RLIMIT_NPROC, &two) != 0
+                    || libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(UNUSED_ID) != 0
+                    || libc::setuid(UNUSED_ID) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    // The program can ask, and is told why.
+    let status = scenario.next_line();
+    let ended = scenario.wait();
+    ended.assert_exit_code(0);
+    ended.assert_cleaned_once("main", "Returned");
+    assert_reported_once(&ended, &[NOT_STARTED, "second fork", NOT_COVERED]);
+    assert!(
+        status.starts_with("guardian: could not start the guardian: the second fork: "),
+        "{status}"
+    );
+}
+
+#[test]
+fn without_proc_the_guardian_does_not_guess_that_the_program_is_alone() {
+    // A tmpfs over `/proc`, in a mount namespace of the program's own.
+    if !succeeds(
+        "unshare",
+        &["--mount", "sh", "-c", "mount -t tmpfs none /proc"],
+    ) {
+        eprintln!(
+            "skipped: cannot make a mount namespace here (`unshare --mount` needs privileges)"
+        );
+        return;
+    }
+    let script = r#"mount -t tmpfs none /proc && exec "$0" "$@""#;
+    let ended = Scenario::start_guardian_under(
+        &["unshare", "--mount", "sh", "-c", script],
+        "return",
+        |_| {},
+    )
+    .wait();
+    ended.assert_exit_code(0);
+    ended.assert_cleaned_once("main", "Returned");
+    assert_reported_once(&ended, &[NOT_STARTED, "/proc/self/task", NOT_COVERED]);
+}
+
+#[test]
+fn a_dead_guardian_is_reported_once_and_never_raises_sigpipe() {
+    let mut scenario = Scenario::start_guardian("remember-after-guardian-died", piped_stdin);
+    let guardian = Stranger::new(scenario.ready_pid());
+    guardian.signal(libc::SIGKILL);
+    guardian.wait_until_ended();
+    scenario.say("the guardian is dead");
+    scenario.expect_line("guardian: could not reach the guardian: it has ended");
+    let ended = scenario.wait();
+    // The program's own status, and its own cleanup, once.
+    ended.assert_exit_code(0);
+    assert_eq!(ended.count("remembered"), 1, "{:?}", ended.marker);
+    ended.assert_cleaned_once("main", "Returned");
+    assert_reported_once(&ended, &["the guardian has ended", NOT_COVERED]);
+}
+
+#[test]
+fn a_stopped_guardian_never_blocks_the_program_nor_cleans_up_twice() {
+    let mut scenario = Scenario::start_guardian("remember-while-stopped", piped_stdin);
+    let guardian = Stranger::new(scenario.ready_pid());
+    guardian.signal(libc::SIGSTOP);
+    guardian.wait_until_stopped();
+    scenario.say("the guardian is stopped");
+    // A thousand values of 4 kB, more than the channel holds: the program waits once, briefly.
+    let line = scenario.next_line();
+    let took: u64 = line
+        .strip_prefix("remembered in ")
+        .and_then(|line| line.strip_suffix(" ms"))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    assert!(took < 2000, "remembering took {took} ms");
+    assert_eq!(scenario.wait_for_exit().code(), Some(0));
+    // The program has ended, and its `DONE` did not fit: the guardian, let go, must find that
+    // the program cleaned up all the same.
+    guardian.signal(libc::SIGCONT);
+    let ended = scenario.wait();
+    ended.assert_cleaned_once("main", "Returned");
+    assert_reported_once(&ended, &["the guardian does not keep up", "remember"]);
+}
+
+#[test]
+fn what_threads_remember_as_main_returns_lands_nowhere_else() {
+    let ended = Scenario::start_guardian("remember-while-returning", |_| {}).wait();
+    ended.assert_exit_code(0);
+    ended.assert_cleaned_once("main", "Returned");
+    for line in [
+        "descriptors closed since main returned: 0",
+        "files with strays: 0",
+    ] {
+        assert_eq!(ended.count(line), 1, "{:?}", ended.marker);
+    }
+}
+
+fn piped_stdin(command: &mut Command) {
+    command.stdin(Stdio::piped());
+}
+
+/// A user and group id that nothing else here runs as.
+const UNUSED_ID: u32 = 54321;
+
+/// Lets any user write the marker, in the scenario's folder.
+fn open_marker_to_all(command: &Command) {
+    let marker = command
+        .get_envs()
+        .find_map(|(name, value)| (name == "FINALLY_TEST_MARKER").then_some(value?))
+        .expect("the marker's path");
+    let folder = std::path::Path::new(marker).parent().expect("its folder");
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777))
+        .expect("open the folder to all");
+}
+
+/// Whether `program args` runs and succeeds here.
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Asserts that one line of stderr has each of `parts`, and that no other line is about the
+/// guardian.
+fn assert_reported_once(ended: &Ended, parts: &[&str]) {
+    let about: Vec<&str> = ended
+        .stderr
+        .lines()
+        .filter(|line| line.contains("guardian"))
+        .collect();
+    assert_eq!(about.len(), 1, "stderr: {}", ended.stderr);
+    for part in parts {
+        assert!(about[0].contains(part), "{part:?} not in {:?}", about[0]);
+    }
+}
