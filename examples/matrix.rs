@@ -253,10 +253,23 @@ struct Outcome {
     note: Option<String>,
 }
 
+/// The folder of the children's markers: made, and made to go when the experiment ends.
+fn markers() -> io::Result<PathBuf> {
+    let dir = env::temp_dir().join(format!("finally-matrix-{}", process::id()));
+    fs::create_dir(&dir)?;
+    Ok(dir)
+}
+
+fn remove_markers() {
+    let _ = fs::remove_dir_all(env::temp_dir().join(format!("finally-matrix-{}", process::id())));
+}
+
+#[with_cleanup(remove_markers)]
 fn run_matrix() -> io::Result<()> {
     let started = Instant::now();
     let exe = env::current_exe()?;
-    let dir = tempfile::tempdir()?;
+    // The children's markers, removed however the experiment ends: by `finally` itself.
+    let dir = markers()?;
     start_children_like_a_terminal();
     print_heading();
     let (mut rows, mut notes) = (Vec::new(), Vec::new());
@@ -264,7 +277,7 @@ fn run_matrix() -> io::Result<()> {
         let mut row = Vec::new();
         for technique in Technique::ALL {
             let name = format!("{}-{}", event as u8, technique as u8);
-            let outcome = run_cell(&exe, technique, event, &dir.path().join(name))?;
+            let outcome = run_cell(&exe, technique, event, &dir.join(name))?;
             if let Some(note) = &outcome.note {
                 notes.push(format!("{} / {}: {note}", technique.label(), event.label()));
             }
@@ -278,7 +291,7 @@ fn run_matrix() -> io::Result<()> {
     for note in notes {
         println!("note: {note}");
     }
-    dir.close()?;
+    fs::remove_dir_all(&dir)?;
     println!("\n(took {:.1} s)", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -3,5 +3,5 @@
 
 #[test]
 fn compile_errors() {
-    trybuild::TestCases::new().compile_fail("tests/ui/*.rs");
+    trybuild::TestCases::new().compile_fail("*.rs");
 }

@@ -142,7 +142,7 @@ pub(crate) trait ShutdownFlag {
     fn seen_after_store(&self) -> bool;
 }
 
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 impl ShutdownFlag for loom::sync::atomic::AtomicU8 {
     fn seen_after_store(&self) -> bool {
         crate::sync::atomic::fence(SeqCst);

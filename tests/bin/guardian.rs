@@ -132,7 +132,7 @@ fn main() {
         // programs often set back to its default action, ending them.
         "remember-after-guardian-died" => {
             // SAFETY: setting SIGPIPE's action before any other thread could look at it.
-            unsafe { signal(SIGPIPE, SIG_DFL) };
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
             println!("ready {}", guardian_pid());
             read_line();
             print_status();
@@ -187,7 +187,7 @@ fn main() {
         // is the parent's, and must still act when the parent is killed.
         "fork" => {
             // SAFETY: the child only sets an atomic and exits.
-            match unsafe { fork() } {
+            match unsafe { libc::fork() } {
                 0 => {
                     FORKED.store(true, Ordering::SeqCst);
                     process::exit(4);
@@ -195,8 +195,8 @@ fn main() {
                 child => {
                     let mut status = 0;
                     // SAFETY: our own child, and a valid out-parameter.
-                    assert_eq!(unsafe { waitpid(child, &mut status, 0) }, child);
-                    mark(&format!("child ended with {}", (status >> 8) & 0xff));
+                    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+                    mark(&format!("child ended with {}", libc::WEXITSTATUS(status)));
                     ready();
                     wait_forever();
                 }
@@ -221,15 +221,6 @@ fn read_line() {
     std::io::stdin()
         .read_line(&mut line)
         .expect("a line on stdin");
-}
-
-// The test programs cannot use `libc`, a dev-dependency of the package: what they need.
-const SIGPIPE: i32 = 13;
-const SIG_DFL: usize = 0;
-extern "C" {
-    fn signal(signal: i32, action: usize) -> usize;
-    fn fork() -> i32;
-    fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
 }
 
 /// Pending until the process exits: its cleanup then runs after `main`'s.

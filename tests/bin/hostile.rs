@@ -146,11 +146,6 @@ fn forking_worker(entered: mpsc::Sender<()>) {
     wait_forever();
 }
 
-extern "C" {
-    fn fork() -> i32;
-    fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
-}
-
 /// Forks without exec. The child says `child-ready PID` and then, as `child` says, waits
 /// (`wait`), exits with 4 (`exit`), or waits in a guarded function of its own (`guard`). The
 /// parent waits for it, says how it ended, then says `ready` and waits.
@@ -158,7 +153,7 @@ fn fork_and(child: &str) {
     // SAFETY: the child only runs Rust code of this program; the runtime's fork hook made it
     // fit to (a forked child of a process with threads may deadlock on a lock held by a thread
     // that is not there: none of this code takes one that another thread could hold).
-    match unsafe { fork() } {
+    match unsafe { libc::fork() } {
         0 => {
             println!("child-ready {}", process::id());
             match child {
@@ -170,12 +165,11 @@ fn fork_and(child: &str) {
         pid => {
             let mut status = 0;
             // SAFETY: our own child, and a valid out-parameter.
-            assert_eq!(unsafe { waitpid(pid, &mut status, 0) }, pid);
-            // As `WIFSIGNALED`/`WTERMSIG`/`WEXITSTATUS` read it on Linux.
-            if status & 0x7f != 0 {
-                println!("child ended by signal {}", status & 0x7f);
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            if libc::WIFSIGNALED(status) {
+                println!("child ended by signal {}", libc::WTERMSIG(status));
             } else {
-                println!("child ended with {}", (status >> 8) & 0xff);
+                println!("child ended with {}", libc::WEXITSTATUS(status));
             }
             ready();
             wait_forever();
@@ -201,13 +195,8 @@ fn child_waits() {
 fn main() {
     PARENT.store(process::id() as usize, SeqCst);
     if env::var_os("FINALLY_TEST_SIGPIPE_DEFAULT").is_some() {
-        extern "C" {
-            fn signal(signal: i32, action: usize) -> usize;
-        }
-        const SIGPIPE: i32 = 13;
-        const SIG_DFL: usize = 0;
         // SAFETY: setting a signal's action to its default, before any thread starts.
-        unsafe { signal(SIGPIPE, SIG_DFL) };
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     let mut args = env::args().skip(1);
     let scenario = args.next().expect("scenario name");
