@@ -128,7 +128,7 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
             },
             _ => quote!(),
         };
-        let guard = quote_spanned!(span=> #krate::__private::guard);
+        let guard = quote_spanned!(span=> #krate::__private::guard_future);
         quote! {
             // A body that returns a future is the user's choice, made in the signature.
             #[allow(clippy::async_yields_async)]
@@ -141,7 +141,7 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
     } else {
         // The body becomes a closure, so `return` and `?` stay inside it; its return type is
         // inferred from the signature's.
-        let run = quote_spanned!(span=> #krate::__private::run);
+        let run = quote_spanned!(span=> #krate::__private::guard_call);
         quote!(#run(#cleanup, &__FINALLY_SITE, move || #block))
     };
     Ok(quote! {

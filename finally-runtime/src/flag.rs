@@ -8,8 +8,18 @@
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{compiler_fence, fence, AtomicU8};
+use std::sync::OnceLock;
 
 use crate::protocol::ShutdownFlag;
+
+/// What starts the threads of a forked child: set when the handlers are installed, by the layer
+/// that makes those threads.
+static START: OnceLock<fn()> = OnceLock::new();
+
+/// Sets what [`Flag::start_thread_if_forked`] runs.
+pub(crate) fn when_forked_start(start: fn()) {
+    let _ = START.set(start);
+}
 
 /// The process's shutdown flag.
 pub(crate) static SHUTDOWN: Flag = Flag(AtomicU8::new(0));
@@ -63,8 +73,18 @@ impl Flag {
     }
 
     /// Takes the "no signal thread" mark: `true` for the one caller that must start it.
-    pub(crate) fn take_no_thread(&self) -> bool {
+    fn take_no_thread(&self) -> bool {
         self.0.fetch_and(!NO_THREAD, SeqCst) & NO_THREAD != 0
+    }
+
+    /// In a forked child that has no signal thread yet: starts it (with what [`when_forked_start`]
+    /// was given), once. Owners call this when they meet the flag.
+    pub(crate) fn start_thread_if_forked(&self) {
+        if self.take_no_thread() {
+            if let Some(start) = START.get() {
+                start();
+            }
+        }
     }
 
     /// Whether this process has no signal thread yet. Async-signal-safe.

@@ -45,7 +45,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use crate::flag::SHUTDOWN;
 use crate::protocol::{Claim, Header, Stack};
 use crate::report::report;
-use crate::{barrier, request, standby, sys, Exit};
+use crate::{fence, request, standby, sys, Exit};
 
 /// A pending cleanup, kept in the frame of the guarded call.
 #[repr(C)]
@@ -61,19 +61,11 @@ impl<F> Node<F> {
 }
 
 impl<F: Fn(&Exit) + Sync> Node<F> {
-    /// A node for a future, pushed (if ever) with [`push`].
-    pub(crate) fn new(cleanup: F, name: &'static &'static str) -> Self {
-        Self::above(ptr::null_mut(), cleanup, name)
-    }
-
-    /// A node to go on `slot`'s stack at once, with [`push_above`].
+    /// A node to go on `slot`'s stack at once, with [`push`]: made with the stack's top as its
+    /// `prev`, so that the push is a single store. Without a slot, a node that no stack holds.
     #[inline(always)]
-    pub(crate) fn on(slot: &Slot, cleanup: F, name: &'static &'static str) -> Self {
-        Self::above(slot.stack.top(), cleanup, name)
-    }
-
-    #[inline(always)]
-    fn above(prev: *mut Header, cleanup: F, name: &'static &'static str) -> Self {
+    pub(crate) fn new(cleanup: F, name: &'static &'static str, on: Option<&Slot>) -> Self {
+        let prev = on.map_or(ptr::null_mut(), |slot| slot.stack.top());
         Node {
             header: Header::new(Self::call, name, prev),
             cleanup,
@@ -95,7 +87,7 @@ pub(crate) struct Slot {
     stack: Stack,
     /// How many cleanups the thread is running (see the module docs); the thread's own.
     cleaning: AtomicU32,
-    /// Guarded calls made on the thread, up to `barrier::HOT`; the thread's own.
+    /// Guarded calls made on the thread, up to [`HOT`]; the thread's own.
     calls: AtomicU32,
     in_use: AtomicBool,
     /// The thread that took the slot ([`sys::thread_id`]), to find it where its thread-locals
@@ -176,37 +168,24 @@ impl Drop for HandBack {
     }
 }
 
-/// The slot a guarded call registers in: the calling thread's, unless the thread is being torn
-/// down or is running a cleanup (which is never cut short, so what it calls needs only return
-/// and panic covered).
+/// The calling thread's slot, if it has taken one ([`take`]).
 #[inline(always)]
-pub(crate) fn guarded_slot() -> Option<&'static Slot> {
-    local_slot().filter(|slot| !slot.is_cleaning())
-}
-
-/// The calling thread's slot, or `None` while the thread is being torn down.
-#[inline(always)]
-pub(crate) fn local_slot() -> Option<&'static Slot> {
+pub(crate) fn current() -> Option<&'static Slot> {
     // SAFETY: slots are never freed.
-    match unsafe { SLOT.with(Cell::get).as_ref() } {
-        Some(slot) => Some(slot),
-        None => first_slot(),
-    }
+    unsafe { SLOT.with(Cell::get).as_ref() }
 }
 
-/// The calling thread's first guarded call: takes a slot, to be handed back at the thread's end.
+/// Takes a slot for the calling thread, to be handed back at the thread's end; `None` while the
+/// thread is being torn down, when it could not be handed back.
 #[cold]
-fn first_slot() -> Option<&'static Slot> {
-    // Past this thread's teardown, a slot could not be handed back: none then.
+pub(crate) fn take() -> Option<&'static Slot> {
     HAND_BACK.try_with(|_| ()).ok()?;
     let slot = take_slot();
     SLOT.with(|local| local.set(slot));
     Some(slot)
 }
 
-#[cold]
 fn take_slot() -> &'static Slot {
-    crate::signals::install_once();
     let taken = TAKEN.fetch_add(1, Relaxed);
     let owner = sys::thread_id();
     let mut next = SLOTS.load(Acquire);
@@ -285,20 +264,26 @@ impl Slot {
     }
 }
 
+/// Runs a cleanup, `cleanup`, catching its panic: the one place a cleanup is called.
+#[inline(always)]
+pub(crate) fn call_caught(cleanup: impl FnOnce()) -> Option<Panic> {
+    catch_unwind(AssertUnwindSafe(cleanup)).err()
+}
+
 /// Calls the cleanup of `header`, a live node claimed for the calling thread, whose slot is
-/// `mine` if it has one; a panic is caught and returned. The one place a type-erased cleanup is
-/// called.
+/// `mine` if it has one: counted as a cleanup the thread runs.
 fn call(mine: Option<&Slot>, header: &Header, exit: &Exit) -> Option<Panic> {
     // SAFETY: the caller vouches for the node.
-    let call = || catch_unwind(AssertUnwindSafe(|| unsafe { (header.call)(header, exit) })).err();
+    let call = || call_caught(|| unsafe { (header.call)(header, exit) });
     match mine {
         Some(mine) => mine.cleaning(call),
         None => call(),
     }
 }
 
-/// Publishes `header` as the innermost pending cleanup of the calling thread, whose slot is
-/// `slot`, which must not be cleaning. The node must stay where it is until [`finish`].
+/// Publishes `header`, of a node made with [`Node::new`] on `slot` just before, as the innermost
+/// pending cleanup of the calling thread, whose slot is `slot`, which must not be cleaning. The
+/// node must stay where it is until [`finish`] (or [`unpush`]).
 ///
 /// Does not return once the shutdown is closed: a body that has not started never will.
 #[inline(always)]
@@ -309,25 +294,46 @@ pub(crate) fn push(slot: &Slot, header: &Header) {
     }
 }
 
-/// [`push`] of a node made with [`Node::on`] the same slot, just before: one store less.
-#[inline(always)]
-pub(crate) fn push_above(slot: &Slot, header: &Header) {
-    count_call(slot);
-    if slot.stack.push_above(header, &SHUTDOWN).is_err() {
-        entered_during_shutdown(header);
-    }
-}
+/// How many guarded calls on one thread make the calls [`hot`].
+const HOT: u32 = 1000;
 
-/// Counts a guarded call of the calling thread, whose slot is `slot`, up to [`barrier::HOT`].
+/// Counts a guarded call of the calling thread, whose slot is `slot`, up to [`HOT`].
 #[inline(always)]
 fn count_call(slot: &Slot) {
     let calls = slot.calls.load(Relaxed);
-    if calls < barrier::HOT {
+    if calls < HOT {
         slot.calls.store(calls + 1, Relaxed);
-        if calls + 1 == barrier::HOT {
-            barrier::hot();
+        if calls + 1 == HOT {
+            hot();
         }
     }
+}
+
+/// Sets up `fence::heavy` to stand for the owners' fences, once: when a thread has made [`HOT`]
+/// guarded calls. Until then the owners' side is a full fence (a few nanoseconds a call) and a
+/// shutdown costs no barrier; after, a call costs no fence and a shutdown one `membarrier`
+/// (some microseconds, once). So a program that guards `main` alone keeps the quicker shutdown,
+/// and one with guarded calls on a hot path gets the quicker calls.
+#[cold]
+fn hot() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let register = || {
+            if fence::register() {
+                SHUTDOWN.set_asymmetric();
+            }
+        };
+        // Alone, the process registers in microseconds; with other threads running (or where
+        // `/proc` cannot tell), the kernel waits for them, for milliseconds: then on a thread of
+        // its own.
+        if sys::proc::threads() == Some(1) {
+            register();
+        } else {
+            let _ = std::thread::Builder::new()
+                .name("finally-membarrier".into())
+                .spawn(register);
+        }
+    });
 }
 
 /// A push met the flag. During a shutdown, on a thread with nothing else pending, the body runs,
@@ -337,7 +343,7 @@ fn count_call(slot: &Slot) {
 /// body never starts.
 #[cold]
 fn entered_during_shutdown(header: &Header) {
-    crate::signals::start_thread_if_forked();
+    SHUTDOWN.start_thread_if_forked();
     let nested = !header.prev.load(Relaxed).is_null();
     if SHUTDOWN.is_closed() || (SHUTDOWN.is_started() && nested) {
         // Its cleanup is no one's to run: the body never ran.
@@ -350,7 +356,7 @@ fn entered_during_shutdown(header: &Header) {
 /// the walk may read what it unlinked.
 #[cold]
 fn left_during_shutdown(slot: &Slot) {
-    crate::signals::start_thread_if_forked();
+    SHUTDOWN.start_thread_if_forked();
     if SHUTDOWN.is_started() {
         standby::stand_by(slot.address());
     }
@@ -383,7 +389,7 @@ pub(crate) fn finish<F: Fn(&Exit)>(slot: &Slot, node: &Node<F>, exit: &Exit) -> 
     };
     // Called directly, not through the header's type-erased `call`, so it can be inlined. While
     // it runs, the tagged top tells `is_cleaning`.
-    let panic = catch_unwind(AssertUnwindSafe(|| (node.cleanup)(exit))).err();
+    let panic = call_caught(|| (node.cleanup)(exit));
     if claim == Claim::OwnerDuringShutdown {
         header.done();
     }
@@ -423,12 +429,13 @@ pub(crate) fn link_future(slot: &Slot, link: &Link, header: &Header) {
 /// Claims a linked future's node for the calling thread, runs its cleanup and unlinks it.
 ///
 /// As [`finish`]: returns the cleanup's panic, runs nothing if the shutdown took the node, and
-/// does not return once the shutdown is closed.
+/// does not return once the shutdown is closed. `mine` is the calling thread's slot, if any.
 pub(crate) fn finish_future(
     slot: &Slot,
     link: &Link,
     header: &Header,
     exit: &Exit,
+    mine: Option<&Slot>,
 ) -> Option<Panic> {
     let stopped;
     let exit = match SHUTDOWN
@@ -443,7 +450,7 @@ pub(crate) fn finish_future(
         None => exit,
     };
     let panic = if header.own() {
-        let panic = call(local_slot(), header, exit);
+        let panic = call(mine, header, exit);
         header.done();
         panic
     } else {
@@ -470,7 +477,7 @@ pub(crate) fn finish_future(
 }
 
 /// Runs a node's cleanup where no slot could be had: on completion or drop only.
-pub(crate) fn run_unlinked(header: &Header, exit: &Exit) -> Option<Panic> {
+pub(crate) fn call_unlinked(header: &Header, exit: &Exit) -> Option<Panic> {
     // The live header of the caller's node, known to no one else.
     call(None, header, exit)
 }

@@ -83,7 +83,7 @@ fn write_stderr(bytes: &[u8]) {
     if unsafe { libc::poll(&mut ready, 1, PATIENCE) } != 1 || ready.revents & libc::POLLOUT == 0 {
         return;
     }
-    crate::sys::without_sigpipe(|| {
+    crate::sys::signal::without_sigpipe(|| {
         // SAFETY: writing a live buffer to stderr; a failure is ignored.
         unsafe { libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len()) };
     });

@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use crate::flag::SHUTDOWN;
 use crate::report::report;
-use crate::{barrier, registry, request, standby, sys, Exit, Signal};
+use crate::sys::{self, signal};
+use crate::{fence, registry, request, standby, Exit, Signal};
 
 /// What started the shutdown, if anything has.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -78,7 +79,7 @@ pub(crate) fn is_mine() -> bool {
 fn begin(exit: &Exit) {
     REASON.store(Box::into_raw(Box::new(exit.clone())), SeqCst);
     let asymmetric = SHUTDOWN.start();
-    barrier::heavy(asymmetric);
+    fence::heavy(asymmetric);
 }
 
 /// The two walks (module docs). A cleanup whose output goes to a closed pipe (a terminal gone,
@@ -87,10 +88,10 @@ fn begin(exit: &Exit) {
 fn walk() {
     // SAFETY: set in `begin` before any walk, never freed.
     let exit = unsafe { &*REASON.load(SeqCst) };
-    sys::without_sigpipe(|| {
+    signal::without_sigpipe(|| {
         registry::walk(exit, || {
             let asymmetric = SHUTDOWN.close();
-            barrier::heavy(asymmetric);
+            fence::heavy(asymmetric);
         });
         registry::walk(exit, || {});
     });
@@ -228,9 +229,10 @@ mod deadline {
                     "the cleanups did not finish within {limit:?} (still running: {}); ending the process",
                     standby::running_name()
                 ));
-                match kind() {
-                    Some(Kind::Signal) => sys::die_by_now(crate::signals::first_signal_number()),
-                    _ => sys::exit_now(exit_code()),
+                // SAFETY: set before the deadline starts counting, never freed.
+                match unsafe { REASON.load(SeqCst).as_ref() }.and_then(Exit::signal) {
+                    Some(signal) => signal::die_by_now(signal.number()),
+                    None => signal::exit_now(exit_code()),
                 }
             })?;
         let watcher = Box::into_raw(Box::new(watcher.thread().clone()));

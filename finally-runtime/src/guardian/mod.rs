@@ -1,0 +1,354 @@
+//! The guardian: a second process that runs `main`'s cleanup if the program dies without it.
+//!
+//! `#[with_cleanup(cleanup, guardian)]` on `main` starts it first thing. The program and the
+//! guardian share two things:
+//!
+//! - a channel, `socketpair(AF_UNIX, SOCK_SEQPACKET)`, on which the program sends each value
+//!   that [`remember`](crate::remember) keeps, and `DONE` once `main`'s cleanup has completed
+//!   (then the guardian exits at once). Each message is one packet, so messages that threads
+//!   send at once never interleave. The program sends with `MSG_NOSIGNAL | MSG_DONTWAIT`: a
+//!   dead guardian costs an error, never a SIGPIPE that would end the program, and a stopped one
+//!   that no longer reads never blocks it (see [`tell`]). The program's end stays open as long
+//!   as the program runs: closed, its number could be reused by another file, into which a
+//!   thread still sending would write.
+//! - a page of memory, on which the program notes that `main`'s cleanup has completed, and which
+//!   crash is ending it (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, from its crash handler). A
+//!   note needs no room in the channel, so a `DONE` the guardian could not take does not make it
+//!   clean up a second time.
+//!
+//! The guardian waits for the program's *process* to end: it holds a pidfd of it, opened by the
+//! program itself before it forks, while it is certainly alive (where there is no pidfd, the
+//! guardian looks at the program's start time in `/proc` every tenth of a second, which tells
+//! a reused pid apart). The channel's end-of-file would not do: the channel closes when the
+//! program `exec`s another program, which still runs; the guardian waits for that one to end as
+//! well, since the cleanup is about the process. Once the process has ended, and unless the page
+//! says otherwise, it died without completing its cleanup (SIGKILL, a crash, an abort, the OOM
+//! killer, or the program it `exec`ed ended): the guardian runs the same cleanup with
+//! [`Exit::Died`], told the signal when the crash handler could note it, and exits.
+//!
+//! # Why `fork`, and why it is safe here
+//!
+//! The guardian must run the program's own cleanup function, so it is a copy of the program:
+//! it is made with `fork`, at the top of `main`, before anything else runs and while the program
+//! has a single thread (which is checked). A child forked from a single-threaded process is a
+//! complete process with no lock held by a thread that is gone, so it may run any code, the
+//! cleanup included. It forks twice so that the guardian is not the program's child: the program
+//! does not have to reap it, and a program waiting for its own children never meets it. The
+//! intermediate process tells the program on the channel how its fork went (the guardian's pid,
+//! or why not: a limit on processes, say), so that a failure is reported like any other, and
+//! not taken for a running guardian.
+//!
+//! The program's end is close-on-exec, so a child the program starts with `Command` does not
+//! hold it, nor the page. The guardian closes every file descriptor but the standard ones, its
+//! end of the channel and the pidfd, so it holds no socket, lock or pipe of the program's. It
+//! catches SIGINT, SIGTERM, SIGHUP and SIGQUIT with a handler that does nothing (set before it
+//! is forked), so that Ctrl-C (sent to the whole process group) or a `kill` of the group does not
+//! end it before it can act, while a program that the cleanup starts gets them at their default
+//! action again: `exec` resets a caught signal, but keeps an ignored one ignored.
+//!
+//! # PID 1
+//!
+//! A program that is PID 1 (in a container without an init) cannot have a guardian beside it:
+//! the kernel kills every process of the PID namespace when PID 1 ends. So the process calling
+//! [`guardian`] stays as the program's init and guardian, and the program goes on as its child
+//! (see [`init`]). Being its parent, the init learns how the program ended from `waitpid`, the
+//! signal that killed it too (SIGKILL included), and it exits as the program did.
+//!
+//! # Failures
+//!
+//! Every failure is one line on stderr, never a panic: at the start (several threads already,
+//! `/proc` unreadable, `mmap`, `socketpair`, `pidfd_open` and `/proc`, either `fork`,
+//! `signalfd`), naming what failed and that kill -9 and crashes will not be cleaned up; later,
+//! once, a guardian that has ended or does not keep up. [`guardian_status`] tells the program
+//! the same.
+
+mod channel;
+mod crash;
+mod init;
+mod notes;
+mod start;
+mod watch;
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::ptr;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8};
+use std::sync::OnceLock;
+
+use self::channel::{is_full, send_patiently, COMPLETED_MESSAGE, LONGEST, REMEMBERED};
+use self::notes::Notes;
+use crate::report::report;
+use crate::sys::{fd, socket};
+use crate::{memo, Error, Exit};
+
+static STARTED: AtomicBool = AtomicBool::new(false);
+/// Whether a guardian runs: one of the following.
+static STATE: AtomicU8 = AtomicU8::new(NOT_ASKED);
+const NOT_ASKED: u8 = 0;
+const RUNNING: u8 = 1;
+/// `main`'s cleanup completed and the guardian was told: it has ended, or is ending.
+const COMPLETED: u8 = 2;
+/// It could not start: [`FAILURE`] says why.
+const FAILED: u8 = 3;
+/// This process is the guardian.
+const GUARDING: u8 = 4;
+/// A child forked from the program, without `exec`: the guardian is the parent's.
+const FORGOTTEN: u8 = 5;
+/// Why the guardian could not start.
+static FAILURE: OnceLock<Error> = OnceLock::new();
+/// The page shared with the guardian, or null.
+static NOTES: AtomicPtr<Notes> = AtomicPtr::new(ptr::null_mut());
+/// The guardian did not take a memo within [`PATIENCE`] (said once).
+static LAGGING: AtomicBool = AtomicBool::new(false);
+/// A send failed for good: the guardian has ended (said once).
+static GONE: AtomicBool = AtomicBool::new(false);
+/// The program's end of the channel, or -1.
+static CHANNEL: AtomicI32 = AtomicI32::new(-1);
+/// The guardian's pid, or 0.
+static GUARDIAN: AtomicI32 = AtomicI32::new(0);
+
+/// Starts the guardian for `cleanup`, once per process, and returns the cleanup to run in the
+/// program: `cleanup`, then telling the guardian that it completed (also if `cleanup` panics).
+///
+/// In a program that is PID 1, does not return in the original process, which becomes the
+/// program's init: the program returns from here as its child (see "PID 1" in this module).
+///
+/// If the guardian cannot be started (see "Failures" in this module), says so on stderr, keeps
+/// why for [`guardian_status`], and returns `cleanup` unchanged in effect.
+pub fn guardian<C>(cleanup: C) -> impl Fn(&Exit) + Copy + Send + Sync + 'static
+where
+    C: Fn(&Exit) + Copy + Send + Sync + 'static,
+{
+    if !STARTED.swap(true, SeqCst) {
+        match start::start(cleanup) {
+            Ok(started) => {
+                CHANNEL.store(started.channel, SeqCst);
+                GUARDIAN.store(started.guardian, SeqCst);
+                NOTES.store(started.notes, SeqCst);
+                STATE.store(RUNNING, SeqCst);
+                crash::install();
+            }
+            Err(error) => {
+                report(format_args!(
+                    "the guardian could not start ({error}); kill -9 and crashes will not be cleaned up"
+                ));
+                let _ = FAILURE.set(Error::because("start the guardian", error));
+                STATE.store(FAILED, SeqCst);
+            }
+        }
+    }
+    move |exit: &Exit| {
+        // Also when the cleanup panics: it ran, and the guardian must not run it a second time.
+        let _completed = Completed;
+        cleanup(exit);
+    }
+}
+
+/// Tells the guardian that `main`'s cleanup completed when dropped, on unwinding too.
+struct Completed;
+
+impl Drop for Completed {
+    fn drop(&mut self) {
+        completed();
+    }
+}
+
+/// Whether a guardian watches over this program: `Ok` while the guardian that
+/// `#[with_cleanup(cleanup, guardian)]` on `main` started runs (stopped, it still runs).
+///
+/// Cheap (one `poll` of the guardian's channel), so a program may ask before each risky step,
+/// or refuse to go on without a guardian. Not async-signal-safe.
+///
+/// ```
+/// # use finally_runtime as finally;
+/// // In a `main` under `#[with_cleanup(remove_lock, guardian)]`:
+/// if let Err(error) = finally::guardian_status() {
+///     // Such as "could not start the guardian: the second fork: Resource temporarily unavailable"
+///     let why = std::error::Error::source(&error).map(ToString::to_string);
+///     eprintln!("{error}: {}; kill -9 will leave the lock behind", why.unwrap_or_default());
+/// }
+/// ```
+///
+/// # Errors
+///
+/// [`Error`]'s `source` says why, as an [`io::Error`]:
+///
+/// - no guardian was asked for, in this process (kind `NotFound`);
+/// - it could not start, and why: the program already ran several threads, `/proc` could not
+///   tell, a `fork` failed at a limit on processes, ... (the error of the call that failed; the
+///   same failure is reported on stderr when `main` starts);
+/// - it has ended (kind `BrokenPipe`): it was killed, or `main`'s cleanup completed and the
+///   guardian, told so, exited;
+/// - this process is the guardian itself, running the cleanup, or a child forked from the
+///   program (without `exec`), to which the program's guardian does not belong.
+pub fn guardian_status() -> Result<(), Error> {
+    let (context, kind, why) = match STATE.load(SeqCst) {
+        RUNNING if !fd::hung_up(CHANNEL.load(SeqCst)) => return Ok(()),
+        RUNNING => (
+            "reach the guardian",
+            io::ErrorKind::BrokenPipe,
+            "it has ended",
+        ),
+        COMPLETED => (
+            "reach the guardian",
+            io::ErrorKind::BrokenPipe,
+            "it has ended: `main`'s cleanup completed",
+        ),
+        FAILED => match FAILURE.get() {
+            Some(error) => return Err(error.clone()),
+            None => ("start the guardian", io::ErrorKind::Other, "unknown"),
+        },
+        GUARDING => (
+            "reach a guardian",
+            io::ErrorKind::Other,
+            "this process is the guardian",
+        ),
+        FORGOTTEN => (
+            "reach a guardian",
+            io::ErrorKind::Other,
+            "this process was forked from the program, whose guardian it is",
+        ),
+        _ => (
+            "reach a guardian",
+            io::ErrorKind::NotFound,
+            "none was asked for: `#[with_cleanup(cleanup, guardian)]` on `main` starts one",
+        ),
+    };
+    Err(Error::because(context, io::Error::new(kind, why)))
+}
+
+/// Makes a child forked from the program (without `exec`) forget the program's guardian, which
+/// is the parent's: the child must neither tell it anything (its `DONE` would disarm the
+/// parent's guardian, its crash would be noted as the parent's) nor hold its channel open.
+/// Afterwards the child sends nothing, notes nothing, and [`guardian_status`] says why.
+///
+/// Async-signal-safe (atomic operations and `close`), for a `pthread_atfork` child handler: the
+/// child then runs the forking thread alone, so no other thread can be sending on the descriptor
+/// being closed. Calling it in the program itself would leave it unguarded.
+pub(crate) fn forget_in_child() {
+    NOTES.store(ptr::null_mut(), SeqCst);
+    let _ = STATE.fetch_update(SeqCst, SeqCst, |state| {
+        matches!(state, RUNNING | COMPLETED).then_some(FORGOTTEN)
+    });
+    GUARDIAN.store(0, SeqCst);
+    let fd = CHANNEL.swap(-1, SeqCst);
+    if fd >= 0 {
+        // SAFETY: the child's copy of the program's end, which nothing else in the child uses.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// The guardian's pid, while one runs: for the tests, which stop and kill it. Not a public API.
+pub fn guardian_pid() -> Option<u32> {
+    u32::try_from(GUARDIAN.load(SeqCst))
+        .ok()
+        .filter(|&pid| pid > 0)
+}
+
+/// Sends what [`remember`](crate::remember) keeps to the guardian, if one runs.
+///
+/// Never waits long: when the channel is full (the guardian is stopped, or far behind), it
+/// waits for room once in the program's life, up to [`PATIENCE`]; after that, a memo that does
+/// not fit is lost, and that is reported once.
+pub(crate) fn tell(key: &str, value: &OsStr) {
+    let fd = CHANNEL.load(SeqCst);
+    // After `main`'s cleanup completed, the guardian has nothing more to learn.
+    if fd < 0 || STATE.load(SeqCst) != RUNNING {
+        return;
+    }
+    let (key, value) = (key.as_bytes(), value.as_bytes());
+    if key.len() + value.len() > LONGEST {
+        too_long(key);
+        return;
+    }
+    let length = (key.len() as u32).to_le_bytes();
+    let header = [REMEMBERED, length[0], length[1], length[2], length[3]];
+    let parts = [&header[..], key, value];
+    let mut sent = socket::send(fd, &parts);
+    if is_full(&sent) && !LAGGING.load(SeqCst) {
+        sent = send_patiently(fd, &parts);
+    }
+    match sent {
+        Ok(()) => {}
+        // Sent as `main`'s cleanup completed: the guardian may have ended, as it should.
+        Err(_) if STATE.load(SeqCst) != RUNNING => {}
+        Err(_) if is_full(&sent) => {
+            if !LAGGING.swap(true, SeqCst) {
+                report(format_args!(
+                    "the guardian does not keep up (is it stopped?): values the program remembers may not reach it, and it may clean up with older ones"
+                ));
+            }
+        }
+        Err(error) if error.raw_os_error() == Some(libc::EMSGSIZE) => too_long(key),
+        Err(error) => lost(&error),
+    }
+}
+
+fn too_long(key: &[u8]) {
+    report(format_args!(
+        "`{}` is too long for the guardian: only the program's own cleanup will see it",
+        String::from_utf8_lossy(key)
+    ));
+}
+
+/// Reports, once, that the guardian has ended.
+fn lost(error: &io::Error) {
+    if !GONE.swap(true, SeqCst) {
+        report(format_args!(
+            "the guardian has ended ({error}); kill -9 and crashes will not be cleaned up"
+        ));
+    }
+}
+
+/// Tells the guardian that `main`'s cleanup completed. The channel stays open: another thread
+/// may be sending on it, and its number must not go to another file meanwhile.
+fn completed() {
+    let notes = NOTES.load(SeqCst);
+    if !notes.is_null() {
+        // SAFETY: the page stays mapped for the rest of the process's life.
+        unsafe { (*notes).completed.store(true, SeqCst) };
+    }
+    if STATE
+        .compare_exchange(RUNNING, COMPLETED, SeqCst, SeqCst)
+        .is_ok()
+    {
+        let sent = socket::send(CHANNEL.load(SeqCst), &[&[COMPLETED_MESSAGE]]);
+        match sent {
+            // A guardian that cannot take it now reads the note once the program has ended.
+            Err(_) if is_full(&sent) => {}
+            Err(error) => lost(&error),
+            Ok(()) => {}
+        }
+    }
+}
+
+/// Keeps `value` under `key` for the cleanups, which cannot borrow the function's state: a
+/// scratch directory's path, a run id, a start time.
+///
+/// With the guardian, [`recall`](crate::recall) finds it in the guardian too: the guardian is a
+/// copy of the program made when `main` started, and sees nothing the program set up in memory
+/// later but this. `key` and `value` together must fit in 64 KiB to reach the guardian; a longer
+/// one is kept for the program's own cleanups only, and reported on stderr.
+///
+/// It never waits long for the guardian. A guardian that does not keep up (stopped, say, with
+/// SIGSTOP) gets what fits in the channel; `remember` then waits once in the program's life, for
+/// a tenth of a second at most, and after that a value that does not fit does not reach it,
+/// which is reported on stderr once. A guardian that has ended is reported once too, and never
+/// raises SIGPIPE. Either way the value is kept for the program's own cleanups.
+///
+/// ```
+/// # use finally_runtime as finally;
+/// let scratch = std::env::temp_dir().join("scratch-1234");
+/// finally::remember("scratch", &scratch);
+/// // ... later, in a cleanup:
+/// if let Some(dir) = finally::recall("scratch") {
+///     let _ = std::fs::remove_dir_all(dir);
+/// }
+/// ```
+pub fn remember(key: &str, value: impl AsRef<OsStr>) {
+    let value = value.as_ref().to_owned();
+    tell(key, &value);
+    memo::keep(key.to_owned(), value);
+}

@@ -1,0 +1,142 @@
+//! Starting the guardian: two forks, and what the intermediate process says of the second.
+
+use std::io;
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::ptr;
+use std::sync::atomic::Ordering::SeqCst;
+
+use libc::pid_t;
+
+use super::channel::{FORKED, NOT_FORKED};
+use super::notes::{Notes, Page};
+use super::watch::{self, Watch};
+use crate::sys::{self, process, socket};
+use crate::Exit;
+
+/// What the program keeps of a guardian that started.
+pub(super) struct Started {
+    /// The program's end of the channel.
+    pub(super) channel: RawFd,
+    pub(super) guardian: pid_t,
+    pub(super) notes: *mut Notes,
+}
+
+/// Starts the guardian.
+pub(super) fn start<C: Fn(&Exit)>(cleanup: C) -> io::Result<Started> {
+    match sys::proc::threads() {
+        Some(1) => {}
+        Some(_) => {
+            return Err(io::Error::other(
+                "the program already runs several threads; start it first thing in `main`",
+            ))
+        }
+        // Forking a process whose other threads may hold locks would make a guardian that can
+        // deadlock in the cleanup, long after the program ended: better none, and said so.
+        None => {
+            return Err(io::Error::other(
+                "/proc/self/task cannot be read to tell whether the program runs a single thread",
+            ))
+        }
+    }
+    let page = Page::new()?;
+    let (program, guardian) = socket::pair().map_err(|error| failed("socketpair", error))?;
+    if process::id() == 1 {
+        return super::init::start(program, guardian, page, cleanup);
+    }
+    let (watch, pidfd) = Watch::this_process()?;
+    // SAFETY: the process has one thread (checked above), so the child is a complete copy that
+    // may run any code.
+    let child = sys::check(unsafe { libc::fork() }).map_err(|error| failed("fork", error))?;
+    if child == 0 {
+        // SAFETY: in the child just forked, whose descriptors these are.
+        unsafe {
+            fork_guardian(
+                program.as_raw_fd(),
+                guardian.as_raw_fd(),
+                watch,
+                page.notes(),
+                cleanup,
+            )
+        }
+    }
+    reap(child);
+    drop((guardian, pidfd));
+    // What the intermediate process said, if it could say anything.
+    let mut reply = [0u8; 5];
+    // SAFETY: receiving into a live buffer of that length.
+    let length = unsafe {
+        libc::recv(
+            program.as_raw_fd(),
+            reply.as_mut_ptr().cast(),
+            reply.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    let number = i32::from_le_bytes([reply[1], reply[2], reply[3], reply[4]]);
+    let failure = match (length, reply[0]) {
+        (5, FORKED) => {
+            return Ok(Started {
+                channel: program.into_raw_fd(),
+                guardian: number,
+                notes: page.keep(),
+            })
+        }
+        (5, NOT_FORKED) => failed("the second fork", io::Error::from_raw_os_error(number)),
+        _ => io::Error::other("the process that forks the guardian ended before it could say"),
+    };
+    // A guardian forked by an intermediate process killed before it could say so must not take
+    // the program, which goes on without it, for dead at its end.
+    page.notes().completed.store(true, SeqCst);
+    Err(failure)
+}
+
+/// The intermediate process: forks the guardian, tells the program how that went, and exits,
+/// which leaves the guardian to init (or the nearest subreaper) rather than to the program.
+///
+/// # Safety
+///
+/// Only in the child forked by [`start`], with its two ends of the channel.
+unsafe fn fork_guardian<C: Fn(&Exit)>(
+    program: RawFd,
+    guardian: RawFd,
+    watch: Watch,
+    notes: &Notes,
+    cleanup: C,
+) -> ! {
+    // SAFETY: this process has one thread, as the program had when it forked it. The guardian
+    // is born with these actions: once the program hears of it, Ctrl-C cannot end it.
+    let pid = unsafe {
+        watch::shrug_off_terminal_signals();
+        libc::fork()
+    };
+    if pid == 0 {
+        watch::guard(program, guardian, watch, notes, cleanup);
+    }
+    let (kind, number) = match pid {
+        -1 => (
+            NOT_FORKED,
+            io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        ),
+        pid => (FORKED, pid),
+    };
+    // The channel is empty: this fits. Lost, it is reported as an early end.
+    let _ = socket::send(guardian, &[&[kind], &number.to_le_bytes()]);
+    // SAFETY: `_exit` skips the program's exit hooks, which are not this process's to run.
+    unsafe { libc::_exit(0) }
+}
+
+/// Waits for the intermediate process to end; with SIGCHLD ignored, the kernel reaps it and
+/// `waitpid` fails once it has ended, which does as well.
+fn reap(child: pid_t) {
+    // SAFETY: waiting for our own child, without a status.
+    while unsafe { libc::waitpid(child, ptr::null_mut(), 0) } < 0 {
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            break;
+        }
+    }
+}
+
+/// `error`, said to come from `what`.
+pub(super) fn failed(what: &str, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{what}: {error}"))
+}

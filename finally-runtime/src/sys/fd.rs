@@ -1,0 +1,69 @@
+//! Descriptors: waiting for one, and closing them in bulk.
+
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use libc::{c_int, c_uint};
+
+/// Closes every descriptor above stderr but those in `keep` (negative ones stand for none).
+///
+/// # Safety
+///
+/// No descriptor above stderr but those in `keep` may be in use.
+pub(crate) unsafe fn close_all_but(keep: &[RawFd]) {
+    let mut keep: Vec<c_uint> = keep
+        .iter()
+        .filter_map(|&fd| c_uint::try_from(fd).ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first: c_uint = 3;
+    let mut ranges = Vec::new();
+    for fd in keep.iter().copied() {
+        if fd > first {
+            ranges.push((first, fd - 1));
+        }
+        first = fd + 1;
+    }
+    ranges.push((first, c_uint::MAX));
+    // SAFETY: `close_range` takes no pointers; the caller vouches for the descriptors.
+    let closed = ranges.iter().all(|&(first, last)| unsafe {
+        libc::syscall(libc::SYS_close_range, first, last, 0 as c_uint) == 0
+    });
+    if closed {
+        return;
+    }
+    // Before Linux 5.9: one by one.
+    let open = super::proc::open_descriptors().unwrap_or_else(|| (3..1024).collect());
+    for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
+        // SAFETY: the caller vouches that nothing uses them; the directory's own descriptor is
+        // closed already, so it fails harmlessly.
+        unsafe { libc::close(fd as c_int) };
+    }
+}
+
+/// Waits up to `patience` for `fd` to be ready for `events` (`POLLIN`, `POLLOUT`); whether it
+/// became so.
+pub(crate) fn wait_for(fd: RawFd, events: libc::c_short, patience: Duration) -> bool {
+    let mut ready = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let wait = c_int::try_from(patience.as_millis()).unwrap_or(c_int::MAX);
+    // SAFETY: one valid `pollfd`.
+    unsafe { libc::poll(&mut ready, 1, wait) == 1 && ready.revents & events != 0 }
+}
+
+/// Whether the other end of the channel `fd` has closed.
+pub(crate) fn hung_up(fd: RawFd) -> bool {
+    let mut channel = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid `pollfd`; with no time-out, it only looks.
+    let looked = unsafe { libc::poll(&mut channel, 1, 0) };
+    looked != 0 && channel.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}

@@ -1,0 +1,125 @@
+//! Signals: their actions, the signal mask, and ending the process by one.
+
+use std::ptr;
+
+use libc::c_int;
+
+/// Runs `f` with SIGPIPE blocked on the calling thread, and takes back a SIGPIPE that `f`
+/// raised (one pending before stays): a write to a closed pipe then fails with EPIPE instead of
+/// ending the process, whatever the program set SIGPIPE to.
+pub(crate) fn without_sigpipe<T>(f: impl FnOnce() -> T) -> T {
+    let pipe = set_of([libc::SIGPIPE]);
+    // SAFETY: zeroed `sigset_t`s are valid out-parameters; plain calls on this thread's signal
+    // mask with valid arguments.
+    unsafe {
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut pending);
+        let was_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut mask);
+        let result = f();
+        libc::sigpending(&mut pending);
+        if !was_pending && libc::sigismember(&pending, libc::SIGPIPE) == 1 {
+            // Pending and blocked: taken at once.
+            let mut taken = 0;
+            libc::sigwait(&pipe, &mut taken);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
+        result
+    }
+}
+
+/// Restores `signal`'s default action, unblocks it and raises it: where the default action
+/// ends the process, it ends here. Async-signal-safe.
+pub(crate) fn reraise(signal: c_int) {
+    let set = set_of([signal]);
+    // SAFETY: plain libc calls with valid arguments.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(signal);
+    }
+}
+
+/// Ends the process by `signal`, as if no handler had been installed: through `exit`'s hooks
+/// (ours among them) where the signal does not end it, as for PID 1 in a container, where the
+/// kernel drops signals left at their default action: then with `128 + signal`.
+///
+/// `libc::exit`, not `std::process::exit`: another thread may already be inside `exit`, and std
+/// would make this one wait for ever.
+pub(crate) fn die_by(signal: c_int) -> ! {
+    reraise(signal);
+    // SAFETY: ends the process; the exit hooks run.
+    unsafe { libc::exit(128 + signal) }
+}
+
+/// [`die_by`] at once, running nothing and flushing nothing: for a signal handler, and for a
+/// deadline that cannot wait for locks. Async-signal-safe.
+pub(crate) fn die_by_now(signal: c_int) -> ! {
+    reraise(signal);
+    exit_now(128 + signal)
+}
+
+/// Ends the process with `code` at once, running nothing and flushing nothing.
+/// Async-signal-safe.
+pub(crate) fn exit_now(code: c_int) -> ! {
+    // SAFETY: `_exit` has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Ends the process with `code` at once, after flushing C's stdio: for a process of the
+/// runtime's own (the guardian), which has nothing else of its own to flush.
+pub(crate) fn exit_flushing(code: c_int) -> ! {
+    // SAFETY: `fflush(NULL)` flushes every stream; `_exit` has no preconditions.
+    unsafe {
+        libc::fflush(ptr::null_mut());
+        libc::_exit(code)
+    }
+}
+
+/// Whether `signal` is set to be ignored, as the process inherited it or the program set it.
+/// Async-signal-safe.
+pub(crate) fn is_ignored(signal: c_int) -> bool {
+    action(signal).is_some_and(|action| action.sa_sigaction == libc::SIG_IGN)
+}
+
+/// `signal`'s action, if it can be read. Async-signal-safe.
+pub(crate) fn action(signal: c_int) -> Option<libc::sigaction> {
+    // SAFETY: a zeroed `sigaction` is a valid out-parameter; a null new action only queries.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        (libc::sigaction(signal, ptr::null(), &mut current) == 0).then_some(current)
+    }
+}
+
+/// Sets `signal`'s action to `handler`, restarting interrupted calls, with no other signal
+/// blocked meanwhile. Async-signal-safe.
+///
+/// # Safety
+///
+/// `handler` must be async-signal-safe, and fit to replace the signal's action for the whole
+/// process.
+pub(crate) unsafe fn catch(signal: c_int, handler: extern "C" fn(c_int)) {
+    // SAFETY: a zeroed `sigaction` is valid before it is filled; the caller vouches for the
+    // handler.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as *const () as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(signal, &action, ptr::null_mut());
+    }
+}
+
+/// A signal set holding `signals`. Async-signal-safe.
+pub(crate) fn set_of(signals: impl IntoIterator<Item = c_int>) -> libc::sigset_t {
+    // SAFETY: a zeroed `sigset_t` is valid before `sigemptyset`; valid signal numbers.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in signals {
+            libc::sigaddset(&mut set, signal);
+        }
+        set
+    }
+}
