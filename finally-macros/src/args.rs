@@ -205,14 +205,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let seconds = match unit {
         "ms" => number / 1000.0,
         "s" => number,
-        "m" | "min" => number * 60.0,
+        "m" => number * 60.0,
         "h" => number * 3600.0,
         _ => return Err(format!("unknown unit `{unit}` (use ms, s, m or h)")),
     };
     let duration =
         Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is too long"))?;
     if duration.is_zero() {
-        return Err("a grace period must be longer than zero".to_owned());
+        return Err(format!("`{text}` is no time at all"));
     }
     Ok(duration)
 }
@@ -268,7 +268,7 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["", "2", "s", "2x", "0s", "-1s", "1.2.3s", "1e400s"] {
+        for bad in ["", "2", "s", "2x", "0s", "-1s", "1.2.3s", "1e400s", "1min"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -1,148 +1,35 @@
-//! Rewriting the function: its body runs inside the runtime's `run`, the cleanup after it.
+//! Rewriting the function: its body runs inside the runtime's `guard_call` (or, for an
+//! `async fn`, inside the future of `guard_future`), the cleanup after it.
 
-use proc_macro2::{Group, Span, TokenStream, TokenTree};
-use quote::{quote, quote_spanned};
 use std::time::Duration;
 
+use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{ItemFn, ReturnType, Type};
+use syn::{ItemFn, ReturnType, Signature, Type};
 
 use crate::args::{Args, CleanupArg};
 
+/// The steps, each below: parse and check the item, then make the pieces of the new body.
 pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> {
     let ItemFn {
         attrs,
         vis,
         sig,
         block,
-    } = syn::parse2(item).map_err(|error| {
-        syn::Error::new(
-            error.span(),
-            "`#[with_cleanup]` can only be used on a function with a body",
-        )
-    })?;
-    if let Some(constness) = &sig.constness {
-        return Err(syn::Error::new_spanned(
-            constness,
-            "`#[with_cleanup]` cannot be used on a `const fn`: its cleanup runs at run time",
-        ));
-    }
-    // The process-wide options: on `main`, which starts before anything else runs.
-    if let Some((option, span)) = args.main_only.first() {
-        if sig.ident != "main" {
-            return Err(syn::Error::new(
-                *span,
-                format!("`{option}` concerns the whole process: it can only be used on `fn main`"),
-            ));
-        }
-        if sig.asyncness.is_some() {
-            return Err(syn::Error::new(
-                *span,
-                format!("`{option}` must take effect before the async runtime's threads start: put `#[with_cleanup]` below `#[tokio::main]` (or the like), on the `main` it makes"),
-            ));
-        }
-    }
+    } = parse_function(item)?;
+    check_placement(&args, &sig)?;
     // The calls are spanned at the user's cleanup, so a wrong signature is reported there.
     let span = args.cleanup.span();
-    let krate = match &args.krate {
-        Some(path) => respan(quote!(#path), span),
-        None => quote_spanned!(span=> ::finally),
-    };
-    let cleanup = match &args.cleanup {
-        CleanupArg::Path(path) => {
-            quote_spanned!(span=> #krate::__private::cleanup(#path))
-        }
-        // A closure becomes a function pointer: one that captures is refused by the compiler,
-        // pointing at what it captures.
-        CleanupArg::Closure(closure) => {
-            let pointer = if closure.inputs.is_empty() {
-                quote_spanned!(span=> fn())
-            } else {
-                quote_spanned!(span=> fn(&#krate::Exit))
-            };
-            quote_spanned! {span=> #krate::__private::cleanup({
-                let __finally_cleanup: #pointer = #closure;
-                __finally_cleanup
-            })}
-        }
-    };
-    // The guardian starts first thing, while `main` still has one thread.
-    let cleanup = match &args.guardian {
-        Some(_) => quote_spanned!(span=> #krate::__private::guardian(#cleanup)),
-        None => cleanup,
-    };
-    let duration = |duration: Option<Duration>| match duration {
-        Some(duration) => {
-            let (seconds, nanos) = (duration.as_secs(), duration.subsec_nanos());
-            quote_spanned!(span=> #krate::__private::Duration::new(#seconds, #nanos))
-        }
-        None => quote_spanned!(span=> #krate::__private::Duration::ZERO),
-    };
-    // What the runtime knows of this function, made once.
-    let name = format!("{} of {}", args.cleanup.describe(), sig.ident);
-    let grace = duration(args.grace);
-    let site = quote_spanned! {span=>
-        static __FINALLY_SITE: #krate::__private::Site = #krate::__private::Site {
-            name: #name,
-            grace: #grace,
-        };
-    };
-    // The process-wide options, set before the first guarded call installs anything.
-    let configure =
-        if args.signals.is_some() || args.timeout.is_some() || args.force_quit_after.is_some() {
-            let signals = match &args.signals {
-                Some(signals) => quote_spanned!(span=> &[#(#krate::__private::#signals),*]),
-                None => quote_spanned!(span=> #krate::__private::Config::DEFAULT.signals),
-            };
-            let timeout = match args.timeout {
-                Some(_) => {
-                    let timeout = duration(args.timeout);
-                    quote_spanned!(span=> ::core::option::Option::Some(#timeout))
-                }
-                None => quote_spanned!(span=> ::core::option::Option::None),
-            };
-            let force_quit_after = match args.force_quit_after {
-                Some(count) => quote_spanned!(span=> ::core::option::Option::Some(#count)),
-                None => quote_spanned!(span=> ::core::option::Option::None),
-            };
-            quote_spanned! {span=>
-                #krate::__private::configure(#krate::__private::Config {
-                    signals: #signals,
-                    timeout: #timeout,
-                    force_quit_after: #force_quit_after,
-                });
-            }
-        } else {
-            quote!()
-        };
+    let krate = crate_path(&args, span);
+    let cleanup = cleanup(&args, &krate, span);
+    let site = site(&args, &sig, &krate, span);
+    let configure = configure(&args, &krate, span);
     let body = if sig.asyncness.is_some() {
-        // The body becomes an `async move` block inside the guarded future, so `return` and `?`
-        // stay inside it. Its output type is pinned to the declared one, as `?` cannot infer it.
-        let pin_output = match &sig.output {
-            ReturnType::Type(_, output) if !contains_impl_trait(output) => quote! {
-                #[allow(unreachable_code, clippy::diverging_sub_expression)]
-                if false {
-                    let __finally_output: #output = loop {};
-                    return __finally_output;
-                }
-            },
-            _ => quote!(),
-        };
-        let guard = quote_spanned!(span=> #krate::__private::guard_future);
-        quote! {
-            // A body that returns a future is the user's choice, made in the signature.
-            #[allow(clippy::async_yields_async)]
-            let __finally_body = async move {
-                #pin_output
-                #block
-            };
-            #guard(#cleanup, &__FINALLY_SITE, __finally_body).await
-        }
+        async_body(&sig, &block, &cleanup, &krate, span)
     } else {
-        // The body becomes a closure, so `return` and `?` stay inside it; its return type is
-        // inferred from the signature's.
-        let run = quote_spanned!(span=> #krate::__private::guard_call);
-        quote!(#run(#cleanup, &__FINALLY_SITE, move || #block))
+        sync_body(&block, &cleanup, &krate, span)
     };
     Ok(quote! {
         #(#attrs)*
@@ -152,6 +39,178 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
             #body
         }
     })
+}
+
+/// The item, which must be a function with a body, and not a `const fn`.
+fn parse_function(item: TokenStream) -> syn::Result<ItemFn> {
+    let function: ItemFn = syn::parse2(item).map_err(|error| {
+        syn::Error::new(
+            error.span(),
+            "`#[with_cleanup]` can only be used on a function with a body",
+        )
+    })?;
+    if let Some(constness) = &function.sig.constness {
+        return Err(syn::Error::new_spanned(
+            constness,
+            "`#[with_cleanup]` cannot be used on a `const fn`: its cleanup runs at run time",
+        ));
+    }
+    Ok(function)
+}
+
+/// The options that concern the whole process go on `main`, which starts before anything else
+/// runs; on a plain `main`, so that they act before an async runtime's threads start.
+fn check_placement(args: &Args, sig: &Signature) -> syn::Result<()> {
+    let Some((option, span)) = args.main_only.first() else {
+        return Ok(());
+    };
+    if sig.ident != "main" {
+        return Err(syn::Error::new(
+            *span,
+            format!("`{option}` concerns the whole process: it can only be used on `fn main`"),
+        ));
+    }
+    if sig.asyncness.is_some() {
+        return Err(syn::Error::new(
+            *span,
+            format!("`{option}` must take effect before the async runtime's threads start: put `#[with_cleanup]` below `#[tokio::main]` (or the like), on the `main` it makes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Where the `finally` crate is: `crate = "path"`, or `::finally`.
+fn crate_path(args: &Args, span: Span) -> TokenStream {
+    match &args.krate {
+        Some(path) => respan(quote!(#path), span),
+        None => quote_spanned!(span=> ::finally),
+    }
+}
+
+/// The cleanup, as a `fn(&Exit)` value, wrapped by the guardian if `main` has one.
+fn cleanup(args: &Args, krate: &TokenStream, span: Span) -> TokenStream {
+    let cleanup = match &args.cleanup {
+        CleanupArg::Path(path) => quote_spanned!(span=> #krate::__private::cleanup(#path)),
+        // A closure becomes a function pointer: one that captures is refused by the compiler,
+        // pointing at what it captures.
+        CleanupArg::Closure(closure) => {
+            let pointer = if closure.inputs.is_empty() {
+                quote_spanned!(span=> fn())
+            } else {
+                quote_spanned!(span=> fn(&#krate::Exit))
+            };
+            let name = Ident::new("__finally_cleanup", Span::mixed_site());
+            quote_spanned! {span=> #krate::__private::cleanup({
+                let #name: #pointer = #closure;
+                #name
+            })}
+        }
+    };
+    // The guardian starts first thing, while `main` still has one thread.
+    match &args.guardian {
+        Some(_) => quote_spanned!(span=> #krate::__private::guardian(#cleanup)),
+        None => cleanup,
+    }
+}
+
+/// What the runtime knows of this function, made once: a `static`.
+fn site(args: &Args, sig: &Signature, krate: &TokenStream, span: Span) -> TokenStream {
+    let name = format!("{} of {}", args.cleanup.describe(), sig.ident);
+    let grace = duration(args.grace, krate, span);
+    quote_spanned! {span=>
+        static __FINALLY_SITE: #krate::__private::Site = #krate::__private::Site {
+            name: #name,
+            grace: #grace,
+        };
+    }
+}
+
+/// The process-wide options, set before the first guarded call installs anything.
+fn configure(args: &Args, krate: &TokenStream, span: Span) -> TokenStream {
+    if args.signals.is_none() && args.timeout.is_none() && args.force_quit_after.is_none() {
+        return quote!();
+    }
+    let signals = match &args.signals {
+        Some(signals) => quote_spanned!(span=> &[#(#krate::__private::#signals),*]),
+        None => quote_spanned!(span=> #krate::__private::Config::DEFAULT.signals),
+    };
+    let timeout = match args.timeout {
+        Some(_) => {
+            let timeout = duration(args.timeout, krate, span);
+            quote_spanned!(span=> ::core::option::Option::Some(#timeout))
+        }
+        None => quote_spanned!(span=> ::core::option::Option::None),
+    };
+    let force_quit_after = match args.force_quit_after {
+        Some(count) => quote_spanned!(span=> ::core::option::Option::Some(#count)),
+        None => quote_spanned!(span=> ::core::option::Option::None),
+    };
+    quote_spanned! {span=>
+        #krate::__private::configure(#krate::__private::Config {
+            signals: #signals,
+            timeout: #timeout,
+            force_quit_after: #force_quit_after,
+        });
+    }
+}
+
+/// A `Duration` value, zero for none.
+fn duration(duration: Option<Duration>, krate: &TokenStream, span: Span) -> TokenStream {
+    match duration {
+        Some(duration) => {
+            let (seconds, nanos) = (duration.as_secs(), duration.subsec_nanos());
+            quote_spanned!(span=> #krate::__private::Duration::new(#seconds, #nanos))
+        }
+        None => quote_spanned!(span=> #krate::__private::Duration::ZERO),
+    }
+}
+
+/// The body of a function: a closure, so that `return` and `?` stay inside it; its return type
+/// is inferred from the signature's.
+fn sync_body(
+    block: &syn::Block,
+    cleanup: &TokenStream,
+    krate: &TokenStream,
+    span: Span,
+) -> TokenStream {
+    let guard_call = quote_spanned!(span=> #krate::__private::guard_call);
+    quote!(#guard_call(#cleanup, &__FINALLY_SITE, move || #block))
+}
+
+/// The body of an `async fn`: an `async move` block inside the guarded future, so that
+/// `return` and `?` stay inside it. Its output type is pinned to the declared one, as `?`
+/// cannot infer it; a mistake there is reported at the declared type.
+fn async_body(
+    sig: &Signature,
+    block: &syn::Block,
+    cleanup: &TokenStream,
+    krate: &TokenStream,
+    span: Span,
+) -> TokenStream {
+    let pin_output = match &sig.output {
+        ReturnType::Type(_, output) if !contains_impl_trait(output) => {
+            let value = Ident::new("__finally_output", Span::mixed_site());
+            quote_spanned! {output.span()=>
+                #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::empty_loop)]
+                if false {
+                    let #value: #output = loop {};
+                    return #value;
+                }
+            }
+        }
+        _ => quote!(),
+    };
+    let guard_future = quote_spanned!(span=> #krate::__private::guard_future);
+    let body = Ident::new("__finally_body", Span::mixed_site());
+    quote! {
+        // A body that returns a future is the user's choice, made in the signature.
+        #[allow(clippy::async_yields_async)]
+        let #body = async move {
+            #pin_output
+            #block
+        };
+        #guard_future(#cleanup, &__FINALLY_SITE, #body).await
+    }
 }
 
 /// Whether `ty` mentions `impl Trait`, which cannot be written as a local's type.

@@ -17,7 +17,7 @@ mod membarrier {
         false
     }
 
-    pub(crate) fn run() -> bool {
+    pub(crate) fn barrier() -> bool {
         false
     }
 }
@@ -40,7 +40,7 @@ pub(crate) fn register_in_child() -> bool {
 ///
 /// `asymmetric`: whether owners may be using compiler-only fences; if not, a fence is enough.
 pub(crate) fn heavy(asymmetric: bool) {
-    if !(asymmetric && membarrier::run()) {
+    if !(asymmetric && membarrier::barrier()) {
         fence(SeqCst);
     }
 }

@@ -102,7 +102,7 @@ impl Flag {
 }
 
 impl ShutdownFlag for Flag {
-    #[inline(always)]
+    #[inline]
     fn seen_after_store(&self) -> bool {
         compiler_fence(SeqCst);
         match self.0.load(Relaxed) {

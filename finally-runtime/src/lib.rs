@@ -4,6 +4,7 @@
 //! Use it through the `finally` crate; this crate's public items are re-exported there.
 
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 // Said plainly here rather than by a dozen unresolved imports further down.
 #[cfg(not(target_os = "linux"))]

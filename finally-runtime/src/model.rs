@@ -10,7 +10,7 @@ use loom::thread;
 use std::ptr;
 
 use crate::fence;
-use crate::protocol::{Claim, Header, Stack, DONE, TAKEN};
+use crate::protocol::{Header, Stack, TAKEN};
 use crate::sync::atomic::Ordering::{Relaxed, SeqCst};
 use crate::Exit;
 
@@ -88,17 +88,18 @@ impl World {
             self.started[index].store(true, SeqCst);
         }
         for (index, node) in self.nodes.iter().enumerate().rev() {
-            let claim = self.stack.claim(node, &self.flag);
-            if claim != Claim::Taken {
+            // As `registry::finish`.
+            if self.stack.claim(node, &self.flag).is_ok() {
                 self.ran.lock().unwrap().push(index);
-            }
-            if claim == Claim::OwnerDuringShutdown {
-                node.done();
-            }
-            if claim != Claim::Owner || self.stack.pop(node, &self.flag).is_err() {
-                if claim != Claim::Owner {
-                    let _ = self.stack.pop(node, &self.flag);
+                if self.stack.pop(node, &self.flag).is_err() {
+                    self.stand_by();
                 }
+            } else {
+                if node.own() {
+                    self.ran.lock().unwrap().push(index);
+                    node.done();
+                }
+                let _ = self.stack.pop(node, &self.flag);
                 self.stand_by();
             }
             // The call returns: its frame, and the node in it, is gone. A walk that still
@@ -118,7 +119,7 @@ impl World {
     fn shutdown(&self) {
         self.flag.store(STARTED, SeqCst);
         fence::heavy(false);
-        let mut run = |header: &Header| {
+        let mut take_over = |header: &Header| {
             self.alive(header);
             self.ran.lock().unwrap().push(self.index(header));
         };
@@ -136,7 +137,7 @@ impl World {
             self.walking.store(true, SeqCst);
             atomic_fence(SeqCst);
             // SAFETY: the flag is started and the barrier run; the owner stands by.
-            unsafe { self.stack.walk(false, &mut run, &mut wait) };
+            unsafe { self.stack.walk(false, &mut take_over, &mut wait) };
             self.walking.store(false, SeqCst);
         }
     }

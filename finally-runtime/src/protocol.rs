@@ -3,7 +3,7 @@
 //! A guarded call keeps a node in its own frame and links it on top of its thread's stack: `top`
 //! points at the innermost pending node, each node's `prev` at the one it encloses. Only the
 //! owning thread stores to `top`. The *shutdown* is run by one thread (the signal thread, or the
-//! thread inside `exit`): it starts the shutdown flag, runs [`crate::barrier::heavy`], then
+//! thread inside `exit`): it starts the shutdown flag, runs [`crate::fence::heavy`], then
 //! *walks* every stack and takes over what is pending.
 //!
 //! Each owner step is a store followed, after a fence, by a load of the flag
@@ -79,16 +79,16 @@ impl Header {
             .map(drop)
     }
 
-    /// The walk: takes the node and runs it with `run`; or, if its owner claimed it during the
+    /// The walk: takes the node over and runs it with `take_over`; or, if its owner claimed it during the
     /// shutdown and runs it, waits for that with `wait`, unless `mine` (as in [`Stack::walk`]).
     pub(crate) fn take_or_wait(
         &self,
         mine: bool,
-        run: &mut impl FnMut(&Header),
+        take_over: &mut impl FnMut(&Header),
         wait: &mut impl FnMut(&Header),
     ) {
         match self.take() {
-            Ok(()) => run(self),
+            Ok(()) => take_over(self),
             Err(OWNED) if !mine => {
                 while self.state.load(Acquire) != DONE {
                     wait(self);
@@ -119,8 +119,10 @@ impl Header {
     }
 }
 
-/// Tags `top` while the owner runs that node's cleanup.
+/// Tags `top` while the owner runs that node's cleanup: in the low bit, which a node's address
+/// never sets.
 const CLEANING: usize = 1;
+const _: () = assert!(std::mem::align_of::<Header>() > CLEANING);
 
 fn tagged(node: *const Header) -> *mut Header {
     node.cast_mut().wrapping_byte_add(CLEANING)
@@ -136,7 +138,7 @@ pub(crate) struct Stack {
 }
 
 /// The shutdown flag, as owners read it right after a store: the owners' half of each
-/// store-then-load pair, fence included (a compiler-only one once [`crate::barrier::heavy`]
+/// store-then-load pair, fence included (a compiler-only one once [`crate::fence::heavy`]
 /// stands in for it). The runtime's flag, or loom's atomic in the model.
 pub(crate) trait ShutdownFlag {
     fn seen_after_store(&self) -> bool;
@@ -148,16 +150,6 @@ impl ShutdownFlag for loom::sync::atomic::AtomicU8 {
         crate::sync::atomic::fence(SeqCst);
         self.load(Relaxed) != 0
     }
-}
-
-/// Who runs a node's cleanup, as its owner's claim found out.
-#[derive(PartialEq, Eq)]
-pub(crate) enum Claim {
-    Owner,
-    /// The owner, though a shutdown is under way.
-    OwnerDuringShutdown,
-    /// The shutdown took it over.
-    Taken,
 }
 
 /// An owner step met the flag raised.
@@ -177,47 +169,43 @@ impl Stack {
     }
 
     /// Whether the owner is running the cleanup of its innermost node; for the owner.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn is_cleaning(&self) -> bool {
         is_tagged(self.top.load(Relaxed))
     }
 
     /// Owner: the innermost pending node, for a node made to go above it: made with `prev` set
     /// to it, the node is published with [`push`](Self::push) in a single store.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn top(&self) -> *mut Header {
         self.top.load(Relaxed)
     }
 
     /// Owner: publishes `node`, whose `prev` holds [`top`](Self::top), as the innermost pending
     /// cleanup. `node` must stay where it is until [`pop`](Self::pop).
-    #[inline(always)]
+    #[inline]
     pub(crate) fn push(&self, node: &Header, flag: &impl ShutdownFlag) -> Result<(), FlagSeen> {
         // Release: a walk that sees the node sees its `prev` too (free where stores are ordered
         // anyway, as on x86).
         self.top.store(ptr::from_ref(node).cast_mut(), Release);
-        check(flag)
+        flag_seen(flag)
     }
 
-    /// Owner: claims `node`, the innermost, to run its cleanup.
-    #[inline(always)]
-    pub(crate) fn claim(&self, node: &Header, flag: &impl ShutdownFlag) -> Claim {
+    /// Owner: claims `node`, the innermost, to run its cleanup. If the flag is seen, the walk
+    /// may have seen the untagged node first: the owner runs the cleanup only if it wins the
+    /// node with [`Header::own`].
+    #[inline]
+    pub(crate) fn claim(&self, node: &Header, flag: &impl ShutdownFlag) -> Result<(), FlagSeen> {
         self.top.store(tagged(node), Relaxed);
-        if check(flag).is_ok() {
-            Claim::Owner
-        } else if node.own() {
-            Claim::OwnerDuringShutdown
-        } else {
-            Claim::Taken
-        }
+        flag_seen(flag)
     }
 
     /// Owner: unlinks `node`, the innermost, whose cleanup has run (and which is
     /// [`done`](Header::done) if it was claimed during a shutdown), or was taken over.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn pop(&self, node: &Header, flag: &impl ShutdownFlag) -> Result<(), FlagSeen> {
         self.top.store(node.prev.load(Relaxed), Relaxed);
-        check(flag)
+        flag_seen(flag)
     }
 
     /// Owner, inside `exit` for good: unlinks the node whose cleanup it was running (and which
@@ -231,19 +219,19 @@ impl Stack {
         }
     }
 
-    /// The walk: runs the cleanup of every pending node, innermost first, with `run`. A cleanup
+    /// The walk: runs the cleanup of every pending node, innermost first, with `take_over`. A cleanup
     /// its owner is running is waited for with `wait` (which must let time pass), unless
     /// `mine`: the walking thread is that owner (a cleanup that called `exit`), and would wait
     /// forever.
     ///
     /// # Safety
     ///
-    /// The flag must have been started, and [`crate::barrier::heavy`] run, before this call;
+    /// The flag must have been started, and [`crate::fence::heavy`] run, before this call;
     /// and the owner must stand by while its stack is walked (module docs).
     pub(crate) unsafe fn walk(
         &self,
         mine: bool,
-        mut run: impl FnMut(&Header),
+        mut take_over: impl FnMut(&Header),
         mut wait: impl FnMut(&Header),
     ) {
         let mut node = loop {
@@ -272,7 +260,7 @@ impl Stack {
                 // the shutdown took over, which never starts it (`registry.rs`).
                 header.withdraw();
             } else {
-                header.take_or_wait(mine, &mut run, &mut wait);
+                header.take_or_wait(mine, &mut take_over, &mut wait);
             }
             node = prev;
         }
@@ -280,8 +268,8 @@ impl Stack {
 }
 
 /// The owner's half of a store-then-load pair, against the shutdown's.
-#[inline(always)]
-fn check(flag: &impl ShutdownFlag) -> Result<(), FlagSeen> {
+#[inline]
+fn flag_seen(flag: &impl ShutdownFlag) -> Result<(), FlagSeen> {
     if flag.seen_after_store() {
         Err(FlagSeen)
     } else {

@@ -1,4 +1,4 @@
-//! The registry of pending cleanups: a stack per thread, and the stopper's walk over them all.
+//! The registry of pending cleanups: a stack per thread, and the walk of the shutdown over them all.
 //!
 //! Each thread owns a [`Slot`], found through a thread-local and never freed (a thread that ends
 //! hands its slot to the next new thread). A slot holds the thread's [`Stack`] of pending
@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::flag::SHUTDOWN;
-use crate::protocol::{Claim, Header, Stack};
+use crate::protocol::{Header, Stack};
 use crate::report::report;
 use crate::{fence, request, standby, sys, Exit};
 
@@ -63,7 +63,7 @@ impl<F> Node<F> {
 impl<F: Fn(&Exit) + Sync> Node<F> {
     /// A node to go on `slot`'s stack at once, with [`push`]: made with the stack's top as its
     /// `prev`, so that the push is a single store. Without a slot, a node that no stack holds.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn new(cleanup: F, name: &'static &'static str, on: Option<&Slot>) -> Self {
         let prev = on.map_or(ptr::null_mut(), |slot| slot.stack.top());
         Node {
@@ -169,7 +169,7 @@ impl Drop for HandBack {
 }
 
 /// The calling thread's slot, if it has taken one ([`take`]).
-#[inline(always)]
+#[inline]
 pub(crate) fn current() -> Option<&'static Slot> {
     // SAFETY: slots are never freed.
     unsafe { SLOT.with(Cell::get).as_ref() }
@@ -188,20 +188,17 @@ pub(crate) fn take() -> Option<&'static Slot> {
 fn take_slot() -> &'static Slot {
     let taken = TAKEN.fetch_add(1, Relaxed);
     let owner = sys::thread_id();
-    let mut next = SLOTS.load(Acquire);
-    // SAFETY (loop): slots are never freed.
-    while let Some(slot) = unsafe { next.as_ref() } {
-        if !slot.gone.load(Relaxed)
+    let free = slots().find(|slot| {
+        !slot.gone.load(Relaxed)
             && slot
                 .in_use
                 .compare_exchange(false, true, Acquire, Relaxed)
                 .is_ok()
-        {
-            slot.owner.store(owner, Relaxed);
-            slot.taken.store(taken, Relaxed);
-            return slot;
-        }
-        next = slot.next.load(Relaxed);
+    });
+    if let Some(slot) = free {
+        slot.owner.store(owner, Relaxed);
+        slot.taken.store(taken, Relaxed);
+        return slot;
     }
     let slot: &'static Slot = Box::leak(Box::new(Slot {
         stack: Stack::new(),
@@ -247,13 +244,13 @@ fn mine() -> Option<&'static Slot> {
 impl Slot {
     /// Whether the thread is running a cleanup: its guarded calls then go unregistered. (Its
     /// own stack's top is tagged while it runs one of its own; the count covers the others.)
-    #[inline(always)]
+    #[inline]
     pub(crate) fn is_cleaning(&self) -> bool {
         self.stack.is_cleaning() || self.cleaning.load(Relaxed) != 0
     }
 
     /// Runs `cleanup`, counted as a cleanup the thread is running. `cleanup` must not unwind.
-    #[inline(always)]
+    #[inline]
     fn cleaning<T>(&self, cleanup: impl FnOnce() -> T) -> T {
         self.cleaning
             .store(self.cleaning.load(Relaxed) + 1, Relaxed);
@@ -265,7 +262,7 @@ impl Slot {
 }
 
 /// Runs a cleanup, `cleanup`, catching its panic: the one place a cleanup is called.
-#[inline(always)]
+#[inline]
 pub(crate) fn call_caught(cleanup: impl FnOnce()) -> Option<Panic> {
     catch_unwind(AssertUnwindSafe(cleanup)).err()
 }
@@ -286,7 +283,7 @@ fn call(mine: Option<&Slot>, header: &Header, exit: &Exit) -> Option<Panic> {
 /// node must stay where it is until [`finish`] (or [`unpush`]).
 ///
 /// Does not return once the shutdown is closed: a body that has not started never will.
-#[inline(always)]
+#[inline]
 pub(crate) fn push(slot: &Slot, header: &Header) {
     count_call(slot);
     if slot.stack.push(header, &SHUTDOWN).is_err() {
@@ -298,7 +295,7 @@ pub(crate) fn push(slot: &Slot, header: &Header) {
 const HOT: u32 = 1000;
 
 /// Counts a guarded call of the calling thread, whose slot is `slot`, up to [`HOT`].
-#[inline(always)]
+#[inline]
 fn count_call(slot: &Slot) {
     let calls = slot.calls.load(Relaxed);
     if calls < HOT {
@@ -366,33 +363,35 @@ fn left_during_shutdown(slot: &Slot) {
 ///
 /// Returns the cleanup's panic, if it panicked. Runs nothing if the shutdown took the node over
 /// (it runs the cleanup itself). Does not return once the shutdown is closed.
-#[inline(always)]
+#[inline]
 pub(crate) fn finish<F: Fn(&Exit)>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option<Panic> {
     let header = node.header();
-    let stopped;
-    let claim = slot.stack.claim(header, &SHUTDOWN);
-    let exit = match claim {
-        Claim::Owner => exit,
-        Claim::OwnerDuringShutdown => match request::stopped(exit) {
-            Some(signal) => {
-                stopped = signal;
-                &stopped
-            }
-            None => exit,
-        },
-        Claim::Taken => {
-            if slot.stack.pop(header, &SHUTDOWN).is_err() {
-                left_during_shutdown(slot);
-            }
-            return None;
-        }
-    };
+    if slot.stack.claim(header, &SHUTDOWN).is_err() {
+        return finish_during_shutdown(slot, node, exit);
+    }
     // Called directly, not through the header's type-erased `call`, so it can be inlined. While
     // it runs, the tagged top tells `is_cleaning`.
     let panic = call_caught(|| (node.cleanup)(exit));
-    if claim == Claim::OwnerDuringShutdown {
-        header.done();
+    if slot.stack.pop(header, &SHUTDOWN).is_err() {
+        left_during_shutdown(slot);
     }
+    panic
+}
+
+/// [`finish`] once the claim met the flag: the owner runs the cleanup only if it wins the node;
+/// if the shutdown took it over, it runs nothing.
+#[cold]
+#[inline(never)]
+fn finish_during_shutdown<F: Fn(&Exit)>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option<Panic> {
+    let header = node.header();
+    let panic = if header.own() {
+        let stopped = request::stopped(exit);
+        let panic = call_caught(|| (node.cleanup)(stopped.as_ref().unwrap_or(exit)));
+        header.done();
+        panic
+    } else {
+        None
+    };
     if slot.stack.pop(header, &SHUTDOWN).is_err() {
         left_during_shutdown(slot);
     }
@@ -493,7 +492,7 @@ pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
     // A walk by a thread that is itself running a cleanup (which called `exit`) must not wait
     // for a future's cleanup that its owner is running: that may be its own.
     let cleaning = mine.is_some_and(Slot::is_cleaning);
-    let mut run = |header: &Header| {
+    let mut take_over = |header: &Header| {
         standby::running(header.name);
         if let Some(payload) = call(mine, header, exit) {
             let message = crate::exit::panic_message(&*payload).unwrap_or("a non-string payload");
@@ -515,7 +514,7 @@ pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
         standby::walking(slot.address());
         // SAFETY: the flag is started and the barrier run (`shutdown.rs`); the owner stands by
         // while the walk is on its slot.
-        unsafe { slot.stack.walk(is_mine, &mut run, &mut wait) };
+        unsafe { slot.stack.walk(is_mine, &mut take_over, &mut wait) };
         let mut futures = Vec::new();
         let list = slot.futures();
         let mut link = list.0;
@@ -528,7 +527,7 @@ pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
         for header in futures {
             // SAFETY: a node copied from the list during the walk stays alive while the walk is
             // on its slot.
-            unsafe { &*header }.take_or_wait(cleaning, &mut run, &mut wait);
+            unsafe { &*header }.take_or_wait(cleaning, &mut take_over, &mut wait);
         }
         if next.is_none() {
             if let Some(last) = before_last.take() {

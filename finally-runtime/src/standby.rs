@@ -85,17 +85,17 @@ pub(crate) fn stand_by(slot: usize) {
 }
 
 /// The cleanup the walk runs or waits for, for the deadline's report.
-static RUNNING: AtomicPtr<&'static str> = AtomicPtr::new(ptr::null_mut());
+static CURRENT: AtomicPtr<&'static str> = AtomicPtr::new(ptr::null_mut());
 
 /// The walk is running, or waiting for, the cleanup `name`.
 pub(crate) fn running(name: &'static &'static str) {
-    RUNNING.store(ptr::from_ref(name).cast_mut(), SeqCst);
+    CURRENT.store(ptr::from_ref(name).cast_mut(), SeqCst);
 }
 
 /// The cleanup the walk runs or waits for, if any. Async-signal-safe.
 pub(crate) fn running_name() -> &'static str {
     // SAFETY: only ever a `&'static &'static str`, or null.
-    unsafe { RUNNING.load(SeqCst).as_ref() }.map_or("none", |name| *name)
+    unsafe { CURRENT.load(SeqCst).as_ref() }.map_or("none", |name| *name)
 }
 
 /// In a forked child: no walk under way. Async-signal-safe.

@@ -44,7 +44,7 @@ impl<F: Fn(&Exit) + Copy + Send + Sync + 'static> Cleanup<WithExit> for F {
 
 /// Checks that `cleanup` is one, where the error can point at the user's tokens, and gives it
 /// the one form [`guard_call`] takes (so a wrong cleanup makes one error, not two).
-#[inline(always)]
+#[inline]
 pub fn cleanup<M, C: Cleanup<M>>(cleanup: C) -> impl Fn(&Exit) + Copy + Send + Sync + 'static {
     move |exit: &Exit| cleanup.call(exit)
 }
@@ -61,7 +61,7 @@ pub struct Site {
 /// The slot a guarded call registers in: the calling thread's (taken on its first guarded call,
 /// which installs the handlers), unless the thread is being torn down or is running a cleanup
 /// (which is never cut short, so what it calls needs only return and panic covered).
-#[inline(always)]
+#[inline]
 fn slot() -> Option<&'static Slot> {
     match registry::current() {
         Some(slot) => Some(slot),
@@ -100,7 +100,7 @@ where
 ///
 /// The value stays out of memory on the way: a body that may panic costs no more than one that
 /// cannot.
-#[inline(always)]
+#[inline]
 fn end<R>(
     result: thread::Result<R>,
     grace: Grace,

@@ -87,7 +87,7 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 /// Whether a guardian runs: one of the following.
 static STATE: AtomicU8 = AtomicU8::new(NOT_ASKED);
 const NOT_ASKED: u8 = 0;
-const RUNNING: u8 = 1;
+const WATCHING: u8 = 1;
 /// `main`'s cleanup completed and the guardian was told: it has ended, or is ending.
 const COMPLETED: u8 = 2;
 /// It could not start: [`FAILURE`] says why.
@@ -127,7 +127,7 @@ where
                 CHANNEL.store(started.channel, SeqCst);
                 GUARDIAN.store(started.guardian, SeqCst);
                 NOTES.store(started.notes, SeqCst);
-                STATE.store(RUNNING, SeqCst);
+                STATE.store(WATCHING, SeqCst);
                 crash::install();
             }
             Err(error) => {
@@ -185,8 +185,8 @@ impl Drop for Completed {
 ///   program (without `exec`), to which the program's guardian does not belong.
 pub fn guardian_status() -> Result<(), Error> {
     let (context, kind, why) = match STATE.load(SeqCst) {
-        RUNNING if !fd::hung_up(CHANNEL.load(SeqCst)) => return Ok(()),
-        RUNNING => (
+        WATCHING if !fd::hung_up(CHANNEL.load(SeqCst)) => return Ok(()),
+        WATCHING => (
             "reach the guardian",
             io::ErrorKind::BrokenPipe,
             "it has ended",
@@ -230,7 +230,7 @@ pub fn guardian_status() -> Result<(), Error> {
 pub(crate) fn forget_in_child() {
     NOTES.store(ptr::null_mut(), SeqCst);
     let _ = STATE.fetch_update(SeqCst, SeqCst, |state| {
-        matches!(state, RUNNING | COMPLETED).then_some(FORGOTTEN)
+        matches!(state, WATCHING | COMPLETED).then_some(FORGOTTEN)
     });
     GUARDIAN.store(0, SeqCst);
     let fd = CHANNEL.swap(-1, SeqCst);
@@ -255,7 +255,7 @@ pub fn guardian_pid() -> Option<u32> {
 pub(crate) fn tell(key: &str, value: &OsStr) {
     let fd = CHANNEL.load(SeqCst);
     // After `main`'s cleanup completed, the guardian has nothing more to learn.
-    if fd < 0 || STATE.load(SeqCst) != RUNNING {
+    if fd < 0 || STATE.load(SeqCst) != WATCHING {
         return;
     }
     let (key, value) = (key.as_bytes(), value.as_bytes());
@@ -273,7 +273,7 @@ pub(crate) fn tell(key: &str, value: &OsStr) {
     match sent {
         Ok(()) => {}
         // Sent as `main`'s cleanup completed: the guardian may have ended, as it should.
-        Err(_) if STATE.load(SeqCst) != RUNNING => {}
+        Err(_) if STATE.load(SeqCst) != WATCHING => {}
         Err(_) if is_full(&sent) => {
             if !LAGGING.swap(true, SeqCst) {
                 report(format_args!(
@@ -311,7 +311,7 @@ fn completed() {
         unsafe { (*notes).completed.store(true, SeqCst) };
     }
     if STATE
-        .compare_exchange(RUNNING, COMPLETED, SeqCst, SeqCst)
+        .compare_exchange(WATCHING, COMPLETED, SeqCst, SeqCst)
         .is_ok()
     {
         let sent = socket::send(CHANNEL.load(SeqCst), &[&[COMPLETED_MESSAGE]]);

@@ -2,7 +2,6 @@
 
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::SeqCst;
 
 use libc::{c_int, pid_t};
@@ -12,7 +11,7 @@ use super::notes::Notes;
 use super::{GUARDING, STATE};
 use crate::report::report;
 use crate::sys::{fd, proc, process, signal};
-use crate::{config, Exit, Signal};
+use crate::{config, registry, Exit, Signal};
 
 /// How often a guardian without a pidfd looks at the program in `/proc`, in milliseconds.
 const LOOK_EVERY: c_int = 100;
@@ -122,7 +121,7 @@ pub(super) fn guard<C: Fn(&Exit)>(
 /// Runs the cleanup of a program that died, by `signal` where known.
 pub(super) fn clean_up<C: Fn(&Exit)>(cleanup: C, signal: Option<Signal>) {
     let exit = Exit::Died { signal };
-    if catch_unwind(AssertUnwindSafe(|| cleanup(&exit))).is_err() {
+    if registry::call_caught(|| cleanup(&exit)).is_some() {
         report(format_args!("the cleanup panicked in the guardian"));
     }
 }

@@ -8,7 +8,7 @@ fn membarrier(command: libc::c_long) -> bool {
     unsafe { libc::syscall(libc::SYS_membarrier, command, 0 as libc::c_long) == 0 }
 }
 
-/// Registers the process for [`run`]; whether that worked. Async-signal-safe. With other
+/// Registers the process for [`barrier`]; whether that worked. Async-signal-safe. With other
 /// threads running, the kernel waits for them: milliseconds.
 pub(crate) fn register() -> bool {
     membarrier(REGISTER_PRIVATE_EXPEDITED)
@@ -16,6 +16,6 @@ pub(crate) fn register() -> bool {
 
 /// Runs the barrier on every thread; whether that worked (registered, on a kernel that has
 /// it, without a seccomp filter against it).
-pub(crate) fn run() -> bool {
+pub(crate) fn barrier() -> bool {
     membarrier(PRIVATE_EXPEDITED)
 }
