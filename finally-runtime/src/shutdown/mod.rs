@@ -1,0 +1,131 @@
+//! The shutdown: who runs it, and its sequence from the first signal (or `exit`) to the last
+//! cleanup.
+//!
+//! Exactly one thread runs the shutdown: the signal thread on the first handled signal, or the
+//! thread calling `exit` (`std::process::exit`, or the end of `main`), or a panicking thread
+//! of a `panic = "abort"` build. It claims the shutdown, starts the flag, and *walks* the
+//! registry twice:
+//!
+//! 1. The first walk takes over every pending cleanup and runs it. Meanwhile the program's
+//!    threads go on (`standby.rs` says where an owner waits); a guarded body that starts now is
+//!    registered as usual.
+//! 2. Just before the first walk leaves its last slot, the shutdown is *closed*: from then on no
+//!    guarded body starts, and a thread that reaches a guarded function's entry or exit waits for
+//!    the end of the process. The second walk takes over what bodies started during the first.
+//!
+//! On a signal, the stop is *requested* first (`request.rs`). With guarded functions that have a
+//! grace period pending, the flag starts only once they have returned or the longest grace
+//! period has passed, so that they can return on their own; without, the flag starts before the
+//! request, so that a body that returns as soon as it learns of the stop runs no further.
+//!
+//! A cleanup that calls `exit` on the shutdown's own thread brings the shutdown back here
+//! ([`on_exit`]): it resumes the walks, and the remaining cleanups still run once.
+
+mod deadline;
+mod grace;
+mod runner;
+
+use std::sync::atomic::AtomicI32;
+use std::sync::atomic::Ordering::SeqCst;
+
+use self::runner::{claim, REASON};
+use crate::flag::SHUTDOWN;
+use crate::sys::signal;
+use crate::{fence, registry, request, standby, Exit, Signal};
+
+pub(crate) use self::deadline::arm as arm_deadline;
+pub(crate) use self::grace::{grace_finished, grace_started};
+pub(crate) use self::runner::{is_mine, kind, Kind};
+
+/// Starts the flag: from now on, owners that reach a guarded function's entry or exit meet the
+/// shutdown, and their nodes may be taken over.
+fn begin(exit: &Exit) {
+    REASON.store(Box::into_raw(Box::new(exit.clone())), SeqCst);
+    let asymmetric = SHUTDOWN.start();
+    fence::heavy(asymmetric);
+}
+
+/// The two walks (module docs). A cleanup whose output goes to a closed pipe (a terminal gone,
+/// a reader gone) sees EPIPE, as Rust programs do, even if the program set SIGPIPE back to its
+/// default: a SIGPIPE must not end the process half-way through its cleanups.
+fn walk() {
+    // SAFETY: set in `begin` before any walk, never freed.
+    let exit = unsafe { &*REASON.load(SeqCst) };
+    signal::without_sigpipe(|| {
+        registry::walk(exit, || {
+            let asymmetric = SHUTDOWN.close();
+            fence::heavy(asymmetric);
+        });
+        registry::walk(exit, || {});
+    });
+}
+
+/// Handles a signal: requests the stop, waits out the grace period, runs every pending cleanup.
+///
+/// Returns `false`, doing nothing, if another shutdown is under way (the process is exiting).
+pub(crate) fn on_signal(signal: Signal) -> bool {
+    if !claim(Kind::Signal) {
+        return false;
+    }
+    deadline::start();
+    let exit = Exit::Signal(signal);
+    if grace::pending() {
+        request::request(signal);
+        grace::wait_out();
+        begin(&exit);
+    } else {
+        begin(&exit);
+        request::request(signal);
+    }
+    walk();
+    true
+}
+
+/// Handles the end of the process from within (`exit`, or a panic that will abort), told why:
+/// runs every pending cleanup, unless another thread runs the shutdown, which decides how the
+/// process ends: then this thread waits for good. A cleanup of the shutdown that called `exit`
+/// resumes the walks instead.
+pub(crate) fn on_exit(exit: &Exit) {
+    if claim(Kind::Exit) {
+        deadline::start();
+        begin(exit);
+        walk();
+    } else if is_mine() {
+        resume();
+    } else {
+        registry::abandon_mine();
+        standby::park_for_good();
+    }
+}
+
+/// Runs the cleanups still pending, on the thread that runs the shutdown, after one of its
+/// cleanups ended it again (`exit`).
+pub(crate) fn resume() {
+    if !REASON.load(SeqCst).is_null() {
+        walk();
+    }
+}
+
+/// In a forked child, with its one thread: no shutdown under way, no grace period pending, no
+/// deadline thread yet. Async-signal-safe.
+pub(crate) fn reset_in_child() {
+    runner::reset_in_child();
+    grace::reset_in_child();
+    deadline::reset_in_child();
+}
+
+/// The code of the first `exit` of the process, once known.
+static EXIT_CODE: AtomicI32 = AtomicI32::new(i32::MIN);
+
+/// `exit` was called with `code`; the first one stands. Async-signal-safe.
+pub(crate) fn exiting_with(code: i32) {
+    let _ = EXIT_CODE.compare_exchange(i32::MIN, code, SeqCst, SeqCst);
+}
+
+/// The code of the first `exit`, where the platform tells it (glibc does); else 1.
+pub(crate) fn exit_code() -> i32 {
+    match EXIT_CODE.load(SeqCst) {
+        i32::MIN => 1,
+        code => code,
+    }
+}
