@@ -15,9 +15,9 @@
 //!   program died, perhaps in the middle of a transaction (which SQLite rolls back). Both
 //!   connections wait for each other's short transactions (a busy timeout) instead of failing
 //!   with "database is locked".
-//! - **What the cleanup needs, it recalls.** The database's path and the run id are known only
-//!   once `main` runs: `main` keeps them with [`finally::remember`], which reaches the guardian
-//!   too, before it inserts its first temporary row.
+//! - **The cleanup carries what it needs.** The database's path and the run id are known only
+//!   once `main` runs: `main` makes a guard with them, [`finally::guard_with`], whose state
+//!   reaches the guardian too, before it inserts its first temporary row.
 //! - **No row after the cleanup.** `main` goes on inserting while the cleanup deletes, so it
 //!   checks [`finally::stop_requested`] inside each insert's transaction, once it holds the
 //!   database's write lock, which the cleanup needs too. The stop is requested before the
@@ -72,15 +72,12 @@ const PAUSE: Duration = Duration::from_millis(20);
 /// transaction here takes milliseconds: this only bounds the wait if something is stuck.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The keys under which `main` keeps what the cleanup needs, for [`finally::recall`].
-const DATABASE: &str = "database";
-const RUN: &str = "run";
-
 /// A file to which the cleanup appends how the program ended. Only the example's test sets it
 /// (tests/database.rs), to check that the cleanup ran exactly once and why.
 const MARKER: &str = "FINALLY_TEST_MARKER";
 
-#[finally::with_cleanup(delete_temporary_rows, guardian)]
+// The guardian, started here, runs the guard's cleanup if the program dies without it.
+#[finally::with_cleanup(|| {}, guardian)]
 fn main() -> rusqlite::Result<()> {
     let path = match env::args_os().nth(1) {
         Some(path) => PathBuf::from(path),
@@ -92,10 +89,9 @@ fn main() -> rusqlite::Result<()> {
 
     let mut db = open(&path, OpenFlags::default())?;
     set_up(&mut db, &path)?;
-    // Kept before the first temporary row goes in: even after a `kill -9` right after it, the
+    // Made before the first temporary row goes in: even after a `kill -9` right after it, the
     // guardian knows what to delete.
-    finally::remember(DATABASE, &path);
-    finally::remember(RUN, &run);
+    let _cleanup = finally::guard_with((path.clone(), run.clone()), delete_temporary_rows);
 
     let mut inserted = 0;
     // Not when a signal came first: the process is about to end by it.
@@ -173,21 +169,13 @@ fn insert_temporary_rows(
     Ok(true)
 }
 
-/// The cleanup: runs once however `main` ends, in the guardian if the program died.
-fn delete_temporary_rows(exit: &Exit) {
-    match (finally::recall(DATABASE), recall_string(RUN)) {
-        (Some(path), Some(run)) => match delete_run(Path::new(&path), &run) {
-            Ok(deleted) => {
-                eprintln!("database: run {run}: {exit}; deleted {deleted} temporary row(s)")
-            }
-            Err(error) => eprintln!(
-                "database: run {run}: {exit}; its temporary rows could not be deleted: {error}"
-            ),
-        },
-        // `main` ended before it inserted anything: a bad path, a database it could not open.
-        _ => eprintln!("database: main {exit} before its first temporary row; nothing to delete"),
-    }
+/// The cleanup: runs once however `main` ends, in the guardian if the program died. A failure
+/// is reported by `finally`.
+fn delete_temporary_rows((path, run): &(PathBuf, String), exit: &Exit) -> rusqlite::Result<()> {
     mark_for_tests(exit);
+    let deleted = delete_run(path, run)?;
+    eprintln!("database: run {run}: {exit}; deleted {deleted} temporary row(s)");
+    Ok(())
 }
 
 /// Deletes the temporary rows of the run `run`, and says how many there were. Deleting them
@@ -202,11 +190,6 @@ fn delete_run(path: &Path, run: &str) -> rusqlite::Result<usize> {
         transaction.execute("DELETE FROM rows WHERE run = ?1 AND temporary = 1", [run])?;
     transaction.commit()?;
     Ok(deleted)
-}
-
-/// What `main` remembered under `key`, as text: the run id is ours, made of digits and a dash.
-fn recall_string(key: &str) -> Option<String> {
-    finally::recall(key)?.into_string().ok()
 }
 
 fn nanos_since_epoch() -> u128 {

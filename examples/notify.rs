@@ -1,10 +1,11 @@
 //! Tells someone how the program ended: a JSON notification, however it ended — even `kill -9`.
 //!
 //! A long job should say when it is over: that it finished, that it panicked, that someone
-//! stopped it, or that it died without a word. `#[with_cleanup(notify, guardian)]` on `main`
-//! runs `notify` once however `main` ends, and the guardian process runs it too when the
-//! program dies without running it itself (SIGKILL, a segfault, the OOM killer). `notify` sends
-//! one HTTP POST, with a short time-out, of a JSON object such as:
+//! stopped it, or that it died without a word. A guard made at the top of `main` with
+//! `finally::guard_with` runs `notify` once however `main` ends, and the guardian process (from
+//! `#[with_cleanup(|| {}, guardian)]` on `main`) runs it too when the program dies without
+//! running it itself (SIGKILL, a segfault, the OOM killer). `notify` sends one HTTP POST, with a
+//! short time-out, of a JSON object such as:
 //!
 //! ```json
 //! {"exit":"stopped by SIGTERM (15)","host":"build-7","pid":4242,"program":"notify",
@@ -18,9 +19,9 @@
 //!   also when the guardian (a process of its own) sends it.
 //!
 //! What the guardian cannot know by itself, because it is a copy of the program made when
-//! `main` started, the program keeps with [`finally::remember`]: the URL, the start time, the
-//! pid. A failed notification (nothing listening, a time-out, an error status) is reported on
-//! stderr; the cleanup never panics, so it never hides how the program ended.
+//! `main` started, is the guard's state, which reaches it when the guard is made: the URL, the
+//! start time, the pid. A failed notification (nothing listening, a time-out, an error status)
+//! is reported on stderr; the cleanup never panics, so it never hides how the program ended.
 //!
 //! # Running it
 //!
@@ -71,21 +72,25 @@ const TICK: Duration = Duration::from_millis(20);
 const USAGE: &str =
     "usage: notify [URL] [--return-after MS | --panic-after MS] (or the URL in FINALLY_NOTIFY_URL)";
 
-#[finally::with_cleanup(notify, guardian)]
+/// What `notify` needs: the URL, the program's pid (in the guardian, `process::id()` is the
+/// guardian's), and when it started, in milliseconds since the epoch (wall-clock time: the
+/// guardian is another process).
+type Run = (String, u32, u64);
+
+#[finally::with_cleanup(|| {}, guardian)]
 fn main() {
     let options = match Options::parse(env::args_os().skip(1)) {
         Ok(options) => options,
         Err(error) => {
             eprintln!("notify: {error}\n{USAGE}");
-            // `notify` runs here too, told `Exited`, and sends nothing: there is no URL yet.
+            // No guard yet: nothing is sent.
             process::exit(2);
         }
     };
     // The cleanup cannot borrow `main`'s variables, and the guardian, forked when `main`
-    // started, cannot see them at all: keep what `notify` needs where both find it.
-    finally::remember("url", &options.url);
-    finally::remember("pid", process::id().to_string());
-    finally::remember("started", millis_since_epoch().to_string());
+    // started, cannot see them at all: the guard carries what `notify` needs to both.
+    let run: Run = (options.url, process::id(), millis_since_epoch());
+    let _notify = finally::guard_with(run, notify);
 
     println!("ready");
     eprintln!(
@@ -108,18 +113,10 @@ fn main() {
     }
 }
 
-/// `main`'s cleanup: sends one notification of how the program ended. Runs in the program, or,
-/// after a `kill -9` or a crash, in the guardian.
-fn notify(exit: &Exit) {
-    // No URL: `main` stopped at a usage error, and said so.
-    let Some(url) = finally::recall("url") else {
-        return;
-    };
-    let Some(url) = url.to_str() else {
-        eprintln!("notify: the URL is not UTF-8: {url:?}");
-        return;
-    };
-    let body = report(exit).to_string();
+/// The guard's cleanup: sends one notification of how the program ended. Runs in the program,
+/// or, after a `kill -9` or a crash, in the guardian.
+fn notify((url, pid, started): &Run, exit: &Exit) {
+    let body = report(exit, *pid, *started).to_string();
     let sent = minreq::post(url)
         .with_header("Content-Type", "application/json")
         .with_body(body)
@@ -136,21 +133,18 @@ fn notify(exit: &Exit) {
 }
 
 /// The notification: how the program ended, after how long, where, and which process it was.
-fn report(exit: &Exit) -> serde_json::Value {
+fn report(exit: &Exit, pid: u32, started: u64) -> serde_json::Value {
     let reason = match exit {
         Exit::Returned => "returned",
         Exit::Panicked { .. } => "panicked",
         Exit::Signal(_) => "signal",
-        Exit::Exited => "exited",
+        Exit::Exited { .. } => "exited",
         Exit::Cancelled => "cancelled",
         Exit::Died { .. } => "died",
         // `Exit` may grow new variants.
         _ => "other",
     };
-    // Recalled, not `process::id()`: in the guardian that is the guardian's own pid.
-    let pid: Option<u32> = recall_parsed("pid");
-    let seconds = recall_parsed::<u128>("started")
-        .map(|started| millis_since_epoch().saturating_sub(started) as f64 / 1000.0);
+    let seconds = millis_since_epoch().saturating_sub(started) as f64 / 1000.0;
     let program = env::args_os()
         .next()
         .map(std::path::PathBuf::from)
@@ -166,16 +160,11 @@ fn report(exit: &Exit) -> serde_json::Value {
     })
 }
 
-/// A value kept with `remember`, parsed back.
-fn recall_parsed<T: std::str::FromStr>(key: &str) -> Option<T> {
-    finally::recall(key)?.to_str()?.parse().ok()
-}
-
-/// Wall-clock time, not `Instant`: the start is kept as text for the guardian, another process.
-fn millis_since_epoch() -> u128 {
+/// Wall-clock time, not `Instant`: the guardian, another process, compares it with its own.
+fn millis_since_epoch() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis())
+        .map_or(0, |since| since.as_millis() as u64)
 }
 
 /// The host's name, as `hostname` prints it.

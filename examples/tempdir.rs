@@ -1,19 +1,19 @@
 //! A scratch directory that is gone when the program is, however it ends.
 //!
 //! The program makes a scratch directory with `tempfile`, and fills it while it works (a file
-//! every 50 ms) until it is stopped. Its cleanup, not `TempDir`'s `Drop`, removes the directory:
-//! `Drop` runs on return and on panic only, while the cleanup also runs on Ctrl-C, `kill` and
-//! `kill -HUP`, and, through the guardian, after `kill -9` or a crash. The removal does not
-//! follow symbolic links out of the directory.
+//! every 50 ms) until it is stopped. A guard made with `finally::guard_with`, not `TempDir`'s
+//! `Drop`, removes the directory: `Drop` runs on return and on panic only, while the guard also
+//! runs on Ctrl-C, `kill` and `kill -HUP`, and, in the guardian, after `kill -9` or a crash. The
+//! removal does not follow symbolic links out of the directory.
 //!
 //! Run it with `cargo run --example tempdir` (Unix only). It prints `ready <path>` once the
 //! directory is there; `ls <path>` in another terminal shows it filling. Then end it:
 //!
 //! - Ctrl-C, or `kill <pid>` (SIGTERM): it stops writing, the cleanup removes the directory and
-//!   says `tempdir: main stopped by SIGINT (2); removed <path>`, and the shell sees the program
+//!   says `tempdir: stopped by SIGINT (2); removed <path>`, and the shell sees the program
 //!   killed by the signal (`echo $?` prints 130 after Ctrl-C, 143 after `kill`).
 //! - `kill -9 <pid>`: the program itself cannot do anything, but its guardian, a second process
-//!   started at the top of `main`, runs the same cleanup: `tempdir: main died without its own
+//!   started at the top of `main`, runs the same cleanup: `tempdir: died without its own
 //!   cleanup; removed <path>`.
 //! - `cargo run --example tempdir -- --panic-after 500`: it panics after half a second; the
 //!   cleanup runs, then the panic goes on (exit code 101).
@@ -24,14 +24,12 @@
 
 use std::error::Error;
 use std::fs::{self, OpenOptions};
-use std::io::{self, ErrorKind, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use finally::Exit;
 
-/// The key under which `main` keeps the scratch directory's path for the cleanup.
-const SCRATCH: &str = "scratch";
 /// How often the work writes a file.
 const TICK: Duration = Duration::from_millis(50);
 /// A file to which the cleanup appends how the program ended (`Exit`'s `Debug` text), one line
@@ -39,24 +37,21 @@ const TICK: Duration = Duration::from_millis(50);
 /// tells that the cleanup ran exactly once, and why, whichever process ran it.
 const MARKER: &str = "FINALLY_TEST_MARKER";
 
-// `grace`: on a signal, the cleanup waits (up to 2 s) for `main` to notice the stop and return,
-// rather than run on the runtime's thread at once, while `main` may be half-way through writing
-// a file into the directory being removed. Then it runs on the main thread, still told
-// `Exit::Signal`, and the process still ends by the signal.
-#[finally::with_cleanup(remove_scratch, guardian, grace = "2s")]
+// `guardian`: a second process, started here, runs the guard's cleanup if the program dies
+// without it. `grace`: on a signal, the guard waits (up to 2 s) for `main` to notice the stop and
+// return, rather than run on the runtime's thread at once while `main` may be half-way through
+// writing into the directory being removed; the process still ends by the signal.
+#[finally::with_cleanup(|| {}, guardian, grace = "2s")]
 fn main() -> Result<(), Box<dyn Error>> {
     let panic_after = panic_after()?;
-
-    // Kept, not removed by `TempDir`'s `Drop`: the cleanup removes it, in every case alike. (On
-    // a return, `Drop` would remove it first and leave the cleanup nothing to do.)
+    // Kept, not removed by `TempDir`'s `Drop`: the guard removes it, in every case alike.
     let scratch = tempfile::Builder::new()
         .prefix("finally-scratch-")
         .tempdir()?
         .keep();
-    // What the cleanup needs, where it and the guardian find it. Until this line a `kill -9`
-    // leaves the (still empty) directory behind: the guardian cannot know a name `tempfile` has
-    // just chosen. A signal here is fine: within the grace period, `main` gets this far first.
-    finally::remember(SCRATCH, &scratch);
+    // Until this line a `kill -9` leaves the (still empty) directory behind: the guardian
+    // cannot know the name `tempfile` has just chosen. From here on, it has it.
+    let _removal = finally::guard_with(scratch.clone(), remove_scratch);
     println!("ready {}", scratch.display());
 
     let started = Instant::now();
@@ -86,25 +81,17 @@ fn panic_after() -> Result<Option<Duration>, String> {
     }
 }
 
-/// Removes the scratch directory, once however `main` ended; in the guardian, after `main`
-/// died without it.
-///
-/// It can run twice (the guardian runs it again if the program is killed during it), so a
-/// directory already gone is fine.
-fn remove_scratch(exit: &Exit) {
-    let outcome = match finally::recall(SCRATCH).map(PathBuf::from) {
-        Some(scratch) => match remove(&scratch) {
-            Ok(()) => format!("removed {}", scratch.display()),
-            Err(error) if error.kind() == ErrorKind::NotFound => {
-                format!("{} was already gone", scratch.display())
-            }
-            Err(error) => format!("could not remove {}: {error}", scratch.display()),
-        },
-        // Stopped before `main` had made it.
-        None => "no scratch directory yet".to_owned(),
-    };
-    eprintln!("tempdir: main {exit}; {outcome}");
+/// Removes the scratch directory, once however `main` ended; in the guardian, after the program
+/// died without it. It can run twice (the guardian runs it again if the program is killed
+/// during it): a directory already gone is fine. A failure is reported by `finally`.
+fn remove_scratch(scratch: &Path, exit: &Exit) -> io::Result<()> {
     mark(exit);
+    match remove(scratch) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    eprintln!("tempdir: {exit}; removed {}", scratch.display());
+    Ok(())
 }
 
 /// Removes `dir` and everything in it, without following symbolic links.

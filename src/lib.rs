@@ -59,18 +59,75 @@
 //!
 //! # Writing a cleanup
 //!
-//! A cleanup is a path to a `fn()` or a `fn(&Exit)`, or a closure that captures nothing. The
-//! [`Exit`] tells why the function ended.
+//! A cleanup is a path to a `fn()` or a `fn(&Exit)`, or a closure that captures nothing. It
+//! returns `()`, or `Result<(), E>` with `E: Display` (a removal can fail): an error is reported
+//! in one line on stderr, `finally: CLEANUP failed: ERROR`, and the other cleanups still run.
+//!
+//! The [`Exit`] tells why the function ended: match on it, or ask
+//! [`ended_well`](Exit::ended_well), [`signal`](Exit::signal) (compared with
+//! [`Signal::SIGTERM`] or with `libc::SIGTERM`) and [`code`](Exit::code).
 //!
 //! On a signal, the cleanups run on the runtime's own thread (`finally-signals`) **while the
 //! other threads go on running**: they are not stopped. So a cleanup cannot borrow the
 //! function's state, and should be idempotent for external state (remove a directory "if it is
 //! there", delete rows "where run id = ours"). On `exit`, they run on the thread calling `exit`.
-//! What a cleanup needs to know that is only known at run time (a scratch directory's path, a
-//! run id), the function keeps with [`remember`] and the cleanup finds with [`recall`].
 //!
 //! No code of yours runs inside a signal handler: the handler (through signal-hook) only wakes the
 //! runtime's thread, so a cleanup may allocate, lock, print and do I/O.
+//!
+//! # Guards: cleanups that carry their own state
+//!
+//! What a cleanup needs that is only known at run time (the scratch directory `tempfile` just
+//! named, a run id, a connection string, `self`'s data) goes into a [`guard`]: a value whose
+//! cleanup runs exactly once, when it is dropped (at the end of its scope, or while a panic
+//! unwinds), on a handled signal, or on `exit`, with the same guarantees as the attribute's.
+//!
+//! ```
+//! # fn main() -> std::io::Result<()> {
+//! let dir = std::env::temp_dir().join(format!("scratch-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let cleanup = finally::guard(move |exit: &finally::Exit| {
+//!     eprintln!("removing the scratch directory: {exit}");
+//!     std::fs::remove_dir_all(&dir)
+//! });
+//! // ... work: the end of this scope, a panic, Ctrl-C, `kill` or `exit` remove `dir` ...
+//! # drop(cleanup);
+//! # Ok(()) }
+//! ```
+//!
+//! - **Any function, any thread**, inside or outside a guarded function; a guard may be moved to
+//!   another thread. On a signal or `exit`, pending guards and guarded functions run newest
+//!   first on each thread: a guard made inside a guarded function runs before that function's
+//!   cleanup, one made before the call after it.
+//! - [`Guard::dismiss`] disarms it: the work succeeded and there is nothing to undo.
+//! - Making one allocates once; the attribute's `fn` cleanups never allocate.
+//! - `mem::forget` of a guard leaves its cleanup pending until the process ends: it then runs on
+//!   a handled signal or on `exit`, and never after a plain return from `main`.
+//! - **Methods**: a method's cleanup cannot take `self` (it may run once the call is over, on
+//!   another thread). Make a guard in the method from what the cleanup needs:
+//!
+//! ```
+//! struct Connection {
+//!     url: String,
+//! }
+//!
+//! impl Connection {
+//!     fn transfer(&self) {
+//!         let url = self.url.clone();
+//!         let _rollback = finally::guard(move |exit: &finally::Exit| {
+//!             if !exit.ended_well() {
+//!                 eprintln!("rolling back on {url}: {exit}");
+//!             }
+//!         });
+//!         // ... work ...
+//!     }
+//! }
+//! # Connection { url: "db".into() }.transfer();
+//! ```
+//!
+//! The attribute's closures capture nothing for the same reason, and say so at compile time:
+//! capturing a function's argument would leave the cleanup without it on a signal, when the
+//! frame may be gone. [`guard_with`] makes a guard whose state also reaches the guardian (below).
 //!
 //! # What threads do while the cleanups run
 //!
@@ -170,8 +227,9 @@
 //! `#[with_cleanup(cleanup, guardian)]` on `fn main` starts a *guardian* process first thing in
 //! `main`. It waits for the program to end and, if the program ended without completing its own
 //! cleanup (SIGKILL, SIGSEGV, SIGBUS, SIGILL, SIGFPE, `abort`, a double panic, the OOM killer),
-//! runs the same cleanup with [`Exit::Died`] (naming the signal where a crash handler could
-//! tell it). After a clean end (return, panic, a handled signal, `exit`) it exits without
+//! runs the same cleanup with [`Exit::Died`], naming the signal where the guardian can learn it
+//! (a crash handler tells it; a `kill -9` is read from the program's zombie, unless its parent
+//! has already reaped it). After a clean end (return, panic, a handled signal, `exit`) it exits without
 //! running anything.
 //!
 //! ```no_run
@@ -195,9 +253,12 @@
 //!   program has a single thread (it refuses otherwise, or when `/proc` cannot tell, with a line
 //!   on stderr). So its cleanup sees the program **as it was then**: its arguments, environment,
 //!   working directory, files; not what the program set up later in memory (a path kept in a
-//!   static, a run id). Keep what the cleanup needs with [`remember`] (up to 64 KiB a value),
-//!   which reaches the guardian too, and find it with [`recall`]. The guardian's
-//!   [`std::process::id`] is its own.
+//!   static, a run id). For that, make a guard with [`guard_with`]: a `fn` (the guardian, a
+//!   copy of the program, has the same ones) and a value of a [`State`] type (strings, paths,
+//!   integers, tuples of them; up to 64 KiB encoded), sent to the guardian when the guard is
+//!   made, disarmed there when it ends. After a crash the guardian runs the armed guards, newest
+//!   first, then `main`'s cleanup. [`Guard::guardian`] returns whether the state got there, and
+//!   if not why: nothing is printed. The guardian's [`std::process::id`] is its own.
 //! - With `#[tokio::main]` (or the like), put `#[with_cleanup]` *below* it, on the plain
 //!   `main` it makes: the guardian must start before the runtime's threads do.
 //! - It holds no descriptor of the program's but stdin, stdout and stderr, so spawned children
@@ -220,7 +281,7 @@
 //!   running, a limit on processes at either `fork`, ...), one line on stderr says why and that
 //!   kill -9 and crashes will not be cleaned up; the program runs on. A guardian that has ended
 //!   since (killed) or does not keep up (stopped) is reported once, the first time the program
-//!   sends it something; it never raises SIGPIPE, and [`remember`] never blocks on it. The
+//!   sends it something; it never raises SIGPIPE, and making a guard never blocks on it. The
 //!   program can ask at any time with [`guardian_status`].
 //! - If the program is killed in the middle of its own cleanup, the guardian runs it again:
 //!   write cleanups that can run twice. A cleanup that panics has run: the guardian does not run
@@ -235,14 +296,15 @@
 //! Each is a runnable example that prints `ready ...` once set up and works until it is
 //! stopped, and each is killed for real by `cargo test`.
 //!
-//! - **A scratch directory** (`cargo run --example tempdir`): made with `tempfile`, kept with
-//!   [`remember`], removed by the cleanup with [`std::fs::remove_dir_all`], which does not
-//!   follow symbolic links out of it; with `grace`, so that the body stops writing into it
-//!   first, and `guardian`, so that `kill -9` leaves nothing behind either.
+//! - **A scratch directory** (`cargo run --example tempdir`): made with `tempfile`, removed by a
+//!   [`guard_with`] with [`std::fs::remove_dir_all`], which does not follow symbolic links out
+//!   of it; with `grace`, so that the body stops writing into it first, and `guardian`, so that
+//!   `kill -9` leaves nothing behind either.
 //! - **Temporary rows in a database** (`cargo run --example database`): SQLite, with permanent
-//!   rows and temporary rows tagged with the run's id. The cleanup opens its own connection (it
-//!   may run on the signal thread, or in the guardian) and deletes exactly its run's temporary
-//!   rows, in a transaction; runs at once on one database clean up only their own.
+//!   rows and temporary rows tagged with the run's id. The guard's cleanup, given the database's
+//!   path and the run id, opens its own connection (it may run on the signal thread, or in the
+//!   guardian) and deletes exactly its run's temporary rows, in a transaction; runs at once on
+//!   one database clean up only their own.
 //! - **A notification** (`cargo run --example notify -- http://127.0.0.1:8080/`): a JSON POST
 //!   saying how the program ended (the [`Exit`], how long it ran, host, pid), with a short
 //!   time-out, sent by the guardian after a `kill -9`.
@@ -254,7 +316,7 @@
 //! | `Drop` guard, `scopeguard`, `tempfile::TempDir` | ○ | ○ | × | × | × | — | — |
 //! | `ctrlc` | × | × | ○ (your handler) | × | × | ○ | × (your choice) |
 //! | `signal-hook` | × | × | building blocks | × | × | building blocks | building blocks |
-//! | jj's `CleanupGuard` | ○ | ○ | SIGINT, SIGTERM | × | × | × (a second signal ends it) | ○ |
+//! | jj's `CleanupGuard` (0.44) | ○ | ○ | ○ (through `ctrlc`: SIGINT, SIGTERM, SIGHUP; Ctrl-C on Windows) | × | × | ○ (one handler thread) | × (`exit(1)`) |
 //! | systemd `ExecStopPost=` | ○ | ○ | ○ | ○ | ○ | ○ | — (services only) |
 //! | `#[with_cleanup]` | ○ | ○ | ○ | ○ | with `guardian` | ○ | ○ |
 //!
@@ -286,7 +348,8 @@
 //!   machine losing power) still runs nothing. Nor does SIGKILL sent to a container's PID 1
 //!   when the guardian is that init (`docker kill`).
 //! - A guardian that is killed runs nothing; one that is stopped (SIGSTOP) for good runs
-//!   nothing, and while it is stopped the values the program remembers may not reach it.
+//!   nothing, and while it is stopped the guards the program makes may not reach it
+//!   ([`Guard::guardian`] says so).
 //! - After an `exec`, the guardian cannot tell the new program's normal end from a crash: it
 //!   runs the cleanup, told [`Exit::Died`] without a signal.
 //! - As PID 1's init, the guardian hands on the signals listed above only, and it exits as soon
@@ -334,7 +397,9 @@
 ///
 /// - **The cleanup** (first, required): a path to a `fn()` or a `fn(&Exit)`, such as
 ///   `remove_scratch` or `Self::close`, or a closure that captures nothing, such as
-///   `|exit| eprintln!("{exit}")`.
+///   `|exit| eprintln!("{exit}")`. It returns `()`, or `Result<(), E>` with `E: Display`, whose
+///   error is reported on stderr. A cleanup that needs state made at run time (the arguments,
+///   `self`) is a [`guard`] made in the body.
 /// - **`grace = "5s"`**: on a signal, wait up to this long for the function to return on its
 ///   own (see [Stopping cooperatively](crate#stopping-cooperatively)). A number and a unit:
 ///   `ms`, `s`, `m` or `h`, such as `"500ms"` or `"1.5s"`; checked at compile time.
@@ -374,9 +439,9 @@
 /// local.
 ///
 /// Refused, with a compile error: items that are not functions, `const fn`, a cleanup that is
-/// not a `fn()` or `fn(&Exit)`, a closure that captures, a bad duration or signal, the options
-/// of the whole process elsewhere than on `fn main` (or on an `async fn main`: put
-/// `#[with_cleanup]` below `#[tokio::main]`), unknown or repeated options.
+/// not a `fn()` or `fn(&Exit)`, a closure that captures (the error points to [`guard`]), a bad
+/// duration or signal, the options of the whole process elsewhere than on `fn main` (or on an
+/// `async fn main`: put `#[with_cleanup]` below `#[tokio::main]`), unknown or repeated options.
 ///
 /// # Panics
 ///
@@ -385,8 +450,8 @@
 #[doc(inline)]
 pub use finally_macros::with_cleanup;
 pub use finally_runtime::{
-    guardian_status, install, recall, remember, stop_requested, stop_signal, wait_for_stop, Error,
-    Exit, Signal, StopSignal,
+    guard, guard_with, guardian_status, install, stop_requested, stop_signal, wait_for_stop, Error,
+    Exit, Guard, Outcome, Signal, State, StopSignal,
 };
 
 /// What the code generated by `#[with_cleanup]` calls. Not a public API.

@@ -25,8 +25,8 @@ fn sigterm_deletes_the_runs_temporary_rows_and_keeps_the_permanent_ones() {
 fn kill_9_leaves_the_delete_to_the_guardian() {
     stop_one_run(
         SIGKILL,
-        "Died { signal: None }",
-        "died without its own cleanup",
+        "Died { signal: Some(SIGKILL=9) }",
+        "died by SIGKILL (9) without its own cleanup",
     );
 }
 

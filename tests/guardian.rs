@@ -7,6 +7,8 @@ use std::os::unix::process::CommandExt;
 use common::*;
 
 const SIGKILL: i32 = libc::SIGKILL;
+/// How the guardian tells a `kill -9`, read from the program's zombie before it is reaped.
+const KILLED: &str = "Died { signal: Some(SIGKILL=9) }";
 
 /// The program cleaned up itself, once; the guardian did nothing; the program's status is its
 /// own.
@@ -24,7 +26,7 @@ fn a_clean_end_is_cleaned_up_once_by_the_program_itself() {
 
     let ended = Scenario::start_guardian("exit", |_| {}).wait();
     ended.assert_exit_code(3);
-    ended.assert_cleaned_once("main", "Exited");
+    ended.assert_cleaned_once("main", "Exited { code: Some(3) }");
 
     let ended = Scenario::start_guardian("wait", |_| {}).signal_when_ready(SIGTERM);
     ended.assert_killed_by(SIGTERM);
@@ -48,7 +50,7 @@ fn a_cleanup_that_panics_has_still_completed() {
 fn kill_9_is_cleaned_up_by_the_guardian() {
     let ended = Scenario::start_guardian("wait", |_| {}).signal_when_ready(SIGKILL);
     ended.assert_killed_by(SIGKILL);
-    ended.assert_cleaned_once("main", "Died { signal: None }");
+    ended.assert_cleaned_once("main", KILLED);
 }
 
 #[test]
@@ -57,13 +59,13 @@ fn a_child_forked_without_exec_leaves_the_guardian_to_its_parent() {
     ended.assert_killed_by(SIGKILL);
     // The child ran its own cleanup, and did not tell the parent's guardian it was done.
     assert_eq!(
-        ended.count("forked child cleaned Exited"),
+        ended.count("forked child cleaned Exited { code: Some(4) }"),
         1,
         "{:?}",
         ended.marker
     );
     assert_eq!(ended.count("child ended with 4"), 1, "{:?}", ended.marker);
-    ended.assert_cleaned_once("main", "Died { signal: None }");
+    ended.assert_cleaned_once("main", KILLED);
 }
 
 #[test]
@@ -91,7 +93,7 @@ fn without_pidfd_the_guardian_still_waits_for_the_process() {
 
     let ended = Scenario::start_guardian("wait", without_pidfd).signal_when_ready(SIGKILL);
     ended.assert_killed_by(SIGKILL);
-    ended.assert_cleaned_once("main", "Died { signal: None }");
+    ended.assert_cleaned_once("main", KILLED);
 }
 
 #[test]
@@ -130,7 +132,7 @@ fn std_still_reports_a_stack_overflow() {
 #[test]
 fn a_program_the_guardian_s_cleanup_starts_gets_the_signals_default_actions() {
     let ended = Scenario::start_guardian("child-of-cleanup", |_| {}).signal_when_ready(SIGKILL);
-    ended.assert_cleaned_once("main", "Died { signal: None }");
+    ended.assert_cleaned_once("main", KILLED);
     let line = ended
         .marker
         .iter()
@@ -174,7 +176,7 @@ fn the_terminal_s_signals_sent_to_the_guardian_itself_do_not_end_it() {
     // Pending, they are handled before the guardian can see the program end.
     scenario.signal(SIGKILL);
     let ended = scenario.wait();
-    ended.assert_cleaned_once("main", "Died { signal: None }");
+    ended.assert_cleaned_once("main", KILLED);
 }
 
 #[test]
@@ -197,37 +199,39 @@ fn a_child_that_outlives_the_program_does_not_keep_the_guardian_waiting() {
         "the guardian waited for the program's child to end"
     );
     ended.assert_killed_by(SIGKILL);
-    ended.assert_cleaned_once("main", "Died { signal: None }");
+    ended.assert_cleaned_once("main", KILLED);
 }
 
 #[test]
-fn what_the_program_remembers_after_starting_reaches_the_guardian() {
-    let scenario = Scenario::start_guardian("remember", |_| {});
+fn a_guard_s_state_reaches_the_guardian_and_runs_before_main_s_cleanup() {
+    let scenario = Scenario::start_guardian("guard-with", |_| {});
     let line = scenario.next_line();
     let pid = line.strip_prefix("ready ").expect("a ready line");
     scenario.signal(SIGKILL);
     let ended = scenario.wait();
-    ended.assert_cleaned_once("main", "Died { signal: None }");
-    assert_eq!(
-        ended.count(&format!("recalled run-{pid}")),
-        1,
+    let guard = format!("guard run-{pid}");
+    ended.assert_cleaned_once(&guard, KILLED);
+    ended.assert_cleaned_once("main", KILLED);
+    assert!(ended.position(&format!("end {guard} {KILLED}")) < ended.position("start main"));
+    // The state too long for the channel: the error says so, and nothing is printed.
+    let refused = ended
+        .marker
+        .iter()
+        .find(|line| line.starts_with("refused: "));
+    assert!(
+        refused.is_some_and(|line| line.contains("more than the 65536")),
         "{:?}",
         ended.marker
     );
-    assert!(
-        ended
-            .stderr
-            .contains("`too long` is too long for the guardian"),
-        "stderr: {}",
-        ended.stderr
-    );
+    assert_eq!(ended.count("start guard xxx"), 0, "{:?}", ended.marker);
+    assert!(!ended.stderr.contains("guard"), "stderr: {}", ended.stderr);
 }
 
 #[test]
 fn main_entered_again_still_has_one_guardian() {
     // Two guardians would each clean up after the kill.
     let ended = Scenario::start_guardian("reenter", |_| {}).signal_when_ready(SIGKILL);
-    ended.assert_cleaned_once("main", "Died { signal: None }");
+    ended.assert_cleaned_once("main", KILLED);
     // Nor did it try to start a second one (which, with threads running, it could not).
     assert!(
         !ended.stderr.contains("guardian"),
@@ -240,7 +244,7 @@ fn main_entered_again_still_has_one_guardian() {
 fn threads_started_after_the_guardian_are_fine() {
     let ended = Scenario::start_guardian("threads", |_| {}).signal_when_ready(SIGKILL);
     assert_eq!(ended.count("thread ran"), 1);
-    ended.assert_cleaned_once("main", "Died { signal: None }");
+    ended.assert_cleaned_once("main", KILLED);
 }
 
 /// Makes `pidfd_open` fail with ENOSYS in the child, with a seccomp filter.

@@ -141,7 +141,7 @@ fn a_cleanup_that_calls_exit_on_return_ends_the_process_with_its_code() {
     let ended = hostile("cleanup-exits-on-return", |_| {}).wait();
     ended.assert_exit_code(7);
     assert_eq!(ended.count("start exits Returned"), 1, "{:?}", ended.marker);
-    ended.assert_cleaned_once("worker", "Exited");
+    ended.assert_cleaned_once("worker", "Exited { code: Some(7) }");
     assert_eq!(ended.count("after"), 0, "{:?}", ended.marker);
 }
 
@@ -163,18 +163,27 @@ fn a_cleanup_that_calls_exit_on_a_signal_ends_the_process_with_its_code() {
 
 #[test]
 fn exit_entered_again_by_a_cleanup_does_not_abort_and_the_first_code_stands() {
-    let ended = hostile("exit-reentered", |_| {}).wait();
-    ended.assert_exit_code(3);
-    assert_eq!(ended.count("start exits-5 Exited"), 1, "{:?}", ended.marker);
-    ended.assert_cleaned_once("worker", "Exited");
+    assert_exit_in_exit_keeps("exit-reentered", 3);
 }
 
 #[test]
 fn exit_entered_by_a_cleanup_after_main_returned_keeps_main_s_code() {
-    let ended = hostile("return-then-exit", |_| {}).wait();
-    ended.assert_exit_code(0);
-    assert_eq!(ended.count("start exits-5 Exited"), 1, "{:?}", ended.marker);
-    ended.assert_cleaned_once("worker", "Exited");
+    assert_exit_in_exit_keeps("return-then-exit", 0);
+}
+
+/// Runs `scenario`, in which a cleanup calls `exit(5)` while the process exits with `code`, and
+/// asserts that `code` stands and that the other cleanup still ran once.
+fn assert_exit_in_exit_keeps(scenario: &str, code: i32) {
+    let ended = hostile(scenario, |_| {}).wait();
+    ended.assert_exit_code(code);
+    let reason = format!("Exited {{ code: Some({code}) }}");
+    assert_eq!(
+        ended.count(&format!("start exits-5 {reason}")),
+        1,
+        "{:?}",
+        ended.marker
+    );
+    ended.assert_cleaned_once("worker", &reason);
 }
 
 /// Runs of the lock scenario, and the most time they take.
@@ -232,7 +241,7 @@ fn a_forked_child_that_exits_runs_its_own_cleanups_only() {
     scenario.expect_line("child ended with 4");
     let ended = scenario.signal_when_ready(SIGINT);
     ended.assert_killed_by(SIGINT);
-    ended.assert_cleaned_once("main@child", "Exited");
+    ended.assert_cleaned_once("main@child", "Exited { code: Some(4) }");
     assert_eq!(ended.count("start worker@child"), 0, "{:?}", ended.marker);
     let reason = signal_reason(SIGINT);
     ended.assert_cleaned_once("worker@parent", &reason);

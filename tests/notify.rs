@@ -87,7 +87,13 @@ fn kill_9_is_notified_by_the_guardian_with_the_programs_pid() {
 
     // The guardian, a process of its own, sent it; the pid is still the program's.
     let note = server.only_notification(&ended);
-    assert_describes(&note, pid, "died", "died without its own cleanup", None);
+    assert_describes(
+        &note,
+        pid,
+        "died",
+        "died by SIGKILL (9) without its own cleanup",
+        Some("SIGKILL"),
+    );
 }
 
 #[test]

@@ -50,8 +50,8 @@ fn kill_9_the_guardian_removes_the_scratch_directory() {
     assert_removed_once(
         &ended,
         &scratch,
-        "Died { signal: None }",
-        "died without its own cleanup",
+        "Died { signal: Some(SIGKILL=9) }",
+        "died by SIGKILL (9) without its own cleanup",
     );
 }
 
@@ -61,7 +61,7 @@ fn kill_9_the_guardian_removes_the_scratch_directory() {
 fn the_removal_does_not_follow_symlinks_out_of_the_directory() {
     for (signal, reason) in [
         (SIGTERM, signal_reason(SIGTERM)),
-        (SIGKILL, "Died { signal: None }".to_owned()),
+        (SIGKILL, "Died { signal: Some(SIGKILL=9) }".to_owned()),
     ] {
         let tmp = TempDir::new().expect("the test's temporary folder");
         // Outside the scratch directory, beside it in the test's own folder.
@@ -159,7 +159,7 @@ fn fill(scratch: &Path) {
 fn assert_removed_once(ended: &Ended, scratch: &Path, reason: &str, told: &str) {
     assert_eq!(ended.marker, [reason], "stderr: {}", ended.stderr);
     assert_gone(scratch, ended);
-    let said = format!("tempdir: main {told}; removed {}", scratch.display());
+    let said = format!("tempdir: {told}; removed {}", scratch.display());
     assert!(
         ended.stderr.contains(&said),
         "no `{said}` on stderr: {}",

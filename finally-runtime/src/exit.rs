@@ -22,7 +22,11 @@ pub enum Exit {
     Signal(Signal),
     /// The process exited (`std::process::exit`, or the end of `main` while another thread's
     /// cleanup was pending); the exit code is kept.
-    Exited,
+    #[non_exhaustive]
+    Exited {
+        /// The exit code, where the C library tells it (glibc does).
+        code: Option<i32>,
+    },
     /// An `async fn`'s future was dropped before it finished.
     Cancelled,
     /// Reported by the guardian process only: the program ended without running its own cleanup
@@ -42,13 +46,43 @@ impl Exit {
         }
     }
 
-    /// The signal that ended the function, for `Signal` (and `Died`, where known).
+    /// `Exit::Exited` with the exit code, if known.
+    pub(crate) fn exited(code: Option<i32>) -> Self {
+        Exit::Exited { code }
+    }
+
+    /// The signal that ended the function, for `Signal` (and `Died`, where known): compare it
+    /// with [`Signal::SIGTERM`] and the like, or with a number such as `libc::SIGTERM`.
+    ///
+    /// ```
+    /// # use finally_runtime::{Exit, Signal};
+    /// fn cleanup(exit: &Exit) {
+    ///     if exit.signal() == Some(Signal::SIGHUP) {
+    ///         // the terminal went away: nobody reads stdout any more
+    ///     }
+    /// }
+    /// ```
     pub fn signal(&self) -> Option<Signal> {
         match self {
             Exit::Signal(signal) => Some(*signal),
             Exit::Died { signal } => *signal,
             _ => None,
         }
+    }
+
+    /// The exit code the process ends with, where known: for `Exited`.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            Exit::Exited { code } => *code,
+            _ => None,
+        }
+    }
+
+    /// Whether the function ended well: it returned (with `Ok` or `Err` alike: it chose to), or
+    /// the process exited with code 0. Not when it panicked, was stopped by a signal,
+    /// cancelled, or died.
+    pub fn ended_well(&self) -> bool {
+        matches!(self, Exit::Returned | Exit::Exited { code: Some(0) })
     }
 }
 
@@ -59,7 +93,8 @@ impl fmt::Display for Exit {
             Exit::Panicked { message: Some(m) } => write!(f, "panicked: {m}"),
             Exit::Panicked { message: None } => f.write_str("panicked"),
             Exit::Signal(signal) => write!(f, "stopped by {signal}"),
-            Exit::Exited => f.write_str("the process exited"),
+            Exit::Exited { code: Some(code) } => write!(f, "the process exited with {code}"),
+            Exit::Exited { code: None } => f.write_str("the process exited"),
             Exit::Cancelled => f.write_str("cancelled before it finished"),
             Exit::Died { signal: Some(s) } => write!(f, "died by {s} without its own cleanup"),
             Exit::Died { signal: None } => f.write_str("died without its own cleanup"),
@@ -80,6 +115,33 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
 pub struct Signal(libc::c_int);
 
 impl Signal {
+    /// Ctrl-C.
+    pub const SIGINT: Signal = Signal(libc::SIGINT);
+    /// `kill`'s default; the usual request to stop (`docker stop`, systemd, Kubernetes).
+    pub const SIGTERM: Signal = Signal(libc::SIGTERM);
+    /// The terminal went away.
+    pub const SIGHUP: Signal = Signal(libc::SIGHUP);
+    /// Ctrl-\\.
+    pub const SIGQUIT: Signal = Signal(libc::SIGQUIT);
+    /// `kill -9`: as the guardian may report it.
+    pub const SIGKILL: Signal = Signal(libc::SIGKILL);
+    /// A segmentation fault.
+    pub const SIGSEGV: Signal = Signal(libc::SIGSEGV);
+    /// A bus error.
+    pub const SIGBUS: Signal = Signal(libc::SIGBUS);
+    /// An illegal instruction.
+    pub const SIGILL: Signal = Signal(libc::SIGILL);
+    /// An arithmetic fault.
+    pub const SIGFPE: Signal = Signal(libc::SIGFPE);
+    /// `abort`, or a panic that could not unwind.
+    pub const SIGABRT: Signal = Signal(libc::SIGABRT);
+    /// The first signal left to programs.
+    pub const SIGUSR1: Signal = Signal(libc::SIGUSR1);
+    /// The second signal left to programs.
+    pub const SIGUSR2: Signal = Signal(libc::SIGUSR2);
+    /// A timer (`alarm`).
+    pub const SIGALRM: Signal = Signal(libc::SIGALRM);
+
     pub(crate) const fn new(number: libc::c_int) -> Self {
         Signal(number)
     }
@@ -92,6 +154,13 @@ impl Signal {
     /// The signal's name, such as `"SIGTERM"`, or `"SIG?"` for a number without a name.
     pub fn name(self) -> &'static str {
         signal_hook::low_level::signal_name(self.0).unwrap_or("SIG?")
+    }
+}
+
+/// A signal is its number: `exit.signal() == Some(libc::SIGTERM)` reads as it should.
+impl PartialEq<i32> for Signal {
+    fn eq(&self, number: &i32) -> bool {
+        self.0 == *number
     }
 }
 
@@ -117,6 +186,23 @@ mod tests {
         assert_eq!(format!("{exit:?}"), "Signal(SIGTERM=15)");
         assert_eq!(exit.to_string(), "stopped by SIGTERM (15)");
         assert_eq!(format!("{:?}", Exit::Returned), "Returned");
+    }
+
+    #[test]
+    fn signals_compare_with_their_numbers_and_named_constants() {
+        let exit = Exit::Signal(Signal::new(libc::SIGTERM));
+        assert_eq!(exit.signal(), Some(Signal::SIGTERM));
+        assert!(exit.signal().is_some_and(|signal| signal == libc::SIGTERM));
+        assert!(!exit.ended_well());
+        assert!(Exit::Returned.ended_well());
+        assert!(Exit::exited(Some(0)).ended_well());
+        assert!(!Exit::exited(Some(3)).ended_well());
+        assert_eq!(Exit::exited(Some(3)).code(), Some(3));
+        assert_eq!(
+            Exit::exited(Some(3)).to_string(),
+            "the process exited with 3"
+        );
+        assert!(!Exit::exited(None).ended_well());
     }
 
     #[test]

@@ -70,14 +70,16 @@ fn add(hook: extern "C" fn(c_int, *mut c_void)) -> c_int {
 
 /// Runs while `exit` is in progress, on the exiting thread.
 extern "C" fn at_exit(code: c_int, _: *mut c_void) {
-    if code != i32::MIN {
+    // Where the C library does not tell it, `add` passes `i32::MIN`.
+    let code = (code != i32::MIN).then_some(code);
+    if let Some(code) = code {
         shutdown::exiting_with(code);
     }
     let _ = catch_unwind(|| {
         if registry::any_pending() {
             catch_reentry();
         }
-        shutdown::on_exit(&Exit::Exited);
+        shutdown::on_exit(&Exit::exited(code));
     });
 }
 

@@ -137,7 +137,7 @@ impl World {
             self.walking.store(true, SeqCst);
             atomic_fence(SeqCst);
             // SAFETY: the flag is started and the barrier run; the owner stands by.
-            unsafe { self.stack.walk(false, &mut take_over, &mut wait) };
+            unsafe { self.stack.walk(false, &mut take_over, &mut wait, |_| {}) };
             self.walking.store(false, SeqCst);
         }
     }

@@ -219,7 +219,26 @@ impl Stack {
         }
     }
 
-    /// The walk: runs the cleanup of every pending node, innermost first, with `take_over`. A cleanup
+    /// The nodes on the stack now, innermost first (a node whose cleanup its owner runs
+    /// included).
+    ///
+    /// # Safety
+    ///
+    /// As for [`walk`](Self::walk).
+    pub(crate) unsafe fn nodes(&self) -> Vec<*const Header> {
+        let top = self.top.load(Acquire);
+        let mut node = top.wrapping_byte_sub(top as usize & CLEANING).cast_const();
+        let mut nodes = Vec::new();
+        // SAFETY: as in `walk`: the nodes seen stay alive while the stack is walked.
+        while let Some(header) = unsafe { node.as_ref() } {
+            nodes.push(node);
+            node = header.prev.load(Relaxed);
+        }
+        nodes
+    }
+
+    /// The walk: runs the cleanup of every pending node, innermost first, with `take_over`;
+    /// `before` is told of each node before it is taken over. A cleanup
     /// its owner is running is waited for with `wait` (which must let time pass), unless
     /// `mine`: the walking thread is that owner (a cleanup that called `exit`), and would wait
     /// forever.
@@ -233,6 +252,7 @@ impl Stack {
         mine: bool,
         mut take_over: impl FnMut(&Header),
         mut wait: impl FnMut(&Header),
+        mut before: impl FnMut(*const Header),
     ) {
         let mut node = loop {
             let top = self.top.load(Acquire);
@@ -253,6 +273,7 @@ impl Stack {
         // SAFETY: a node seen on the stack during the walk stays alive, and so do the nodes
         // below it: their owner stands by until the walk is over (module docs).
         while let Some(header) = unsafe { node.as_ref() } {
+            before(header);
             let prev = header.prev.load(Relaxed);
             // SAFETY: as above.
             if unsafe { prev.as_ref() }.is_some_and(|prev| prev.state.load(Acquire) != PENDING) {

@@ -42,6 +42,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::cleanup::Run;
 use crate::flag::SHUTDOWN;
 use crate::protocol::{Header, Stack};
 use crate::report::report;
@@ -60,7 +61,7 @@ impl<F> Node<F> {
     }
 }
 
-impl<F: Fn(&Exit) + Sync> Node<F> {
+impl<F: Run> Node<F> {
     /// A node to go on `slot`'s stack at once, with [`push`]: made with the stack's top as its
     /// `prev`, so that the push is a single store. Without a slot, a node that no stack holds.
     #[inline]
@@ -78,7 +79,7 @@ impl<F: Fn(&Exit) + Sync> Node<F> {
     unsafe fn call(header: *const Header, exit: &Exit) {
         // SAFETY: `Node<F>` is `repr(C)` with the header first, and the caller vouches for it.
         let node = unsafe { &*header.cast::<Node<F>>() };
-        (node.cleanup)(exit)
+        node.cleanup.run(exit, node.header.name)
     }
 }
 
@@ -99,18 +100,22 @@ pub(crate) struct Slot {
     taken: AtomicU64,
     /// The next slot in the global list; set before the slot is published, never changed.
     next: AtomicPtr<Slot>,
-    /// The newest pending future first polled on this slot's thread.
-    futures: Mutex<FutureList>,
+    /// The pending cleanups that are not a call's: futures first polled on this slot's thread,
+    /// and guards made on it. The newest first.
+    linked: Mutex<Linked>,
 }
 
-/// The head of a slot's list of pending futures: the newest.
-struct FutureList(*const Link);
+/// The head of a slot's list of linked cleanups: the newest.
+struct Linked(*const Link);
 
-/// A future's place in the `futures` list of a slot, beside its node; changed only under that
+/// A linked cleanup's place in the list of a slot, beside its node; changed only under that
 /// slot's mutex.
 pub(crate) struct Link {
     /// The node this link stands for.
     header: AtomicPtr<Header>,
+    /// The innermost node of the thread's stack when it was linked, or null: the cleanup runs
+    /// before that one's, as if nested in it.
+    enclosing: AtomicPtr<Header>,
     newer: AtomicPtr<Link>,
     older: AtomicPtr<Link>,
 }
@@ -119,6 +124,7 @@ impl Link {
     pub(crate) const fn new() -> Self {
         Link {
             header: AtomicPtr::new(ptr::null_mut()),
+            enclosing: AtomicPtr::new(ptr::null_mut()),
             newer: AtomicPtr::new(ptr::null_mut()),
             older: AtomicPtr::new(ptr::null_mut()),
         }
@@ -126,12 +132,32 @@ impl Link {
 }
 
 // SAFETY: the pointer is only followed under the slot's mutex, or by the walk (module docs).
-unsafe impl Send for FutureList {}
+unsafe impl Send for Linked {}
 
 impl Slot {
-    fn futures(&self) -> MutexGuard<'_, FutureList> {
+    fn linked(&self) -> MutexGuard<'_, Linked> {
         // The list is consistent whenever the lock is free: nothing in it panics.
-        self.futures.lock().unwrap_or_else(PoisonError::into_inner)
+        self.linked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The innermost node of the stack, for its owner: what a guard made now is nested in.
+    pub(crate) fn innermost(&self) -> *mut Header {
+        self.stack.top()
+    }
+
+    /// The linked cleanups, newest first, with what each is nested in. Allocates only if there
+    /// are any.
+    fn copy_linked(&self) -> Vec<(*const Header, *const Header)> {
+        let mut copied = Vec::new();
+        let list = self.linked();
+        let mut link = list.0;
+        // SAFETY: linked links are alive, and the lock is held.
+        while let Some(linked) = unsafe { link.as_ref() } {
+            let header = linked.header.load(Relaxed).cast_const();
+            copied.push((header, linked.enclosing.load(Relaxed).cast_const()));
+            link = linked.older.load(Relaxed);
+        }
+        copied
     }
 
     /// The slot's address: how the walk names the slot it is on (`standby.rs`).
@@ -209,7 +235,7 @@ fn take_slot() -> &'static Slot {
         gone: AtomicBool::new(false),
         taken: AtomicU64::new(taken),
         next: AtomicPtr::new(ptr::null_mut()),
-        futures: Mutex::new(FutureList(ptr::null())),
+        linked: Mutex::new(Linked(ptr::null())),
     }));
     let mut head = SLOTS.load(Relaxed);
     loop {
@@ -364,14 +390,14 @@ fn left_during_shutdown(slot: &Slot) {
 /// Returns the cleanup's panic, if it panicked. Runs nothing if the shutdown took the node over
 /// (it runs the cleanup itself). Does not return once the shutdown is closed.
 #[inline]
-pub(crate) fn finish<F: Fn(&Exit)>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option<Panic> {
+pub(crate) fn finish<F: Run>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option<Panic> {
     let header = node.header();
     if slot.stack.claim(header, &SHUTDOWN).is_err() {
         return finish_during_shutdown(slot, node, exit);
     }
     // Called directly, not through the header's type-erased `call`, so it can be inlined. While
     // it runs, the tagged top tells `is_cleaning`.
-    let panic = call_caught(|| (node.cleanup)(exit));
+    let panic = call_caught(|| node.cleanup.run(exit, node.header.name));
     if slot.stack.pop(header, &SHUTDOWN).is_err() {
         left_during_shutdown(slot);
     }
@@ -382,11 +408,14 @@ pub(crate) fn finish<F: Fn(&Exit)>(slot: &Slot, node: &Node<F>, exit: &Exit) -> 
 /// if the shutdown took it over, it runs nothing.
 #[cold]
 #[inline(never)]
-fn finish_during_shutdown<F: Fn(&Exit)>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option<Panic> {
+fn finish_during_shutdown<F: Run>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option<Panic> {
     let header = node.header();
     let panic = if header.own() {
         let stopped = request::stopped(exit);
-        let panic = call_caught(|| (node.cleanup)(stopped.as_ref().unwrap_or(exit)));
+        let panic = call_caught(|| {
+            node.cleanup
+                .run(stopped.as_ref().unwrap_or(exit), node.header.name)
+        });
         header.done();
         panic
     } else {
@@ -412,9 +441,28 @@ pub(crate) fn unpush(slot: &Slot, header: &Header) {
 
 /// Links a future's node, through `link`, into the list of `slot`, the calling thread's.
 ///
-/// The node and the link must stay where they are until [`finish_future`].
+/// The node and the link must stay where they are until [`finish_linked`].
 pub(crate) fn link_future(slot: &Slot, link: &Link, header: &Header) {
-    let mut list = slot.futures();
+    link_in(slot, link, header, header.prev.load(Relaxed));
+}
+
+/// Links the node of a guard made by the calling thread, whose slot is `slot`, nested in
+/// `enclosing` (see [`Slot::innermost`]).
+///
+/// Does not return once the shutdown is closed, nor during it if `enclosing` is a node: a
+/// guard is made as a guarded body starts.
+pub(crate) fn link_guard(slot: &Slot, link: &Link, header: &Header, enclosing: *mut Header) {
+    link_in(slot, link, header, enclosing);
+    // The lock stands for the store-then-load pair: a walk that copied the list before the link
+    // started the flag before.
+    if SHUTDOWN.is_started() || SHUTDOWN.is_closed() {
+        entered_during_shutdown(header);
+    }
+}
+
+fn link_in(slot: &Slot, link: &Link, header: &Header, enclosing: *mut Header) {
+    let mut list = slot.linked();
+    link.enclosing.store(enclosing, Relaxed);
     link.header.store(ptr::from_ref(header).cast_mut(), Relaxed);
     link.newer.store(ptr::null_mut(), Relaxed);
     link.older.store(list.0.cast_mut(), Relaxed);
@@ -425,31 +473,22 @@ pub(crate) fn link_future(slot: &Slot, link: &Link, header: &Header) {
     list.0 = link;
 }
 
-/// Claims a linked future's node for the calling thread, runs its cleanup and unlinks it.
+/// Claims a linked node (a future's, a guard's) for the calling thread, runs its cleanup, unless
+/// `exit` is `None` (a guard dismissed), and unlinks it.
 ///
 /// As [`finish`]: returns the cleanup's panic, runs nothing if the shutdown took the node, and
 /// does not return once the shutdown is closed. `mine` is the calling thread's slot, if any.
-pub(crate) fn finish_future(
+pub(crate) fn finish_linked(
     slot: &Slot,
     link: &Link,
     header: &Header,
-    exit: &Exit,
+    exit: Option<&Exit>,
     mine: Option<&Slot>,
 ) -> Option<Panic> {
-    let stopped;
-    let exit = match SHUTDOWN
-        .is_started()
-        .then(|| request::stopped(exit))
-        .flatten()
-    {
-        Some(signal) => {
-            stopped = signal;
-            &stopped
-        }
-        None => exit,
-    };
+    let stopped = exit.and_then(|exit| SHUTDOWN.is_started().then(|| request::stopped(exit)));
+    let exit = exit.map(|exit| stopped.as_ref().and_then(Option::as_ref).unwrap_or(exit));
     let panic = if header.own() {
-        let panic = call(mine, header, exit);
+        let panic = exit.and_then(|exit| call(mine, header, exit));
         header.done();
         panic
     } else {
@@ -457,7 +496,7 @@ pub(crate) fn finish_future(
         standby::stand_by(slot.address());
         None
     };
-    let mut list = slot.futures();
+    let mut list = slot.linked();
     let (newer, older) = (link.newer.load(Relaxed), link.older.load(Relaxed));
     // SAFETY: linked links are alive, and the lock is held.
     match unsafe { newer.as_ref() } {
@@ -490,9 +529,9 @@ pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
     // signal to its first cleanup, and inside `exit` this thread's thread-locals are gone.
     let mine = mine();
     // A walk by a thread that is itself running a cleanup (which called `exit`) must not wait
-    // for a future's cleanup that its owner is running: that may be its own.
+    // for a linked cleanup that its owner is running: that may be its own.
     let cleaning = mine.is_some_and(Slot::is_cleaning);
-    let mut take_over = |header: &Header| {
+    let take_over = |header: &Header| {
         standby::running(header.name);
         if let Some(payload) = call(mine, header, exit) {
             let message = crate::exit::panic_message(&*payload).unwrap_or("a non-string payload");
@@ -501,7 +540,7 @@ pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
             ));
         }
     };
-    let mut wait = |header: &Header| {
+    let wait = |header: &Header| {
         standby::running(header.name);
         standby::wait_a_little();
     };
@@ -512,23 +551,34 @@ pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
         next = newest_below(slot.taken.load(Relaxed));
         let is_mine = mine.is_some_and(|mine| ptr::eq(mine, slot));
         standby::walking(slot.address());
+        let linked = slot.copy_linked();
+        let take_linked = |nested_in: &dyn Fn(*const Header) -> bool| {
+            for &(header, enclosing) in &linked {
+                if nested_in(enclosing) {
+                    // SAFETY: a node copied from the list during the walk stays alive while the
+                    // walk is on its slot.
+                    unsafe { &*header }.take_or_wait(cleaning, &mut &take_over, &mut &wait);
+                }
+            }
+        };
+        // In the order of a nested call's: before the node each is nested in. One nested in a
+        // node no longer on the stack (a guard that outlived the function it was made in)
+        // first; one made outside any guarded function last.
+        if !linked.is_empty() {
+            // SAFETY: as below.
+            let on_stack = unsafe { slot.stack.nodes() };
+            take_linked(&|enclosing| !enclosing.is_null() && !on_stack.contains(&enclosing));
+        }
         // SAFETY: the flag is started and the barrier run (`shutdown.rs`); the owner stands by
         // while the walk is on its slot.
-        unsafe { slot.stack.walk(is_mine, &mut take_over, &mut wait) };
-        let mut futures = Vec::new();
-        let list = slot.futures();
-        let mut link = list.0;
-        // SAFETY: linked links are alive, and the lock is held.
-        while let Some(linked) = unsafe { link.as_ref() } {
-            futures.push(linked.header.load(Relaxed).cast_const());
-            link = linked.older.load(Relaxed);
-        }
-        drop(list);
-        for header in futures {
-            // SAFETY: a node copied from the list during the walk stays alive while the walk is
-            // on its slot.
-            unsafe { &*header }.take_or_wait(cleaning, &mut take_over, &mut wait);
-        }
+        unsafe {
+            slot.stack.walk(is_mine, &take_over, &wait, |node| {
+                if !linked.is_empty() {
+                    take_linked(&|enclosing| ptr::eq(enclosing, node));
+                }
+            })
+        };
+        take_linked(&|enclosing| enclosing.is_null());
         if next.is_none() {
             if let Some(last) = before_last.take() {
                 last();
@@ -575,7 +625,7 @@ pub(crate) fn has_pending() -> bool {
 pub(crate) fn any_pending() -> bool {
     slots()
         .filter(|slot| !slot.gone.load(Relaxed))
-        .any(|slot| !slot.stack.is_empty() || !slot.futures().0.is_null())
+        .any(|slot| !slot.stack.is_empty() || !slot.linked().0.is_null())
 }
 
 /// In a forked child, with its one thread: the slots of every other thread are the parent's.
@@ -588,7 +638,7 @@ pub(crate) fn forget_other_threads() -> bool {
             // A lock held by a thread that is gone stays held: count it as pending.
             pending |= !slot.stack.is_empty()
                 || slot
-                    .futures
+                    .linked
                     .try_lock()
                     .map_or(true, |list| !list.0.is_null());
         } else if slot.in_use.load(Relaxed) {

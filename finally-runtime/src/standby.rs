@@ -42,8 +42,18 @@ pub(crate) fn wait_a_little() {
 static WALK: AtomicUsize = AtomicUsize::new(NONE);
 const NONE: usize = 0;
 
+/// The thread that walks ([`crate::sys::thread_id`]), or 0.
+static WALKER: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the calling thread is the one walking: a cleanup it runs is part of the walk, and
+/// must not wait for it, nor free what the walk may still read.
+pub(crate) fn is_walker() -> bool {
+    WALK.load(SeqCst) != NONE && WALKER.load(SeqCst) == crate::sys::thread_id()
+}
+
 /// The walk: from now on it may read the nodes of `slot` (an address), until [`walked`].
 pub(crate) fn walking(slot: usize) {
+    WALKER.store(crate::sys::thread_id(), SeqCst);
     WALK.store(slot, SeqCst);
     notify();
     // The walk's half of the pair on `WALK`: its loads of `top` come after.
@@ -67,6 +77,9 @@ pub(crate) fn walked() {
 /// So in a program with one thread of guarded calls, the code after a guarded function that
 /// met the shutdown never runs.
 pub(crate) fn stand_by(slot: usize) {
+    if is_walker() {
+        return;
+    }
     notify();
     // The owner's half of the pair on `WALK`: its store to `top` came before.
     fence(SeqCst);

@@ -115,10 +115,15 @@ fn main() {
             ready();
             wait_forever();
         }
-        // Set up after the guardian started: it learns of it through `remember`.
-        "remember" => {
-            finally::remember("run", format!("run-{}", process::id()));
-            finally::remember("too long", "x".repeat(100_000));
+        // Set up after the guardian started: it learns of it through a guard's state.
+        "guard-with" => {
+            let _run = finally::guard_with(format!("run-{}", process::id()), record_run);
+            let too_long = finally::guard_with("x".repeat(100_000), record_run);
+            if let Err(error) = too_long.guardian() {
+                let why = std::error::Error::source(&error).map(ToString::to_string);
+                mark(&format!("refused: {error}: {}", why.unwrap_or_default()));
+            }
+            too_long.dismiss();
             println!("ready {}", process::id());
             wait_forever();
         }
@@ -128,34 +133,43 @@ fn main() {
             ready();
             wait_forever();
         }
-        // The test kills the guardian, then says so: remembering must not raise SIGPIPE, which
-        // programs often set back to its default action, ending them.
-        "remember-after-guardian-died" => {
+        // The test kills the guardian, then says so: sending it a guard's state must not raise
+        // SIGPIPE, which programs often set back to its default action, ending them.
+        "guard-after-guardian-died" => {
             // SAFETY: setting SIGPIPE's action before any other thread could look at it.
             unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
             println!("ready {}", guardian_pid());
             read_line();
             print_status();
-            finally::remember("run", "after the guardian");
-            mark("remembered");
+            let guard = finally::guard_with("after the guardian".to_owned(), record_run);
+            if let Err(error) = guard.guardian() {
+                mark(&format!("refused: {error}"));
+            }
         }
-        // The test stops the guardian, then says so: many large values, more than the channel
+        // The test stops the guardian, then says so: many large states, more than the channel
         // holds, must not block the program.
-        "remember-while-stopped" => {
+        "guard-while-stopped" => {
             println!("ready {}", guardian_pid());
             read_line();
             let start = Instant::now();
-            for value in 0..1000 {
-                finally::remember("large", format!("{value:03900}"));
-            }
-            println!("remembered in {} ms", start.elapsed().as_millis());
+            let guards: Vec<_> = (0..1000)
+                .map(|value| finally::guard_with(format!("{value:03900}"), ignore))
+                .collect();
+            println!("guarded in {} ms", start.elapsed().as_millis());
+            let refused = guards
+                .iter()
+                .filter(|guard| guard.guardian().is_err())
+                .count();
+            mark(&format!("refused some: {}", refused > 0));
+            guards.into_iter().for_each(finally::Guard::dismiss);
         }
-        // Threads remember as fast as they can while `main` returns and its cleanup completes;
-        // then, at exit, a cleanup opens files and looks into them for what they sent.
-        "remember-while-returning" => {
-            for thread in 0..8 {
+        // Threads make guards as fast as they can while `main` returns and its cleanup
+        // completes; then, at exit, a cleanup opens files and looks into them for what they
+        // sent.
+        "guard-while-returning" => {
+            for _ in 0..8 {
                 thread::spawn(move || loop {
-                    finally::remember(&format!("thread {thread}"), "y".repeat(3000));
+                    finally::guard_with("y".repeat(3000), ignore).dismiss();
                 });
             }
             let (pending, is_pending) = std::sync::mpsc::channel();
@@ -211,6 +225,13 @@ fn main() {
         other => panic!("unknown scenario {other}"),
     }
 }
+
+/// A guard's cleanup: records its state's run, as `guard <run>`.
+fn record_run(run: &str, exit: &Exit) {
+    child::record(&format!("guard {run}"), exit);
+}
+
+fn ignore(_: &str, _: &Exit) {}
 
 fn guardian_pid() -> u32 {
     finally::__private::guardian_pid().expect("a guardian")

@@ -54,9 +54,6 @@ pub fn record(name: &str, exit: &Exit) {
 }
 
 pub fn main_cleanup(exit: &Exit) {
-    if let Some(run) = finally::recall("run") {
-        mark(&format!("recalled {}", run.to_string_lossy()));
-    }
     record("main", exit);
 }
 

@@ -25,6 +25,8 @@ pub struct Scenario {
     /// The child's whole stderr, once every process holding it (a guardian too) has closed it.
     stderr: Receiver<String>,
     marker: PathBuf,
+    /// How the child ended, once [`reap`](Self::reap) has reaped it.
+    reaped: Option<ExitStatus>,
     _dir: tempfile::TempDir,
 }
 
@@ -168,6 +170,7 @@ impl Scenario {
             lines,
             stderr,
             marker,
+            reaped: None,
             _dir: dir,
         }
     }
@@ -191,6 +194,14 @@ impl Scenario {
 
     /// Whether the child has ended (without reaping it).
     pub fn has_ended(&self) -> bool {
+        self.ended_status().is_some()
+    }
+
+    /// How the child ended, if it has, leaving it a zombie: not reaped.
+    fn ended_status(&self) -> Option<ExitStatus> {
+        if self.reaped.is_some() {
+            return self.reaped;
+        }
         // SAFETY: a zeroed `siginfo_t` is a valid out-parameter.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: `waitid` of our own child, leaving it waitable.
@@ -202,8 +213,17 @@ impl Scenario {
                 libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
             )
         };
+        assert_eq!(waited, 0, "waitid: {}", std::io::Error::last_os_error());
         // SAFETY: `waitid` filled `info`; a zero pid means it has not ended.
-        waited == 0 && unsafe { info.si_pid() } != 0
+        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+        // The wait status `waitpid` would give, made of the code and the reason.
+        let raw = match info.si_code {
+            _ if pid == 0 => return None,
+            libc::CLD_EXITED => status << 8,
+            libc::CLD_DUMPED => status | 0x80,
+            _ => status,
+        };
+        Some(ExitStatus::from_raw(raw))
     }
 
     /// Waits for the child's next line, `ready PID`, and returns the pid.
@@ -225,10 +245,19 @@ impl Scenario {
         writeln!(stdin, "{line}").expect("write to the child's stdin");
     }
 
-    /// Waits (bounded) for the child itself to end; [`wait`](Self::wait) then collects what it
-    /// and the processes it started left.
+    /// Waits (bounded) for the child itself to end, leaving it a zombie; [`wait`](Self::wait)
+    /// then collects what it and the processes it started left, and reaps it.
     pub fn wait_for_exit(&mut self) -> ExitStatus {
-        wait_bounded(&mut self.child, PATIENCE)
+        wait_until(|| self.has_ended(), "the child to end");
+        self.ended_status().expect("ended")
+    }
+
+    /// Waits (bounded) for the child itself to end, and reaps it at once, as a parent quick to
+    /// wait would.
+    pub fn reap(&mut self) -> ExitStatus {
+        let status = wait_bounded(&mut self.child, PATIENCE);
+        self.reaped = Some(status);
+        status
     }
 
     /// Sends `signal` to the child.
@@ -246,12 +275,17 @@ impl Scenario {
     }
 
     /// Waits (bounded) for the child to end, and reads what it left.
+    ///
+    /// The child is reaped last, once every process holding its stderr (a guardian too) has
+    /// ended: until then it stays a zombie, as under a parent that is slow to wait for it, and a
+    /// guardian can read from it how it ended.
     pub fn wait(mut self) -> Ended {
-        let status = wait_bounded(&mut self.child, PATIENCE);
+        wait_until(|| self.has_ended(), "the child to end");
         let stderr = self
             .stderr
             .recv_timeout(PATIENCE)
             .expect("stderr still open: a process the child started outlives it");
+        let status = self.child.wait().expect("reap the child");
         let marker = std::fs::read_to_string(&self.marker)
             .unwrap_or_default()
             .lines()

@@ -1,5 +1,5 @@
-fn remove_scratch() -> std::io::Result<()> {
-    Ok(())
+fn remove_scratch() -> u32 {
+    0
 }
 
 #[finally::with_cleanup(remove_scratch)]

@@ -9,13 +9,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::{end, rethrow, slot, Grace, Site};
+use crate::cleanup::Run;
 use crate::registry::{self, Link, Node, Panic, Slot};
 use crate::Exit;
 
 /// Wraps the future of a guarded `async fn` body; see [`Guarded`].
 pub fn guard_future<C, F>(cleanup: C, site: &'static Site, future: F) -> Guarded<C, F>
 where
-    C: Fn(&Exit) + Copy + Send + Sync + 'static,
+    C: Run,
     F: Future,
 {
     Guarded {
@@ -61,8 +62,8 @@ impl<C, F> Guarded<C, F> {
     }
 
     /// Runs the cleanup of a future that was polled, once: the state becomes `Finished` first.
-    /// Through the node's type-erased call, so that `Drop`, which cannot require
-    /// `C: Fn(&Exit)`, finishes the same way.
+    /// Through the node's type-erased call, so that `Drop`, which cannot require `C: Run`,
+    /// finishes the same way.
     fn finish(&mut self, exit: impl FnOnce(Grace) -> Exit) -> Option<Panic> {
         let State::Pending(slot, grace) = std::mem::replace(&mut self.state, State::Finished)
         else {
@@ -71,7 +72,9 @@ impl<C, F> Guarded<C, F> {
         let exit = exit(grace);
         let header = self.node.as_ref()?.header();
         let panic = match slot {
-            Some(slot) => registry::finish_future(slot, &self.link, header, &exit, super::slot()),
+            Some(slot) => {
+                registry::finish_linked(slot, &self.link, header, Some(&exit), super::slot())
+            }
             None => registry::call_unlinked(header, &exit),
         };
         grace.finish();
@@ -81,7 +84,7 @@ impl<C, F> Guarded<C, F> {
 
 impl<C, F> Guarded<C, F>
 where
-    C: Fn(&Exit) + Copy + Sync,
+    C: Run,
     F: Future,
 {
     /// The first poll, with the node on the thread's stack as for a synchronous call: a body
@@ -114,7 +117,7 @@ where
 
 impl<C, F> Future for Guarded<C, F>
 where
-    C: Fn(&Exit) + Copy + Sync,
+    C: Run,
     F: Future,
 {
     type Output = F::Output;

@@ -6,48 +6,11 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::thread;
 use std::time::Duration;
 
+use crate::cleanup::Run;
 use crate::registry::{self, Node, Panic, Slot};
 use crate::{install, request, shutdown, Exit};
 
 pub use future::{guard_future, Guarded};
-
-/// A cleanup: a `fn()` or a `fn(&Exit)` (a path to a function, or a closure that captures
-/// nothing). `Marker` tells the two forms apart.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a cleanup: a cleanup is a `fn()` or a `fn(&finally::Exit)`",
-    label = "not a `fn()` or a `fn(&finally::Exit)`",
-    note = "a cleanup takes no argument, or one `&finally::Exit` telling why the function ended, and returns `()`"
-)]
-pub trait Cleanup<Marker>: Copy + Send + Sync + 'static {
-    /// Runs the cleanup.
-    fn call(self, exit: &Exit);
-}
-
-/// Marks a `fn()` cleanup.
-pub enum NoArgument {}
-/// Marks a `fn(&Exit)` cleanup.
-pub enum WithExit {}
-
-impl<F: Fn() + Copy + Send + Sync + 'static> Cleanup<NoArgument> for F {
-    #[inline]
-    fn call(self, _: &Exit) {
-        self()
-    }
-}
-
-impl<F: Fn(&Exit) + Copy + Send + Sync + 'static> Cleanup<WithExit> for F {
-    #[inline]
-    fn call(self, exit: &Exit) {
-        self(exit)
-    }
-}
-
-/// Checks that `cleanup` is one, where the error can point at the user's tokens, and gives it
-/// the one form [`guard_call`] takes (so a wrong cleanup makes one error, not two).
-#[inline]
-pub fn cleanup<M, C: Cleanup<M>>(cleanup: C) -> impl Fn(&Exit) + Copy + Send + Sync + 'static {
-    move |exit: &Exit| cleanup.call(exit)
-}
 
 /// What the attribute knows of a guarded function: made a `static` in each.
 #[derive(Debug)]
@@ -58,11 +21,17 @@ pub struct Site {
     pub grace: Duration,
 }
 
+impl std::fmt::Display for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
 /// The slot a guarded call registers in: the calling thread's (taken on its first guarded call,
 /// which installs the handlers), unless the thread is being torn down or is running a cleanup
 /// (which is never cut short, so what it calls needs only return and panic covered).
 #[inline]
-fn slot() -> Option<&'static Slot> {
+pub(crate) fn slot() -> Option<&'static Slot> {
     match registry::current() {
         Some(slot) => Some(slot),
         None => first_slot(),
@@ -81,12 +50,9 @@ fn first_slot() -> Option<&'static Slot> {
 /// The body's value is returned unchanged and its panic continues after the cleanup. A cleanup
 /// that panics after a normal return panics the caller.
 #[inline]
-pub fn guard_call<C, R>(cleanup: C, site: &'static Site, body: impl FnOnce() -> R) -> R
-where
-    C: Fn(&Exit) + Copy + Send + Sync + 'static,
-{
+pub fn guard_call<C: Run, R>(cleanup: C, site: &'static Site, body: impl FnOnce() -> R) -> R {
     let Some(slot) = slot() else {
-        return call_unregistered(cleanup, body);
+        return call_unregistered(cleanup, site, body);
     };
     let grace = Grace::start(site.grace);
     let node = Node::new(cleanup, &site.name, Some(slot));
@@ -182,12 +148,12 @@ impl Grace {
 
 /// Return and panic only.
 #[cold]
-fn call_unregistered<C: Fn(&Exit), R>(cleanup: C, body: impl FnOnce() -> R) -> R {
+fn call_unregistered<C: Run, R>(cleanup: C, site: &Site, body: impl FnOnce() -> R) -> R {
     let result = catch_unwind(AssertUnwindSafe(body));
     let exit = match &result {
         Ok(_) => Exit::Returned,
         Err(payload) => Exit::panicked(&**payload),
     };
-    let cleanup_panic = registry::call_caught(|| cleanup(&exit));
+    let cleanup_panic = registry::call_caught(|| cleanup.run(&exit, site.name));
     rethrow(result, cleanup_panic)
 }

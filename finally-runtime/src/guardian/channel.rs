@@ -1,26 +1,27 @@
 //! The channel from the program to its guardian: what the program says, and how the guardian
 //! takes it in.
 
-use std::ffi::OsString;
+use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::RawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
-use crate::memo;
 use crate::sys::{fd, socket};
+use crate::Exit;
 
 /// What the program sends when `main`'s cleanup has completed.
 pub(super) const COMPLETED_MESSAGE: u8 = 0;
-/// What starts a message of `tell`: then the key's length (4 bytes, little-endian), the key and
-/// the value.
-pub(super) const REMEMBERED: u8 = 255;
-/// The longest key and value of `tell`, together: a packet must fit in the socket's send buffer
-/// (208 KiB by default on Linux), and a few must fit at once.
+/// What starts a message of `arm`: then the guard's id, its function in the guardian and its
+/// cleanup (8 bytes each, little-endian), and its state.
+pub(super) const ARMED: u8 = 3;
+/// What starts a message of `disarm`: then the guard's id.
+pub(super) const DISARMED: u8 = 4;
+/// The longest state of a guard: a packet must fit in the socket's send buffer (208 KiB by
+/// default on Linux), and a few must fit at once.
 pub(super) const LONGEST: usize = 64 * 1024;
-/// The bytes of a memo before its key.
-const HEADER: usize = 5;
-/// How long `tell` waits, once in the program's life, for a guardian that does not keep up.
+/// The bytes of an `ARMED` message before the state.
+pub(super) const HEADER: usize = 25;
+/// How long `arm` waits, once in the program's life, for a guardian that does not keep up.
 const PATIENCE: Duration = Duration::from_millis(100);
 /// What the intermediate process sends the program: then the guardian's pid, or the `errno` of
 /// its fork (4 bytes, little-endian).
@@ -49,10 +50,24 @@ pub(super) fn is_full(sent: &io::Result<()>) -> bool {
 }
 
 /// The guardian's end of the channel.
+/// A guard whose state reached the guardian, and what runs it there.
+struct Armed {
+    /// `guard::run_in_guardian::<T, O>`: decodes the state and calls the cleanup.
+    run: usize,
+    /// The guard's `fn(&T, &Exit) -> O`.
+    cleanup: usize,
+    state: Vec<u8>,
+}
+
+/// The signature of [`Armed::run`].
+pub(crate) type RunInGuardian = unsafe fn(cleanup: usize, state: &[u8], exit: &Exit);
+
 pub(super) struct Inbox {
     /// -1 once the program's end has closed: at its end, or when it `exec`ed.
     pub(super) fd: RawFd,
     packet: Vec<u8>,
+    /// The guards armed and not disarmed, by id: in the order they were made.
+    armed: BTreeMap<u64, Armed>,
 }
 
 impl Inbox {
@@ -60,10 +75,12 @@ impl Inbox {
         Inbox {
             fd,
             packet: vec![0; HEADER + LONGEST],
+            armed: BTreeMap::new(),
         }
     }
 
-    /// Takes in what the program has sent, without waiting: whether it said `DONE`.
+    /// Takes in what the program has sent, without waiting: whether it said that `main`'s
+    /// cleanup completed.
     pub(super) fn receive(&mut self) -> bool {
         while self.fd >= 0 {
             match socket::receive(self.fd, &mut self.packet) {
@@ -72,7 +89,12 @@ impl Inbox {
                 Ok(0) => self.fd = -1,
                 Ok(length) => match Message::parse(&self.packet[..length]) {
                     Some(Message::Completed) => return true,
-                    Some(Message::Remembered(key, value)) => memo::keep(key, value),
+                    Some(Message::Armed(id, armed)) => {
+                        self.armed.insert(id, armed);
+                    }
+                    Some(Message::Disarmed(id)) => {
+                        self.armed.remove(&id);
+                    }
                     None => {}
                 },
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
@@ -81,30 +103,48 @@ impl Inbox {
         }
         false
     }
+
+    /// Runs the cleanups of the guards still armed, newest first, with `exit`; a panic is
+    /// reported and does not stop the others.
+    pub(super) fn run_armed(&mut self, exit: &Exit) {
+        while let Some((_, armed)) = self.armed.pop_last() {
+            // SAFETY: the guardian is a copy of the program: `run` is the address of a function
+            // of the same type in the same image, made for this cleanup and state.
+            let run: RunInGuardian = unsafe { std::mem::transmute(armed.run) };
+            // SAFETY: `run` was made for this cleanup, and decodes the state it was sent.
+            let panicked =
+                crate::registry::call_caught(|| unsafe { run(armed.cleanup, &armed.state, exit) });
+            if panicked.is_some() {
+                crate::report::report(format_args!("a guard's cleanup panicked in the guardian"));
+            }
+        }
+    }
 }
 
 /// What the program says on the channel.
 enum Message {
     Completed,
-    Remembered(String, OsString),
+    Armed(u64, Armed),
+    Disarmed(u64),
 }
 
 impl Message {
     /// The message in `packet`, if it is one.
     fn parse(packet: &[u8]) -> Option<Message> {
+        let word = |at: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(packet.get(at..at + 8)?.try_into().ok()?))
+        };
         match *packet.first()? {
             COMPLETED_MESSAGE => Some(Message::Completed),
-            REMEMBERED => {
-                let length = u32::from_le_bytes(packet.get(1..5)?.try_into().ok()?);
-                let body = packet.get(HEADER..)?;
-                let length = usize::try_from(length).ok().filter(|&l| l <= body.len())?;
-                let (key, value) = body.split_at(length);
-                let key = String::from_utf8_lossy(key).into_owned();
-                Some(Message::Remembered(
-                    key,
-                    std::ffi::OsStr::from_bytes(value).to_owned(),
-                ))
+            ARMED => {
+                let armed = Armed {
+                    run: usize::try_from(word(9)?).ok()?,
+                    cleanup: usize::try_from(word(17)?).ok()?,
+                    state: packet.get(HEADER..)?.to_vec(),
+                };
+                Some(Message::Armed(word(1)?, armed))
             }
+            DISARMED => Some(Message::Disarmed(word(1)?)),
             _ => None,
         }
     }

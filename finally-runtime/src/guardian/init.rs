@@ -12,8 +12,9 @@ use super::notes::{Notes, Page};
 use super::start::{failed, Started};
 use super::watch::clean_up;
 use super::{GUARDING, STATE};
+use crate::cleanup::Run;
 use crate::sys::{self, fd, process, signal};
-use crate::{Exit, Signal};
+use crate::Signal;
 
 /// The signals that PID 1 hands on to the program: those a container runtime, a user or a
 /// terminal sends to stop it or poke it. Not the crashes, which are the init's own.
@@ -32,7 +33,7 @@ const FORWARDED: [c_int; 8] = [
 /// kills every other process of the PID namespace when PID 1 ends, a guardian included. So the
 /// process stays as the program's init and guardian (see [`init`]), and the program goes on as
 /// its child, with its signal mask and actions as they were.
-pub(super) fn start<C: Fn(&Exit)>(
+pub(super) fn start<C: Run>(
     program: OwnedFd,
     guardian: OwnedFd,
     page: Page,
@@ -78,7 +79,7 @@ pub(super) fn start<C: Fn(&Exit)>(
 }
 
 /// PID 1 as the program's init and guardian: hands the [`FORWARDED`] signals on to the
-/// program, reaps every child (orphans come to PID 1), takes in what the program remembers, and
+/// program, reaps every child (orphans come to PID 1), takes in the state of the program's guards, and
 /// once the program has ended runs the cleanup unless it completed its own. Being its parent, it
 /// knows how the program ended, the signal that killed it too. It then exits with the program's
 /// exit code, or `128 +` the signal's number: PID 1 cannot end by a signal.
@@ -87,7 +88,7 @@ pub(super) fn start<C: Fn(&Exit)>(
 ///
 /// Only in the process that forked `program`, with its descriptors: `signals` reads the blocked
 /// signals, and `mask` is the signal mask the program had.
-unsafe fn init<C: Fn(&Exit)>(
+unsafe fn init<C: Run>(
     program: pid_t,
     signals: RawFd,
     mask: &libc::sigset_t,
@@ -131,7 +132,7 @@ unsafe fn init<C: Fn(&Exit)>(
         // As the program had it, for the programs the cleanup starts: nothing is handed on now.
         // SAFETY: a valid mask, for this process's only thread.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, ptr::null_mut()) };
-        clean_up(cleanup, signal);
+        clean_up(&mut inbox, cleanup, signal);
     }
     signal::exit_flushing(code)
 }

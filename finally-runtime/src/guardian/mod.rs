@@ -3,12 +3,12 @@
 //! `#[with_cleanup(cleanup, guardian)]` on `main` starts it first thing. The program and the
 //! guardian share two things:
 //!
-//! - a channel, `socketpair(AF_UNIX, SOCK_SEQPACKET)`, on which the program sends each value
-//!   that [`remember`](crate::remember) keeps, and `DONE` once `main`'s cleanup has completed
-//!   (then the guardian exits at once). Each message is one packet, so messages that threads
-//!   send at once never interleave. The program sends with `MSG_NOSIGNAL | MSG_DONTWAIT`: a
-//!   dead guardian costs an error, never a SIGPIPE that would end the program, and a stopped one
-//!   that no longer reads never blocks it (see [`tell`]). The program's end stays open as long
+//! - a channel, `socketpair(AF_UNIX, SOCK_SEQPACKET)`, on which the program sends the state of
+//!   each guard made with [`guard_with`](crate::guard_with) ([`arm`]) and its end ([`disarm`]),
+//!   and once `main`'s cleanup has completed (then the guardian exits at once). Each message is
+//!   one packet, so messages that threads send at once never interleave. The program sends with
+//!   `MSG_NOSIGNAL | MSG_DONTWAIT`: a dead guardian costs an error, never a SIGPIPE that would
+//!   end the program, and a stopped one that no longer reads never blocks it. The program's end stays open as long
 //!   as the program runs: closed, its number could be reused by another file, into which a
 //!   thread still sending would write.
 //! - a page of memory, on which the program notes that `main`'s cleanup has completed, and which
@@ -69,19 +69,20 @@ mod notes;
 mod start;
 mod watch;
 
-use std::ffi::OsStr;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::ptr;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicU8};
 use std::sync::OnceLock;
 
-use self::channel::{is_full, send_patiently, COMPLETED_MESSAGE, LONGEST, REMEMBERED};
+use self::channel::{is_full, send_patiently, ARMED, COMPLETED_MESSAGE, DISARMED, LONGEST};
+
+pub(crate) use self::channel::RunInGuardian;
 use self::notes::Notes;
+use crate::cleanup::Run;
 use crate::report::report;
 use crate::sys::{fd, socket};
-use crate::{memo, Error, Exit};
+use crate::{Error, Exit};
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// Whether a guardian runs: one of the following.
@@ -100,7 +101,8 @@ const FORGOTTEN: u8 = 5;
 static FAILURE: OnceLock<Error> = OnceLock::new();
 /// The page shared with the guardian, or null.
 static NOTES: AtomicPtr<Notes> = AtomicPtr::new(ptr::null_mut());
-/// The guardian did not take a memo within [`PATIENCE`] (said once).
+/// The guardian did not take a guard's state within `channel`'s patience once: after that, a
+/// state that does not fit is refused at once.
 static LAGGING: AtomicBool = AtomicBool::new(false);
 /// A send failed for good: the guardian has ended (said once).
 static GONE: AtomicBool = AtomicBool::new(false);
@@ -117,10 +119,7 @@ static GUARDIAN: AtomicI32 = AtomicI32::new(0);
 ///
 /// If the guardian cannot be started (see "Failures" in this module), says so on stderr, keeps
 /// why for [`guardian_status`], and returns `cleanup` unchanged in effect.
-pub fn guardian<C>(cleanup: C) -> impl Fn(&Exit) + Copy + Send + Sync + 'static
-where
-    C: Fn(&Exit) + Copy + Send + Sync + 'static,
-{
+pub fn guardian<C: Run>(cleanup: C) -> Guardian<C> {
     if !STARTED.swap(true, SeqCst) {
         match start::start(cleanup) {
             Ok(started) => {
@@ -139,10 +138,18 @@ where
             }
         }
     }
-    move |exit: &Exit| {
+    Guardian(cleanup)
+}
+
+/// `main`'s cleanup, run in the program: then the guardian is told that it completed.
+#[derive(Clone, Copy)]
+pub struct Guardian<C>(C);
+
+impl<C: Run> Run for Guardian<C> {
+    fn run(&self, exit: &Exit, name: &str) {
         // Also when the cleanup panics: it ran, and the guardian must not run it a second time.
         let _completed = Completed;
-        cleanup(exit);
+        self.0.run(exit, name);
     }
 }
 
@@ -247,50 +254,59 @@ pub fn guardian_pid() -> Option<u32> {
         .filter(|&pid| pid > 0)
 }
 
-/// Sends what [`remember`](crate::remember) keeps to the guardian, if one runs.
+/// The next guard's id: the guardian runs the guards newest first, by id.
+static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
+
+/// Sends a guard's state to the guardian, with `run`, which runs it there (see `channel.rs`),
+/// and `cleanup`; returns the guard's id, to [`disarm`] it with, or why the guardian does not
+/// have it.
 ///
 /// Never waits long: when the channel is full (the guardian is stopped, or far behind), it
-/// waits for room once in the program's life, up to [`PATIENCE`]; after that, a memo that does
-/// not fit is lost, and that is reported once.
-pub(crate) fn tell(key: &str, value: &OsStr) {
+/// waits for room once in the program's life, up to a tenth of a second.
+pub(crate) fn arm(run: usize, cleanup: usize, state: &[u8]) -> Result<u64, Error> {
+    guardian_status()?;
     let fd = CHANNEL.load(SeqCst);
-    // After `main`'s cleanup completed, the guardian has nothing more to learn.
-    if fd < 0 || STATE.load(SeqCst) != WATCHING {
-        return;
+    let refused = |why: io::Error| Err(Error::because("give the guardian a guard's state", why));
+    if state.len() > LONGEST {
+        return refused(io::Error::other(format!(
+            "{} bytes, more than the {LONGEST} the channel takes",
+            state.len()
+        )));
     }
-    let (key, value) = (key.as_bytes(), value.as_bytes());
-    if key.len() + value.len() > LONGEST {
-        too_long(key);
-        return;
-    }
-    let length = (key.len() as u32).to_le_bytes();
-    let header = [REMEMBERED, length[0], length[1], length[2], length[3]];
-    let parts = [&header[..], key, value];
+    let id = NEXT_GUARD.fetch_add(1, SeqCst);
+    let mut header = [0u8; channel::HEADER];
+    header[0] = ARMED;
+    header[1..9].copy_from_slice(&id.to_le_bytes());
+    header[9..17].copy_from_slice(&(run as u64).to_le_bytes());
+    header[17..25].copy_from_slice(&(cleanup as u64).to_le_bytes());
+    let parts = [&header[..], state];
     let mut sent = socket::send(fd, &parts);
-    if is_full(&sent) && !LAGGING.load(SeqCst) {
+    if is_full(&sent) && !LAGGING.swap(true, SeqCst) {
         sent = send_patiently(fd, &parts);
     }
     match sent {
-        Ok(()) => {}
-        // Sent as `main`'s cleanup completed: the guardian may have ended, as it should.
-        Err(_) if STATE.load(SeqCst) != WATCHING => {}
-        Err(_) if is_full(&sent) => {
-            if !LAGGING.swap(true, SeqCst) {
-                report(format_args!(
-                    "the guardian does not keep up (is it stopped?): values the program remembers may not reach it, and it may clean up with older ones"
-                ));
-            }
+        Ok(()) => Ok(id),
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => refused(io::Error::new(
+            error.kind(),
+            "the guardian does not keep up (is it stopped?)",
+        )),
+        Err(error) => {
+            lost(&error);
+            refused(error)
         }
-        Err(error) if error.raw_os_error() == Some(libc::EMSGSIZE) => too_long(key),
-        Err(error) => lost(&error),
     }
 }
 
-fn too_long(key: &[u8]) {
-    report(format_args!(
-        "`{}` is too long for the guardian: only the program's own cleanup will see it",
-        String::from_utf8_lossy(key)
-    ));
+/// Tells the guardian that the guard `id` has ended: it ran in the program, or was dismissed.
+pub(crate) fn disarm(id: u64) {
+    let fd = CHANNEL.load(SeqCst);
+    if fd >= 0 && STATE.load(SeqCst) == WATCHING {
+        let mut message = [0u8; 9];
+        message[0] = DISARMED;
+        message[1..].copy_from_slice(&id.to_le_bytes());
+        // A guardian that cannot take it may run that cleanup again: cleanups can run twice.
+        let _ = socket::send(fd, &[&message]);
+    }
 }
 
 /// Reports, once, that the guardian has ended.
@@ -322,33 +338,4 @@ fn completed() {
             Ok(()) => {}
         }
     }
-}
-
-/// Keeps `value` under `key` for the cleanups, which cannot borrow the function's state: a
-/// scratch directory's path, a run id, a start time.
-///
-/// With the guardian, [`recall`](crate::recall) finds it in the guardian too: the guardian is a
-/// copy of the program made when `main` started, and sees nothing the program set up in memory
-/// later but this. `key` and `value` together must fit in 64 KiB to reach the guardian; a longer
-/// one is kept for the program's own cleanups only, and reported on stderr.
-///
-/// It never waits long for the guardian. A guardian that does not keep up (stopped, say, with
-/// SIGSTOP) gets what fits in the channel; `remember` then waits once in the program's life, for
-/// a tenth of a second at most, and after that a value that does not fit does not reach it,
-/// which is reported on stderr once. A guardian that has ended is reported once too, and never
-/// raises SIGPIPE. Either way the value is kept for the program's own cleanups.
-///
-/// ```
-/// # use finally_runtime as finally;
-/// let scratch = std::env::temp_dir().join("scratch-1234");
-/// finally::remember("scratch", &scratch);
-/// // ... later, in a cleanup:
-/// if let Some(dir) = finally::recall("scratch") {
-///     let _ = std::fs::remove_dir_all(dir);
-/// }
-/// ```
-pub fn remember(key: &str, value: impl AsRef<OsStr>) {
-    let value = value.as_ref().to_owned();
-    tell(key, &value);
-    memo::keep(key.to_owned(), value);
 }

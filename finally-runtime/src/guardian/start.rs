@@ -10,8 +10,8 @@ use libc::pid_t;
 use super::channel::{FORKED, NOT_FORKED};
 use super::notes::{Notes, Page};
 use super::watch::{self, Watch};
+use crate::cleanup::Run;
 use crate::sys::{self, process, socket};
-use crate::Exit;
 
 /// What the program keeps of a guardian that started.
 pub(super) struct Started {
@@ -22,7 +22,7 @@ pub(super) struct Started {
 }
 
 /// Starts the guardian.
-pub(super) fn start<C: Fn(&Exit)>(cleanup: C) -> io::Result<Started> {
+pub(super) fn start<C: Run>(cleanup: C) -> io::Result<Started> {
     match sys::proc::threads() {
         Some(1) => {}
         Some(_) => {
@@ -96,7 +96,7 @@ pub(super) fn start<C: Fn(&Exit)>(cleanup: C) -> io::Result<Started> {
 /// # Safety
 ///
 /// Only in the child forked by [`start`], with its two ends of the channel.
-unsafe fn fork_guardian<C: Fn(&Exit)>(
+unsafe fn fork_guardian<C: Run>(
     program: RawFd,
     guardian: RawFd,
     watch: Watch,

@@ -9,6 +9,7 @@ use libc::{c_int, pid_t};
 use super::channel::Inbox;
 use super::notes::Notes;
 use super::{GUARDING, STATE};
+use crate::cleanup::Run;
 use crate::report::report;
 use crate::sys::{fd, proc, process, signal};
 use crate::{config, registry, Exit, Signal};
@@ -16,30 +17,31 @@ use crate::{config, registry, Exit, Signal};
 /// How often a guardian without a pidfd looks at the program in `/proc`, in milliseconds.
 const LOOK_EVERY: c_int = 100;
 
-/// How the guardian sees the program's process end.
+/// How the guardian sees the program's process end, and learns how it ended.
 #[derive(Clone, Copy)]
-pub(super) enum Watch {
-    /// A pidfd, readable once the process has ended.
-    Pidfd(RawFd),
-    /// Where there is no pidfd: the process's pid and start time, looked at every [`LOOK_EVERY`].
-    Stat { pid: pid_t, start: u64 },
+pub(super) struct Watch {
+    /// A pidfd, readable once the process has ended; -1 where there is none, and the guardian
+    /// looks at the process in `/proc` every [`LOOK_EVERY`].
+    pidfd: RawFd,
+    pid: pid_t,
+    /// The process's start time, which tells it from a later one with the same pid; unknown
+    /// where `/proc` cannot tell (then a pidfd is needed).
+    start: Option<u64>,
 }
 
 impl Watch {
     /// A watch on this process, taken while it is certainly alive: with its pidfd, if any, which
     /// the caller closes once it has forked.
     pub(super) fn this_process() -> io::Result<(Watch, Option<OwnedFd>)> {
+        use std::os::fd::AsRawFd;
         let pid = process::id();
-        let no_pidfd = match process::pidfd(pid) {
-            Ok(pidfd) => {
-                use std::os::fd::AsRawFd;
-                return Ok((Watch::Pidfd(pidfd.as_raw_fd()), Some(pidfd)));
-            }
-            Err(error) => error,
-        };
-        match proc::stat(pid) {
-            Some((_, start)) => Ok((Watch::Stat { pid, start }, None)),
-            None => Err(io::Error::new(
+        let start = proc::stat(pid).map(|stat| stat.start);
+        let pidfd = process::pidfd(pid);
+        let watch = |pidfd| Watch { pidfd, pid, start };
+        match (pidfd, start) {
+            (Ok(pidfd), _) => Ok((watch(pidfd.as_raw_fd()), Some(pidfd))),
+            (Err(_), Some(_)) => Ok((watch(-1), None)),
+            (Err(no_pidfd), None) => Err(io::Error::new(
                 no_pidfd.kind(),
                 format!("pidfd_open: {no_pidfd}, and /proc/self/stat cannot be read either"),
             )),
@@ -48,41 +50,47 @@ impl Watch {
 
     /// The descriptor to poll, or -1.
     pub(super) fn fd(self) -> RawFd {
-        match self {
-            Watch::Pidfd(fd) => fd,
-            Watch::Stat { .. } => -1,
-        }
+        self.pidfd
     }
 
     /// How long to wait at most before calling [`ended`](Self::ended) again, for `poll`.
     fn patience(self) -> c_int {
-        match self {
-            Watch::Pidfd(_) => -1,
-            Watch::Stat { .. } => LOOK_EVERY,
+        if self.pidfd >= 0 {
+            -1
+        } else {
+            LOOK_EVERY
         }
     }
 
     fn ended(self) -> bool {
-        match self {
-            Watch::Pidfd(fd) => {
-                let mut ended = libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid `pollfd`.
-                unsafe { libc::poll(&mut ended, 1, 0) == 1 }
-            }
-            // Gone, a zombie, or another process with the same pid.
-            Watch::Stat { pid, start } => proc::stat(pid).map_or(true, |(state, now)| {
-                matches!(state, b'Z' | b'X') || now != start
-            }),
+        if self.pidfd >= 0 {
+            let mut ended = libc::pollfd {
+                fd: self.pidfd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid `pollfd`.
+            return unsafe { libc::poll(&mut ended, 1, 0) == 1 };
         }
+        // Gone, a zombie, or another process with the same pid.
+        proc::stat(self.pid).map_or(true, |now| {
+            matches!(now.state, b'Z' | b'X') || Some(now.start) != self.start
+        })
+    }
+
+    /// The signal that ended the process, read from its zombie while its parent has not reaped
+    /// it yet (the guardian is not its parent, so it cannot wait for it): `None` once reaped, or
+    /// where it ended with an exit code.
+    fn killed_by(self) -> Option<Signal> {
+        let zombie = proc::stat(self.pid)?;
+        let status = zombie.exit_code?;
+        (zombie.state == b'Z' && Some(zombie.start) == self.start && libc::WIFSIGNALED(status))
+            .then(|| Signal::new(libc::WTERMSIG(status)))
     }
 }
 
 /// The guardian process: waits for the program's end, cleans up if it died, exits.
-pub(super) fn guard<C: Fn(&Exit)>(
+pub(super) fn guard<C: Run>(
     program: RawFd,
     channel: RawFd,
     watch: Watch,
@@ -114,14 +122,20 @@ pub(super) fn guard<C: Fn(&Exit)>(
     if inbox.receive() || notes.completed.load(SeqCst) {
         signal::exit_flushing(0);
     }
-    clean_up(cleanup, notes.crash());
+    clean_up(
+        &mut inbox,
+        cleanup,
+        notes.crash().or_else(|| watch.killed_by()),
+    );
     signal::exit_flushing(0)
 }
 
-/// Runs the cleanup of a program that died, by `signal` where known.
-pub(super) fn clean_up<C: Fn(&Exit)>(cleanup: C, signal: Option<Signal>) {
+/// Runs the cleanups of a program that died, by `signal` where known: its guards' still armed,
+/// newest first, then `main`'s, which encloses them.
+pub(super) fn clean_up<C: Run>(inbox: &mut Inbox, cleanup: C, signal: Option<Signal>) {
     let exit = Exit::Died { signal };
-    if registry::call_caught(|| cleanup(&exit)).is_some() {
+    inbox.run_armed(&exit);
+    if registry::call_caught(|| cleanup.run(&exit, "main's cleanup")).is_some() {
         report(format_args!("the cleanup panicked in the guardian"));
     }
 }

@@ -1,0 +1,469 @@
+//! Guards: cleanups made at run time, that carry their own state.
+//!
+//! A guard's node lives in a box of its own, linked into the list of the slot of the thread that
+//! made it (as a waiting future's node is), with the thread's innermost pending node as the one
+//! it is nested in: on a shutdown, its cleanup runs before that node's, as a nested call's
+//! would. The box is freed once the guard has ended (dropped, dismissed, or its cleanup taken
+//! over and run) and no walk can still read it.
+
+use std::borrow::Borrow;
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::panic::{resume_unwind, Location};
+use std::ptr::NonNull;
+
+use crate::cleanup::Outcome;
+use crate::guarded;
+use crate::guardian::{self, RunInGuardian};
+use crate::protocol::Header;
+use crate::registry::{self, Link, Slot};
+use crate::{request, standby, Error, Exit};
+
+/// Makes a guard: `cleanup` runs exactly once, when the guard is dropped ([`Exit::Returned`],
+/// or [`Exit::Panicked`] while a panic unwinds), when a handled signal arrives or the process
+/// exits while it is pending ([`Exit::Signal`], [`Exit::Exited`]), unless it is
+/// [dismissed](Guard::dismiss).
+///
+/// With the same guarantees and order as the cleanups of `#[with_cleanup]`: on a signal or
+/// `exit`, pending guards and guarded functions run newest first on each thread, and a guard
+/// made inside a guarded function runs before that function's cleanup. A guard may be made on
+/// any thread, in any function, and moved to another thread: its place stays the one it was
+/// made at.
+///
+/// `cleanup` returns `()`, or `Result<(), E>` with `E: Display`: an error is reported in one
+/// line on stderr, naming where the guard was made. Making a guard allocates once.
+///
+/// ```
+/// # use finally_runtime as finally;
+/// # fn main() -> std::io::Result<()> {
+/// let dir = std::env::temp_dir().join(format!("scratch-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let _cleanup = finally::guard(move |_| std::fs::remove_dir_all(&dir));
+/// // ... work: Ctrl-C, `kill`, `exit`, a panic or the end of the scope remove `dir` ...
+/// # Ok(()) }
+/// ```
+///
+/// A guard made while its thread runs a cleanup, or once a shutdown has begun in a thread that
+/// is not concerned by it, runs on drop only, as the calls of a cleanup do.
+#[track_caller]
+pub fn guard<F, O>(cleanup: F) -> Guard
+where
+    F: FnOnce(&Exit) -> O + Send + 'static,
+    O: Outcome,
+{
+    Guard::new(cleanup, Location::caller())
+}
+
+/// Makes a guard whose cleanup also runs in the guardian, if the program dies without running
+/// it (SIGKILL, a crash): `cleanup` is a function, called with `state` (or what it borrows as:
+/// a `PathBuf` as a `&Path`, a `String` as a `&str`).
+///
+/// The guardian is a copy of the program made when `main` started; it knows `cleanup` (the
+/// same function of the same program) but not what the program made since. So `state` is sent
+/// to it, encoded, when the guard is made, and it is told when the guard ends. In the program,
+/// the guard is a [`guard`] calling `cleanup(&state, exit)`; in the guardian, after a crash,
+/// `cleanup(&decoded_state, &Exit::Died { .. })` runs, newest guard first, before `main`'s
+/// own cleanup. Whether the state reached the guardian, [`Guard::guardian`] says.
+///
+/// ```no_run
+/// # use finally_runtime as finally;
+/// # use std::path::Path;
+/// fn remove(dir: &Path, _: &finally::Exit) -> std::io::Result<()> {
+///     std::fs::remove_dir_all(dir)
+/// }
+///
+/// // In a `main` under `#[with_cleanup(..., guardian)]`:
+/// let dir = std::env::temp_dir().join(format!("scratch-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let cleanup = finally::guard_with(dir, remove);
+/// if let Err(error) = cleanup.guardian() {
+///     eprintln!("kill -9 would leave the scratch directory behind: {error}");
+/// }
+/// ```
+#[track_caller]
+pub fn guard_with<T, B, O>(state: T, cleanup: fn(&B, &Exit) -> O) -> Guard
+where
+    T: State + Borrow<B>,
+    B: ?Sized + 'static,
+    O: Outcome + 'static,
+{
+    let mut encoded = Vec::new();
+    state.encode(&mut encoded);
+    let run: RunInGuardian = run_in_guardian::<T, B, O>;
+    let armed = guardian::arm(run as usize, cleanup as usize, &encoded);
+    let id = armed.as_ref().ok().copied();
+    let mut guard = Guard::new(
+        move |exit: &Exit| {
+            let outcome = cleanup(state.borrow(), exit);
+            if let Some(id) = id {
+                guardian::disarm(id);
+            }
+            outcome
+        },
+        Location::caller(),
+    );
+    // SAFETY: the box is alive as long as the guard, and no one else has its address yet but
+    // the list, which never writes this field.
+    unsafe { guard.head.as_mut() }.guardian = Some(armed);
+    guard
+}
+
+/// A value that can reach the guardian (see [`guard_with`]): encoded into bytes when the guard
+/// is made, decoded there.
+///
+/// Implemented for strings, paths, byte vectors, integers, `bool`, `Option`s and tuples of
+/// these; implement it for a type of yours by encoding its fields in turn.
+pub trait State: Send + Sized + 'static {
+    /// Appends `self` to `into`.
+    fn encode(&self, into: &mut Vec<u8>);
+    /// Takes a value from the front of `from`, as [`encode`](Self::encode) put it; `None` if
+    /// `from` does not start with one.
+    fn decode(from: &mut &[u8]) -> Option<Self>;
+}
+
+macro_rules! integers {
+    ($($integer:ty),*) => {$(
+        impl State for $integer {
+            fn encode(&self, into: &mut Vec<u8>) {
+                into.extend_from_slice(&self.to_le_bytes());
+            }
+
+            fn decode(from: &mut &[u8]) -> Option<Self> {
+                let (bytes, rest) = from.split_first_chunk()?;
+                *from = rest;
+                Some(<$integer>::from_le_bytes(*bytes))
+            }
+        }
+    )*};
+}
+
+integers!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+impl State for bool {
+    fn encode(&self, into: &mut Vec<u8>) {
+        u8::from(*self).encode(into);
+    }
+
+    fn decode(from: &mut &[u8]) -> Option<Self> {
+        Some(u8::decode(from)? != 0)
+    }
+}
+
+impl State for Vec<u8> {
+    fn encode(&self, into: &mut Vec<u8>) {
+        (self.len() as u64).encode(into);
+        into.extend_from_slice(self);
+    }
+
+    fn decode(from: &mut &[u8]) -> Option<Self> {
+        let length = usize::try_from(u64::decode(from)?).ok()?;
+        let bytes = from.get(..length)?.to_vec();
+        *from = &from[length..];
+        Some(bytes)
+    }
+}
+
+impl State for String {
+    fn encode(&self, into: &mut Vec<u8>) {
+        self.as_bytes().to_vec().encode(into);
+    }
+
+    fn decode(from: &mut &[u8]) -> Option<Self> {
+        String::from_utf8(Vec::decode(from)?).ok()
+    }
+}
+
+impl State for std::ffi::OsString {
+    fn encode(&self, into: &mut Vec<u8>) {
+        use std::os::unix::ffi::OsStrExt;
+        self.as_bytes().to_vec().encode(into);
+    }
+
+    fn decode(from: &mut &[u8]) -> Option<Self> {
+        use std::os::unix::ffi::OsStringExt;
+        Some(std::ffi::OsString::from_vec(Vec::decode(from)?))
+    }
+}
+
+impl State for std::path::PathBuf {
+    fn encode(&self, into: &mut Vec<u8>) {
+        self.as_os_str().to_owned().encode(into);
+    }
+
+    fn decode(from: &mut &[u8]) -> Option<Self> {
+        Some(std::ffi::OsString::decode(from)?.into())
+    }
+}
+
+impl<T: State> State for Option<T> {
+    fn encode(&self, into: &mut Vec<u8>) {
+        self.is_some().encode(into);
+        if let Some(value) = self {
+            value.encode(into);
+        }
+    }
+
+    fn decode(from: &mut &[u8]) -> Option<Self> {
+        Some(if bool::decode(from)? {
+            Some(T::decode(from)?)
+        } else {
+            None
+        })
+    }
+}
+
+macro_rules! tuples {
+    ($(($($name:ident),*)),*) => {$(
+        impl<$($name: State),*> State for ($($name,)*) {
+            #[allow(non_snake_case)]
+            fn encode(&self, into: &mut Vec<u8>) {
+                let ($($name,)*) = self;
+                $($name.encode(into);)*
+            }
+
+            fn decode(from: &mut &[u8]) -> Option<Self> {
+                Some(($($name::decode(from)?,)*))
+            }
+        }
+    )*};
+}
+
+tuples!((A, B), (A, B, C), (A, B, C, D));
+
+/// Runs, in the guardian, the cleanup of a guard made with [`guard_with`].
+///
+/// # Safety
+///
+/// `cleanup` must be the address of a `fn(&B, &Exit) -> O` of this program, and `state` what
+/// `T::encode` made.
+unsafe fn run_in_guardian<T, B, O>(cleanup: usize, state: &[u8], exit: &Exit)
+where
+    T: State + Borrow<B>,
+    B: ?Sized,
+    O: Outcome,
+{
+    // SAFETY: the caller vouches for the address and the type.
+    let cleanup: fn(&B, &Exit) -> O = unsafe { std::mem::transmute(cleanup) };
+    match T::decode(&mut &state[..]) {
+        Some(state) => cleanup(state.borrow(), exit).report(&"a guard's cleanup in the guardian"),
+        None => crate::report::report(format_args!(
+            "a guard's state did not decode in the guardian: its cleanup did not run"
+        )),
+    }
+}
+
+/// A cleanup made at run time; see [`guard`].
+///
+/// `mem::forget` of a guard leaves its cleanup pending for the rest of the process: it then runs
+/// on a handled signal or on `exit`, and never otherwise.
+#[must_use = "a guard runs its cleanup when it is dropped: keep it in a variable (`let _cleanup = ...`), or dismiss it"]
+pub struct Guard {
+    head: NonNull<Head>,
+    /// A guard may be sent to another thread (its cleanup is `Send`), not shared.
+    _not_sync: PhantomData<UnsafeCell<()>>,
+}
+
+// SAFETY: the cleanup in the box is `Send`, and the node is claimed by compare-and-swap, from
+// whichever thread.
+unsafe impl Send for Guard {}
+
+/// The type-erased part of a guard's box.
+#[repr(C)]
+struct Head {
+    header: Header,
+    link: Link,
+    /// Whose list the node is linked into; none where no slot could be had.
+    slot: Option<&'static Slot>,
+    made_at: &'static Location<'static>,
+    /// Frees the box this head starts.
+    free: unsafe fn(NonNull<Head>),
+    /// For a guard of [`guard_with`]: its id in the guardian, or why it has none.
+    guardian: Option<Result<u64, Error>>,
+}
+
+/// A guard's box.
+#[repr(C)]
+struct Boxed<F> {
+    head: Head,
+    /// Taken, once, by whoever won the node.
+    cleanup: UnsafeCell<Option<F>>,
+}
+
+/// How a guard's cleanup is named while it runs, for the deadline's report.
+static NAME: &str = "a guard";
+
+impl Guard {
+    fn new<F, O>(cleanup: F, made_at: &'static Location<'static>) -> Guard
+    where
+        F: FnOnce(&Exit) -> O + Send + 'static,
+        O: Outcome,
+    {
+        keep_panic_messages();
+        let slot = guarded::slot();
+        let boxed = Box::new(Boxed {
+            head: Head {
+                header: Header::new(call::<F, O>, &NAME, std::ptr::null_mut()),
+                link: Link::new(),
+                slot,
+                made_at,
+                free: free::<F>,
+                guardian: None,
+            },
+            cleanup: UnsafeCell::new(Some(cleanup)),
+        });
+        let head = NonNull::from(Box::leak(boxed)).cast::<Head>();
+        // SAFETY: just leaked, and never moved: the node stays where the list links it.
+        let linked = unsafe { head.as_ref() };
+        if let Some(slot) = slot {
+            registry::link_guard(slot, &linked.link, &linked.header, slot.innermost());
+        }
+        Guard {
+            head,
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// Whether the guardian has this guard's state, and runs its cleanup if the program dies
+    /// without it; an error says why not: the guard was made with [`guard`], no guardian runs
+    /// (see [`guardian_status`](crate::guardian_status)), the state is too long, or the guardian
+    /// does not keep up.
+    pub fn guardian(&self) -> Result<(), Error> {
+        // SAFETY: the box is alive as long as the guard.
+        match &unsafe { self.head.as_ref() }.guardian {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(error)) => Err(error.clone()),
+            None => Err(Error::because(
+                "give the guardian this guard",
+                std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "made with `guard`, not `guard_with`: its cleanup runs in the program only",
+                ),
+            )),
+        }
+    }
+
+    /// Disarms the guard: its cleanup never runs (unless a signal or `exit` took it over
+    /// already, which ran it, once).
+    pub fn dismiss(self) {
+        ManuallyDrop::new(self).end(None);
+    }
+
+    /// Runs the cleanup with `exit` (none: dismissed), if it is still this guard's to run, and
+    /// frees the box. A cleanup's panic goes on, unless a panic is unwinding already.
+    fn end(&mut self, exit: Option<&Exit>) {
+        // SAFETY: the box is alive until `free` below, and only read.
+        let head = unsafe { self.head.as_ref() };
+        let panic = match head.slot {
+            Some(slot) => {
+                registry::finish_linked(slot, &head.link, &head.header, exit, guarded::slot())
+            }
+            // Known to no one else: no claim to make.
+            None => exit.and_then(|exit| registry::call_unlinked(&head.header, exit)),
+        };
+        if let Some(Ok(id)) = head.guardian {
+            guardian::disarm(id);
+        }
+        // Dropped by a cleanup that a walk runs: the walk may still read the node, which it
+        // copied from the list. The process is ending: the box stays.
+        if !standby::is_walker() {
+            // SAFETY: unlinked, and no walk reads it any more (`finish_linked` stood by).
+            unsafe { (head.free)(self.head) };
+        }
+        if let Some(payload) = panic {
+            if !std::thread::panicking() {
+                resume_unwind(payload);
+            }
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // Dropped once a stop is requested: the scope ended for the signal, as a guarded function
+        // that returns then.
+        let exit = if std::thread::panicking() {
+            Exit::Panicked {
+                message: PANIC_MESSAGE.with(|message| message.borrow().clone()),
+            }
+        } else {
+            request::stopped(&Exit::Returned).unwrap_or(Exit::Returned)
+        };
+        self.end(Some(&exit));
+    }
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // SAFETY: the box is alive as long as the guard.
+        let made_at = unsafe { self.head.as_ref() }.made_at;
+        f.debug_struct("Guard").field("made_at", &made_at).finish()
+    }
+}
+
+thread_local! {
+    /// The message of this thread's latest panic, kept by the hook of [`keep_panic_messages`]:
+    /// a guard dropped while a panic unwinds cannot see the panic's payload.
+    static PANIC_MESSAGE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Chains a panic hook that keeps each panic's message for the guards, once the first guard is
+/// made (a program without guards keeps its hook as it is). The hook before it runs after.
+fn keep_panic_messages() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::thread::panicking() {
+        // Changing the hook is not allowed now; the next guard does it.
+        return;
+    }
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = crate::exit::panic_message(info.payload()).map(str::to_owned);
+            let _ = PANIC_MESSAGE.try_with(|kept| {
+                if let Ok(mut kept) = kept.try_borrow_mut() {
+                    *kept = message;
+                }
+            });
+            previous(info);
+        }));
+    });
+}
+
+/// Names a guard in reports.
+struct MadeAt(&'static Location<'static>);
+
+impl fmt::Display for MadeAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the guard made at {}:{}", self.0.file(), self.0.line())
+    }
+}
+
+/// The header's type-erased call: runs the cleanup of a `Boxed<F>`, once.
+///
+/// # Safety
+///
+/// `header` must start a live `Boxed<F>`, claimed for the caller.
+unsafe fn call<F, O>(header: *const Header, exit: &Exit)
+where
+    F: FnOnce(&Exit) -> O,
+    O: Outcome,
+{
+    // SAFETY: `Boxed<F>` is `repr(C)` with the header first, and the caller vouches for it; the
+    // claim makes the caller the only one to touch the cleanup.
+    let boxed = unsafe { &*header.cast::<Boxed<F>>() };
+    // SAFETY: as above.
+    if let Some(cleanup) = unsafe { (*boxed.cleanup.get()).take() } {
+        cleanup(exit).report(&MadeAt(boxed.head.made_at));
+    }
+}
+
+/// Frees a `Boxed<F>`.
+///
+/// # Safety
+///
+/// `head` must start a `Boxed<F>` leaked by [`Guard::new`], which nothing reads any more.
+unsafe fn free<F>(head: NonNull<Head>) {
+    // SAFETY: the caller vouches for it.
+    drop(unsafe { Box::from_raw(head.cast::<Boxed<F>>().as_ptr()) });
+}
