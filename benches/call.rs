@@ -1,7 +1,8 @@
 //! What a guarded call costs next to the physical floor: the same tiny function bare, under a
 //! hand-written Drop guard (return and panic only), under `scopeguard::defer!`, and under
 //! `#[with_cleanup]`; the same as an `async fn`, polled to completion; nested 1, 10 and 100
-//! deep; on 1 and on 2 threads at once.
+//! deep; on 1 and on 2 threads at once; and a guard holding a value made at run time, with
+//! `scopeguard::guard` and with `finally::guard`.
 //!
 //! ```text
 //! cargo bench --bench call
@@ -146,6 +147,30 @@ fn call(c: &mut Criterion) {
     group.finish();
 }
 
+/// A guard whose cleanup uses a value made at run time, made and dropped: with `scopeguard`
+/// (return and panic only) and with `finally` (which allocates once per guard).
+fn guard(c: &mut Criterion) {
+    let mut group = c.benchmark_group("guard");
+    group.bench_function("scopeguard", |b| {
+        b.iter(|| {
+            let _guard = scopeguard::guard(black_box(7u64), |x| {
+                black_box(x);
+                cleanup();
+            });
+        })
+    });
+    group.bench_function("finally", |b| {
+        b.iter(|| {
+            let x = black_box(7u64);
+            let _guard = finally::guard(move |_| {
+                black_box(x);
+                cleanup();
+            });
+        })
+    });
+    group.finish();
+}
+
 /// One call of a tiny `async fn`, each way, polled to completion.
 fn async_call(c: &mut Criterion) {
     let waker = &Waker::from(Arc::new(Unused));
@@ -265,6 +290,7 @@ const RATIOS: &[(&str, &str)] = &[
     ("call/with_cleanup", "call/drop_guard"),
     ("call/scopeguard", "call/drop_guard"),
     ("call/with_cleanup", "call/bare"),
+    ("guard/finally", "guard/scopeguard"),
     ("async/with_cleanup", "async/drop_guard"),
     ("nested/with_cleanup/1", "nested/drop_guard/1"),
     ("nested/with_cleanup/10", "nested/drop_guard/10"),
@@ -344,13 +370,14 @@ fn fresh_estimate(path: &Path, since: SystemTime) -> Option<f64> {
 fn main() {
     let since = SystemTime::now();
     let load = OtherLoad::start();
-    // 19 benchmarks of 1 s warm-up and 3 s measurement: about 80 s in all on 2 cores.
+    // 21 benchmarks of 1 s warm-up and 3 s measurement: about 90 s in all on 2 cores.
     let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50)
         .configure_from_args();
     call(&mut criterion);
+    guard(&mut criterion);
     async_call(&mut criterion);
     nested(&mut criterion);
     threads(&mut criterion);
