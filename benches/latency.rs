@@ -17,8 +17,8 @@
 //! ready (a program stopped while it starts), and 100 ms later (a program that has settled, as
 //! most are when they are stopped), since a runtime may finish setting up after `ready`.
 //!
-//! **Installing.** Fresh children time their first `finally::install()` (and, for scale, their
-//! first `ctrlc::set_handler`) on the same clock.
+//! **Installing.** Fresh children time their first `finally::install(Options::new())` (and, for
+//! scale, their first `ctrlc::set_handler`) on the same clock.
 //!
 //! The children are this program, run again with `FINALLY_BENCH_CHILD=NAME` in its environment
 //! (not an argument, since cargo adds arguments of its own). Run by `cargo bench`, which passes
@@ -194,7 +194,7 @@ fn install(count: usize) {
         load.report()
     );
     println!("  {:<36} {}", "", Summary::HEADER);
-    println!("  {:<36} {finally}", "finally::install()");
+    println!("  {:<36} {finally}", "finally::install(Options::new())");
     println!("  {:<36} {ctrlc}", "ctrlc::set_handler (for scale)");
 }
 
@@ -373,7 +373,7 @@ mod children {
             "floor" => floor_program(),
             "install-finally" => {
                 let start = monotonic_ns();
-                let installed = finally::install();
+                let installed = finally::install(finally::Options::new());
                 let elapsed = monotonic_ns() - start;
                 installed.expect("finally::install");
                 println!("installed {elapsed}");

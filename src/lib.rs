@@ -52,6 +52,9 @@
 //! - **Nothing pending, nothing changed.** A signal that arrives when no cleanup is pending has
 //!   its default effect. A signal the process was started with ignored (as `nohup` ignores
 //!   SIGHUP) stays ignored. Nothing is installed before the first guarded call.
+//! - **The application's handlers come first.** A signal that the application (or any other
+//!   code) handles too, with tokio, signal-hook or ctrlc, installed before or after `finally`,
+//!   is left to it: see [who owns the signals](#who-owns-the-signals-libraries-and-applications).
 //! - **Ending by the signal.** After the cleanups the signal's default action is restored and
 //!   the signal re-raised, so the parent sees the process killed by it (`WIFSIGNALED`), not a
 //!   made-up exit code. Where that does not end the process (PID 1 in a container ignores
@@ -72,7 +75,7 @@
 //! function's state, and should be idempotent for external state (remove a directory "if it is
 //! there", delete rows "where run id = ours"). On `exit`, they run on the thread calling `exit`.
 //!
-//! No code of yours runs inside a signal handler: the handler (through signal-hook) only wakes the
+//! No code of yours runs inside a signal handler: `finally`'s handler only wakes the
 //! runtime's thread, so a cleanup may allocate, lock, print and do I/O.
 //!
 //! # Guards: cleanups that carry their own state
@@ -366,11 +369,59 @@
 //! - Text printed with `print!` and no newline by a body stopped by a signal may stay in
 //!   `stdout`'s buffer: the process ends by the signal without flushing it.
 //!
+//! # Who owns the signals: libraries and applications
+//!
+//! The application decides how the process reacts to a signal; a library's cleanups fit in.
+//! A library uses `#[with_cleanup]` and guards as it likes, and never chooses options: it
+//! cannot (only `main` and [`install`] take them).
+//!
+//! - **An application with no handler of its own** gets `finally`'s: SIGINT, SIGTERM, SIGHUP
+//!   and SIGQUIT run the pending cleanups and end the process by the signal; with nothing
+//!   pending, the signal has its default effect.
+//! - **An application that handles a signal itself** (`tokio::signal::ctrl_c`, a signal-hook
+//!   flag or iterator, a `ctrlc` handler), whether it registered before or after `finally` was
+//!   installed: `finally` leaves that signal to it and does nothing at the signal, pending
+//!   cleanups or not. The application's handler runs, as without `finally`, and the cleanups run
+//!   when the application winds down: as its functions return, on `exit` (a `ctrlc` handler
+//!   that calls `exit` runs them, told [`Exit::Exited`]), or when it calls [`end_by`] to run
+//!   them now and end the process by the signal. An application that ends by re-raising the
+//!   signal at its default action (signal-hook's `emulate_default_handler`) ends with no
+//!   cleanup: call [`end_by`] instead.
+//! - **An application that wants no signal handled by `finally`** says so first thing in
+//!   `main`: `finally::install(Options::new().leave_signals_to_me())` (or `signals = []` on
+//!   `main`). The cleanups then run on return, panic, `exit` and [`end_by`] only.
+//! - **Options** ([`Options`]: which signals, `timeout`, `force_quit_after`) are the
+//!   application's, process-wide: given to [`install`] first thing in `main`, or on `main`'s
+//!   `#[with_cleanup]`. Once a guarded call has installed the defaults, other options are
+//!   refused with an error (from `install`) or a line on stderr (from `main`'s attribute).
+//!
+//! How `finally` tells: its handler, installed with `sigaction`, chains to the one it replaced.
+//! A handler that was there before it, or one installed over it that calls it (signal-hook's,
+//! and so tokio's, do), means someone else handles the signal. A handler installed over it that
+//! does not call it (ctrlc's) replaces it: the application's handler runs alone, as it chose.
+//!
+//! ```no_run
+//! use finally::{with_cleanup, Signal};
+//!
+//! # mod server { pub fn start() {} pub fn drain() {} }
+//! #[with_cleanup(|exit| eprintln!("main: {exit}"))]
+//! fn main() {
+//!     // The application's own Ctrl-C handling; `finally` leaves SIGINT to it.
+//!     let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT]).unwrap();
+//!     server::start();
+//!     signals.forever().next();
+//!     server::drain();
+//!     // Every pending cleanup, of every thread and library, then the end by SIGINT.
+//!     finally::end_by(Signal::SIGINT);
+//! }
+//! ```
+//!
 //! # Installing early
 //!
-//! The signal thread and the exit hook are installed by the first guarded call. Call
-//! [`install`] at start-up to do it earlier and to handle a failure yourself; otherwise a failure
-//! is reported on stderr once and only return, panic and exit are covered.
+//! The signal thread and the exit hook are installed by the first guarded call or guard, with
+//! the options of `main` or the defaults. Call [`install`] at start-up to choose the options,
+//! and to handle a failure yourself; otherwise a failure is reported on stderr once and only
+//! return, panic and exit are covered.
 
 #![warn(missing_docs)]
 
@@ -405,13 +456,16 @@
 ///   `ms`, `s`, `m` or `h`, such as `"500ms"` or `"1.5s"`; checked at compile time.
 /// - **`crate = "path"`**: where the `finally` crate is, if the dependency was renamed.
 ///
-/// These concern the whole process, so only `fn main` takes them:
+/// These concern the whole process, so only `fn main` takes them (or [`install`], with
+/// [`Options`]):
 ///
 /// - **`guardian`**: a second process runs the cleanup, told [`Exit::Died`], if the program
 ///   dies without running it (see [the guardian](crate#the-guardian-kill--9-and-crashes)).
 /// - **`signals = [SIGINT, SIGTERM]`**: the signals that run the cleanups, of SIGINT, SIGTERM,
 ///   SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM. The default is the first four; a program
 ///   that reloads its configuration on SIGHUP leaves it out, and SIGHUP is then left alone.
+///   `signals = []` leaves every signal to the application (see
+///   [who owns the signals](crate#who-owns-the-signals-libraries-and-applications)).
 /// - **`timeout = "25s"`**: a deadline for the cleanups after a signal, grace period included,
 ///   or after `exit`. If they have not finished by then, the process ends anyway (by the signal,
 ///   or with the exit code), with one line on stderr naming the cleanup still running. Its
@@ -450,8 +504,8 @@
 #[doc(inline)]
 pub use finally_macros::with_cleanup;
 pub use finally_runtime::{
-    guard, guard_with, guardian_status, install, stop_requested, stop_signal, wait_for_stop, Error,
-    Exit, Guard, Outcome, Signal, State, StopSignal,
+    end_by, guard, guard_with, guardian_status, install, stop_requested, stop_signal,
+    wait_for_stop, Error, Exit, Guard, Options, Outcome, Signal, State, StopSignal,
 };
 
 /// What the code generated by `#[with_cleanup]` calls. Not a public API.

@@ -175,27 +175,20 @@ fn configure(args: &Args, krate: &TokenStream, span: Span) -> TokenStream {
     if args.signals.is_none() && args.timeout.is_none() && args.force_quit_after.is_none() {
         return quote!();
     }
-    let signals = match &args.signals {
-        Some(signals) => quote_spanned!(span=> &[#(#krate::__private::#signals),*]),
-        None => quote_spanned!(span=> #krate::__private::Config::DEFAULT.signals),
-    };
-    let timeout = match args.timeout {
-        Some(_) => {
-            let timeout = duration(args.timeout, krate, span);
-            quote_spanned!(span=> ::core::option::Option::Some(#timeout))
-        }
-        None => quote_spanned!(span=> ::core::option::Option::None),
-    };
-    let force_quit_after = match args.force_quit_after {
-        Some(count) => quote_spanned!(span=> ::core::option::Option::Some(#count)),
-        None => quote_spanned!(span=> ::core::option::Option::None),
-    };
+    let signals = args.signals.as_ref().map(
+        |signals| quote_spanned!(span=> .signals(&[#(#krate::__private::Signal::#signals),*])),
+    );
+    let timeout = args.timeout.map(|_| {
+        let timeout = duration(args.timeout, krate, span);
+        quote_spanned!(span=> .timeout(#timeout))
+    });
+    let force_quit_after = args
+        .force_quit_after
+        .map(|count| quote_spanned!(span=> .force_quit_after(#count)));
     quote_spanned! {span=>
-        #krate::__private::configure(#krate::__private::Config {
-            signals: #signals,
-            timeout: #timeout,
-            force_quit_after: #force_quit_after,
-        });
+        #krate::__private::configure(
+            #krate::__private::Options::new() #signals #timeout #force_quit_after
+        );
     }
 }
 

@@ -147,7 +147,7 @@ impl Signal {
     }
 
     /// The signal number, as `kill -l` lists it (SIGTERM is 15).
-    pub fn number(self) -> i32 {
+    pub const fn number(self) -> i32 {
         self.0
     }
 

@@ -4,17 +4,17 @@
 use std::io;
 use std::sync::OnceLock;
 
-use crate::config::Config;
+use crate::config::Options;
 use crate::report::report;
 use crate::Error;
 use crate::{config, exit_hook, flag, fork_hook, shutdown, signals};
 
 static INSTALLED: OnceLock<Result<(), Error>> = OnceLock::new();
 
-/// Sets the process-wide options, before anything is installed. Returns `false` (and says so on
+/// Sets the options of `main`, before anything is installed. Returns `false` (and says so on
 /// stderr) if it is too late: a guarded call already installed the defaults, or `main` came
 /// twice.
-pub fn configure(options: Config) -> bool {
+pub fn configure(options: Options) -> bool {
     let set = config::set(options) && INSTALLED.get().is_none();
     if !set {
         report(format_args!(
@@ -24,24 +24,59 @@ pub fn configure(options: Config) -> bool {
     set
 }
 
-/// Installs the signal thread and the exit hook, once per process.
+/// Sets the application's policy for the whole process and installs `finally`'s exit hook and
+/// signal handlers, once.
 ///
-/// Guarded functions call this on their thread's first use of the registry, so calling it is
-/// never needed; call it at start-up to handle a failure yourself instead of the one-line report
-/// on stderr. Signals that were ignored when it runs (as `nohup` ignores SIGHUP) stay ignored.
+/// Guarded functions and guards install the defaults ([`Options::new`]) on their first use, so
+/// calling this is needed only to choose other options, or to handle a failure yourself instead
+/// of the one-line report on stderr. Call it first thing in `main`, before any guarded call
+/// (a library's included): options come too late once the defaults are installed. A library
+/// never calls it; the application does, and its policy then holds for every library in the
+/// process. Signals that were ignored when it runs (as `nohup` ignores SIGHUP) stay ignored.
+///
+/// ```
+/// # use finally_runtime as finally;
+/// // The application handles its signals itself; the libraries' cleanups run when it ends.
+/// finally::install(finally::Options::new().leave_signals_to_me()).expect("finally installed");
+/// ```
 ///
 /// # Errors
 ///
-/// When the handlers, the signal thread or the exit hook cannot be set up. Later calls return
-/// the same result.
-pub fn install() -> Result<(), Error> {
+/// When the options come too late (installed before with other options), name a signal that
+/// cannot run the cleanups, or the handlers, the signal thread or the exit hook cannot be set
+/// up. Later calls with the same options return the same result.
+pub fn install(options: Options) -> Result<(), Error> {
+    if let Some(signal) = options.unhandleable() {
+        return Err(Error::new(
+            "install finally's signal handlers",
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{signal} cannot run the cleanups: only SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM can"
+                ),
+            ),
+        ));
+    }
+    if !config::set(options) && *config::get() != options {
+        return Err(Error::new(
+            "apply the options",
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "finally was installed before, with {:?}: call `finally::install` first thing in `main`, before any guarded call",
+                    config::get()
+                ),
+            ),
+        ));
+    }
     INSTALLED.get_or_init(install_now).clone()
 }
 
-/// [`install`], reporting a failure on stderr once instead of returning it.
+/// Installs the options set, or the defaults, reporting a failure on stderr once instead of
+/// returning it.
 pub(crate) fn install_once() {
     if INSTALLED.get().is_none() {
-        if let Err(error) = install() {
+        if let Err(error) = install(*config::get()) {
             report(format_args!(
                 "{error} ({}): only return, panic and exit are covered",
                 error.source

@@ -1,42 +1,86 @@
 //! The signal handler and the signal thread.
 //!
-//! The handler, registered through signal-hook (which chains it with any other), only records
-//! the first signal's number in an atomic and wakes the `finally-signals` thread with a futex,
-//! both async-signal-safe. All the work happens on that thread.
+//! The handler is installed with `sigaction`, and chains to the action it replaced. It decides,
+//! at each signal, whether the signal is `finally`'s to act on: not when someone else handles
+//! it too, the application or a library, whether they installed their handler before ours (it
+//! is the action ours replaced) or after (theirs is installed now, and calls ours, as
+//! signal-hook's and so tokio's do): the signal is then theirs, and the cleanups run when the
+//! application ends. When it is `finally`'s, the handler only records the first signal's number
+//! in an atomic and wakes the `finally-signals` thread with a futex, both async-signal-safe. All
+//! the work happens on that thread.
+//!
+//! `finally` does not register through signal-hook's registry: once a signal has a slot there,
+//! a later registration (tokio's) changes nothing that can be seen, and `finally` could not know
+//! that the application now handles the signal.
 
+use std::ffi::c_void;
 use std::io;
 use std::panic::catch_unwind;
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering::SeqCst};
 use std::thread;
 
-use libc::c_int;
+use libc::{c_int, siginfo_t};
 
-use crate::config::Config;
+use crate::config::Options;
 use crate::flag::SHUTDOWN;
 use crate::report::report;
-use crate::sys::{futex, signal as sys_signal};
+use crate::sys::{futex, signal as sys_signal, ErrnoKept};
 use crate::{registry, shutdown, Signal};
 
-/// Registers the handler for each of `options`' signals that is not ignored.
-pub(crate) fn register(options: &Config) -> io::Result<()> {
-    let force_quit_after = options.force_quit_after;
-    for &signal in options
-        .signals
-        .iter()
-        .filter(|&&signal| !sys_signal::is_ignored(signal))
+/// Installs the handler for each of `options`' signals that is not ignored.
+pub(crate) fn register(options: &Options) -> io::Result<()> {
+    FORCE_QUIT_AFTER.store(options.force_quit_after.unwrap_or(0), SeqCst);
+    for signal in options
+        .signal_numbers()
+        .filter(|&signal| !sys_signal::is_ignored(signal))
     {
-        // In the signal handler: only atomics and system calls that are async-signal-safe.
-        let action = move || {
-            arrived(signal);
-            if let Some(count) = force_quit_after {
-                force_quit(count);
-            }
-        };
-        // SAFETY: the action is async-signal-safe (above).
-        unsafe { signal_hook::low_level::register(signal, action) }?;
+        // Known before ours is installed, so that a signal right after finds it; replaced if
+        // another thread changed it meanwhile.
+        let slot = &REPLACED[signal as usize];
+        let before = sys_signal::action(signal).ok_or_else(io::Error::last_os_error)?;
+        slot.store(Box::into_raw(Box::new(before)), SeqCst);
+        // SAFETY: the handler is async-signal-safe (below); the options ask for it.
+        let replaced = unsafe { sys_signal::install(signal, handler) }?;
+        if replaced.sa_sigaction != before.sa_sigaction || replaced.sa_flags != before.sa_flags {
+            slot.store(Box::into_raw(Box::new(replaced)), SeqCst);
+        }
     }
     Ok(())
 }
+
+/// For each signal, the action the handler replaced, to chain to; null until it is installed.
+/// Leaked: a handler may read it at any time.
+static REPLACED: [AtomicPtr<libc::sigaction>; 64] = [const { AtomicPtr::new(ptr::null_mut()) }; 64];
+
+/// The handler: chains to the action it replaced, then, if the signal is `finally`'s, records
+/// it. Only atomics and async-signal-safe system calls.
+extern "C" fn handler(signal: c_int, info: *mut siginfo_t, context: *mut c_void) {
+    let _errno = ErrnoKept::new();
+    let replaced = REPLACED
+        .get(signal as usize)
+        .map_or(ptr::null_mut(), |slot| slot.load(SeqCst));
+    // SAFETY: leaked, never freed once stored.
+    let replaced = unsafe { replaced.as_ref() };
+    if let Some(replaced) = replaced {
+        // SAFETY: the kernel's own arguments, passed on.
+        unsafe { sys_signal::chain(replaced, signal, info, context) };
+    }
+    let handled_before = replaced.is_some_and(sys_signal::is_handler);
+    // Someone installed a handler over ours, and calls ours: they handle the signal.
+    let handled_after = !sys_signal::is_installed(signal, handler);
+    if handled_before || handled_after {
+        return;
+    }
+    arrived(signal);
+    match FORCE_QUIT_AFTER.load(SeqCst) {
+        0 => {}
+        count => force_quit(count),
+    }
+}
+
+/// The `force_quit_after` option, or 0 for none.
+static FORCE_QUIT_AFTER: AtomicU32 = AtomicU32::new(0);
 
 /// Starts the `finally-signals` thread: it waits for the first handled signal, runs the
 /// shutdown, and ends the process by the signal. Nothing unwinds out of it before then.

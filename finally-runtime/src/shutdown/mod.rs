@@ -98,6 +98,58 @@ pub(crate) fn on_exit(exit: &Exit) {
     }
 }
 
+/// Runs every pending cleanup now, on the calling thread, told [`Exit::Signal`], and ends the
+/// process by `signal`: for an application that handles its signals itself (with tokio,
+/// signal-hook or ctrlc) and ends by one.
+///
+/// The signal handlers of other code take precedence over `finally`'s: when the application
+/// (or a library) handles a signal too, `finally` leaves it to them, and the cleanups run when
+/// the application ends, as its functions return or on `exit`. An application that ends on its
+/// signal's account, after its own graceful shutdown, calls this instead of re-raising the
+/// signal (which would end the process with no cleanup) or calling `exit`:
+///
+/// ```no_run
+/// # use finally_runtime as finally;
+/// # fn wait_for_ctrl_c() {}
+/// # fn finish_in_flight_requests() {}
+/// // The application's own handling (`tokio::signal::ctrl_c().await`, a `ctrlc` handler, a
+/// // signal-hook flag): `finally` leaves SIGINT to it.
+/// wait_for_ctrl_c();
+/// finish_in_flight_requests();
+/// finally::end_by(finally::Signal::SIGINT); // every pending cleanup, then the end by SIGINT
+/// ```
+///
+/// As with `exit`, the stop is requested ([`stop_requested`](crate::stop_requested) is `true`),
+/// there is no grace period (the application had its own), `timeout` and `force_quit_after`
+/// hold, and where SIGINT does not end the process (PID 1) it exits with `128 + 2`. Called
+/// while the process is already ending, the shutdown under way decides how it ends: from one
+/// of its cleanups, the others still run, once; from another thread, it waits for the end.
+pub fn end_by(signal: Signal) -> ! {
+    let exit = Exit::Signal(signal);
+    if claim(Kind::Exit) {
+        deadline::start();
+        begin(&exit);
+        request::request(signal);
+        walk();
+        signal::die_by(signal.number())
+    }
+    if is_mine() {
+        // SAFETY: set in `begin` before any walk, never freed.
+        let decided = unsafe { &*REASON.load(SeqCst) };
+        resume();
+        match decided {
+            Exit::Signal(first) => signal::die_by(first.number()),
+            // A `panic = "abort"` build's panic.
+            Exit::Panicked { .. } => std::process::abort(),
+            // In `exit`: `exit` again, from an exit hook, with the first code.
+            // SAFETY: libc runs the hooks still to run.
+            _ => unsafe { libc::exit(exit_code()) },
+        }
+    }
+    registry::abandon_mine();
+    standby::park_for_good()
+}
+
 /// Runs the cleanups still pending, on the thread that runs the shutdown, after one of its
 /// cleanups ended it again (`exit`).
 pub(crate) fn resume() {

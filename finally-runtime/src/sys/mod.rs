@@ -28,3 +28,33 @@ pub(crate) fn check(result: c_int) -> io::Result<c_int> {
         Ok(result)
     }
 }
+
+/// `errno` as it was when made, and again when dropped: a signal handler's calls must not
+/// change it for the code they interrupted. Async-signal-safe.
+pub(crate) struct ErrnoKept(c_int);
+
+impl ErrnoKept {
+    pub(crate) fn new() -> Self {
+        // SAFETY: the calling thread's `errno`, always there.
+        ErrnoKept(unsafe { *errno() })
+    }
+}
+
+impl Drop for ErrnoKept {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { *errno() = self.0 };
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn errno() -> *mut c_int {
+    // SAFETY: no preconditions.
+    unsafe { libc::__errno_location() }
+}
+
+#[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
+fn errno() -> *mut c_int {
+    // SAFETY: no preconditions.
+    unsafe { libc::__error() }
+}

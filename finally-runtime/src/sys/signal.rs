@@ -1,8 +1,13 @@
 //! Signals: their actions, the signal mask, and ending the process by one.
 
+use std::ffi::c_void;
+use std::io;
 use std::ptr;
 
-use libc::c_int;
+use libc::{c_int, siginfo_t};
+
+/// A handler that is told the signal's details: what `SA_SIGINFO` installs.
+pub(crate) type Handler = extern "C" fn(c_int, *mut siginfo_t, *mut c_void);
 
 /// Runs `f` with SIGPIPE blocked on the calling thread, and takes back a SIGPIPE that `f`
 /// raised (one pending before stays): a write to a closed pipe then fails with EPIPE instead of
@@ -108,6 +113,67 @@ pub(crate) unsafe fn catch(signal: c_int, handler: extern "C" fn(c_int)) {
         action.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(signal, &action, ptr::null_mut());
+    }
+}
+
+/// Installs `handler` for `signal`, restarting interrupted calls, and returns the action it
+/// replaced, which the handler is to [`chain`] to.
+///
+/// # Safety
+///
+/// `handler` must be async-signal-safe, and fit to replace the signal's action for the whole
+/// process.
+pub(crate) unsafe fn install(signal: c_int, handler: Handler) -> io::Result<libc::sigaction> {
+    // SAFETY: zeroed `sigaction`s are valid before they are filled; the caller vouches for the
+    // handler.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        let mut replaced: libc::sigaction = std::mem::zeroed();
+        super::check(libc::sigaction(signal, &action, &mut replaced))?;
+        Ok(replaced)
+    }
+}
+
+/// Whether `action` runs a function of someone's: not the default action, not ignoring.
+/// Async-signal-safe.
+pub(crate) fn is_handler(action: &libc::sigaction) -> bool {
+    action.sa_sigaction != libc::SIG_DFL && action.sa_sigaction != libc::SIG_IGN
+}
+
+/// Whether `signal`'s action is `handler` now. Async-signal-safe.
+pub(crate) fn is_installed(signal: c_int, handler: Handler) -> bool {
+    action(signal).is_some_and(|action| action.sa_sigaction == handler as *const () as usize)
+}
+
+/// Calls the function of `action`, the one a handler replaced, as the kernel would have called
+/// it: so that a handler installed before ours still runs. Async-signal-safe, as far as that
+/// function is.
+///
+/// # Safety
+///
+/// `info` and `context` must be what the kernel passed to the calling handler for `signal`.
+pub(crate) unsafe fn chain(
+    action: &libc::sigaction,
+    signal: c_int,
+    info: *mut siginfo_t,
+    context: *mut c_void,
+) {
+    if !is_handler(action) {
+        return;
+    }
+    // SAFETY: a handler's address, of the kind its flags say; the caller passes on the kernel's
+    // arguments.
+    unsafe {
+        if action.sa_flags & libc::SA_SIGINFO != 0 {
+            let handler: Handler = std::mem::transmute(action.sa_sigaction);
+            handler(signal, info, context);
+        } else {
+            let handler: extern "C" fn(c_int) = std::mem::transmute(action.sa_sigaction);
+            handler(signal);
+        }
     }
 }
 
