@@ -252,6 +252,9 @@
 //! }
 //! ```
 //!
+//! - The guardian runs on Linux, whose `/proc` and pidfds it needs to watch the program. On
+//!   other platforms it does not start, and says so on stderr and in [`guardian_status`]; the
+//!   program runs on.
 //! - The guardian is a copy of the program made with `fork` when `main` starts, while the
 //!   program has a single thread (it refuses otherwise, or when `/proc` cannot tell, with a line
 //!   on stderr). So its cleanup sees the program **as it was then**: its arguments, environment,

@@ -75,7 +75,7 @@ fn a_signal_the_application_does_not_handle_is_still_finally_s() {
 fn an_application_that_exits_from_its_handler_runs_the_pending_cleanups() {
     let ended = interrupt(&["ctrlc-exits"]);
     ended.assert_exit_code(7);
-    ended.assert_cleaned_once("library", "Exited { code: Some(7) }");
+    ended.assert_cleaned_once("library", &exited(7));
     assert_eq!(ended.count("app handled SIGINT"), 1, "{:?}", ended.marker);
 }
 

@@ -26,8 +26,8 @@ fn panic_runs_the_cleanup_once_and_goes_on() {
 fn process_exit_runs_every_pending_cleanup_once_and_keeps_the_code() {
     let ended = Scenario::start("exit", &[]).wait();
     ended.assert_exit_code(3);
-    ended.assert_cleaned_once("main", "Exited { code: Some(3) }");
-    ended.assert_cleaned_once("worker", "Exited { code: Some(3) }");
+    ended.assert_cleaned_once("main", &exited(3));
+    ended.assert_cleaned_once("worker", &exited(3));
 }
 
 #[test]

@@ -26,7 +26,7 @@ fn a_clean_end_is_cleaned_up_once_by_the_program_itself() {
 
     let ended = Scenario::start_guardian("exit", |_| {}).wait();
     ended.assert_exit_code(3);
-    ended.assert_cleaned_once("main", "Exited { code: Some(3) }");
+    ended.assert_cleaned_once("main", &exited(3));
 
     let ended = Scenario::start_guardian("wait", |_| {}).signal_when_ready(SIGTERM);
     ended.assert_killed_by(SIGTERM);
@@ -59,7 +59,7 @@ fn a_child_forked_without_exec_leaves_the_guardian_to_its_parent() {
     ended.assert_killed_by(SIGKILL);
     // The child ran its own cleanup, and did not tell the parent's guardian it was done.
     assert_eq!(
-        ended.count("forked child cleaned Exited { code: Some(4) }"),
+        ended.count(&format!("forked child cleaned {}", exited(4))),
         1,
         "{:?}",
         ended.marker

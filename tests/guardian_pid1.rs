@@ -73,7 +73,7 @@ fn exit_keeps_its_code() {
     }
     let ended = Scenario::start_guardian_under(&PID_1, "exit", |_| {}).wait();
     ended.assert_exit_code(3);
-    ended.assert_cleaned_once("main", "Exited { code: Some(3) }");
+    ended.assert_cleaned_once("main", &exited(3));
 }
 
 #[test]

@@ -48,7 +48,7 @@ fn a_signal_runs_every_guard_once_in_the_order_of_nested_calls() {
 fn exit_runs_every_pending_guard_once_and_keeps_the_code() {
     let ended = guards("exit").wait();
     ended.assert_exit_code(3);
-    let reason = "Exited { code: Some(3) }";
+    let reason = &exited(3);
     for name in ["inner guard", "main", "outer guard"] {
         ended.assert_cleaned_once(name, reason);
     }

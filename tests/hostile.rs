@@ -141,7 +141,7 @@ fn a_cleanup_that_calls_exit_on_return_ends_the_process_with_its_code() {
     let ended = hostile("cleanup-exits-on-return", |_| {}).wait();
     ended.assert_exit_code(7);
     assert_eq!(ended.count("start exits Returned"), 1, "{:?}", ended.marker);
-    ended.assert_cleaned_once("worker", "Exited { code: Some(7) }");
+    ended.assert_cleaned_once("worker", &exited(7));
     assert_eq!(ended.count("after"), 0, "{:?}", ended.marker);
 }
 
@@ -175,8 +175,8 @@ fn exit_entered_by_a_cleanup_after_main_returned_keeps_main_s_code() {
 /// asserts that `code` stands and that the other cleanup still ran once.
 fn assert_exit_in_exit_keeps(scenario: &str, code: i32) {
     let ended = hostile(scenario, |_| {}).wait();
-    ended.assert_exit_code(code);
-    let reason = format!("Exited {{ code: Some({code}) }}");
+    ended.assert_exit_code(first_exit_code(code));
+    let reason = exited(code);
     assert_eq!(
         ended.count(&format!("start exits-5 {reason}")),
         1,
@@ -241,7 +241,7 @@ fn a_forked_child_that_exits_runs_its_own_cleanups_only() {
     scenario.expect_line("child ended with 4");
     let ended = scenario.signal_when_ready(SIGINT);
     ended.assert_killed_by(SIGINT);
-    ended.assert_cleaned_once("main@child", "Exited { code: Some(4) }");
+    ended.assert_cleaned_once("main@child", &exited(4));
     assert_eq!(ended.count("start worker@child"), 0, "{:?}", ended.marker);
     let reason = signal_reason(SIGINT);
     ended.assert_cleaned_once("worker@parent", &reason);

@@ -1,6 +1,7 @@
-//! The `#[with_cleanup]` attribute of the [`finally`](https://docs.rs/finally) crate.
+//! The `#[with_cleanup]` attribute of the [`finally-cleanup`](https://docs.rs/finally-cleanup) crate.
 //!
-//! Use it through `finally`, which documents it: the expansion calls `::finally::__private`.
+//! Use it through `finally-cleanup` (whose library is `finally`), which documents it: the
+//! expansion calls `::finally::__private`.
 
 use proc_macro::TokenStream;
 

@@ -19,7 +19,7 @@ use libc::c_int;
 
 use crate::{registry, shutdown, Exit};
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(all(target_os = "linux", target_env = "gnu", not(finally_portable)))]
 extern "C" {
     /// glibc's `atexit` that is told the exit code.
     fn on_exit(hook: extern "C" fn(c_int, *mut c_void), argument: *mut c_void) -> c_int;
@@ -47,13 +47,13 @@ fn run_cleanups_before_abort() {
     }));
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(all(target_os = "linux", target_env = "gnu", not(finally_portable)))]
 fn add(hook: extern "C" fn(c_int, *mut c_void)) -> c_int {
     // SAFETY: `hook` never unwinds.
     unsafe { on_exit(hook, std::ptr::null_mut()) }
 }
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(finally_portable))))]
 fn add(hook: extern "C" fn(c_int, *mut c_void)) -> c_int {
     /// Which hook `atexit` runs: it passes nothing.
     static HOOK: std::sync::OnceLock<extern "C" fn(c_int, *mut c_void)> =

@@ -8,10 +8,18 @@
 
 use crate::sync::atomic::{fence, Ordering::SeqCst};
 
-#[cfg(all(target_os = "linux", not(all(test, loom))))]
+/// Whether this build has the asymmetric fence: on Linux, but for `--cfg finally_portable`
+/// (and in the loom model).
+pub(crate) const ASYMMETRIC: bool = cfg!(all(
+    target_os = "linux",
+    not(finally_portable),
+    not(all(test, loom))
+));
+
+#[cfg(all(target_os = "linux", not(finally_portable), not(all(test, loom))))]
 use crate::sys::membarrier;
 
-#[cfg(not(all(target_os = "linux", not(all(test, loom)))))]
+#[cfg(not(all(target_os = "linux", not(finally_portable), not(all(test, loom)))))]
 mod membarrier {
     pub(crate) fn register() -> bool {
         false
@@ -26,6 +34,15 @@ mod membarrier {
 /// fences. With other threads running, the kernel waits for them: milliseconds.
 pub(crate) fn register() -> bool {
     membarrier::register()
+}
+
+/// Whether the process runs a single thread, so that [`register`] is quick; `false` where it
+/// cannot tell.
+pub(crate) fn alone() -> bool {
+    #[cfg(all(target_os = "linux", not(finally_portable), not(all(test, loom))))]
+    return crate::sys::proc::threads() == Some(1);
+    #[allow(unreachable_code)]
+    false
 }
 
 /// In a forked child, which the kernel does not register: registers it again, and returns

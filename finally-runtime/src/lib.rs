@@ -1,14 +1,15 @@
-//! The runtime of [`finally`](https://docs.rs/finally): the registry of pending cleanups, the
-//! signal thread and the exit hook.
+//! The runtime of [`finally-cleanup`](https://docs.rs/finally-cleanup) (`use finally::...`): the
+//! registry of pending cleanups, the signal thread and the exit hook.
 //!
-//! Use it through the `finally` crate; this crate's public items are re-exported there.
+//! Use it through `finally-cleanup` (whose library is `finally`); this crate's public items are
+//! re-exported there.
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 // Said plainly here rather than by a dozen unresolved imports further down.
-#[cfg(not(target_os = "linux"))]
-compile_error!("finally runs on Linux only: it uses futex(2), membarrier(2), prctl(2) and /proc");
+#[cfg(not(unix))]
+compile_error!("finally runs on Unix only, for now: Linux, macOS and the BSDs");
 
 // Bottom up, a layer per paragraph: see ARCHITECTURE.md. A module uses only the modules of its
 // own layer and of the layers above it in this list.

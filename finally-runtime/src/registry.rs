@@ -340,6 +340,9 @@ fn count_call(slot: &Slot) {
 #[cold]
 fn hot() {
     static ONCE: std::sync::Once = std::sync::Once::new();
+    if !fence::ASYMMETRIC {
+        return;
+    }
     ONCE.call_once(|| {
         let register = || {
             if fence::register() {
@@ -349,7 +352,7 @@ fn hot() {
         // Alone, the process registers in microseconds; with other threads running (or where
         // `/proc` cannot tell), the kernel waits for them, for milliseconds: then on a thread of
         // its own.
-        if sys::proc::threads() == Some(1) {
+        if fence::alone() {
             register();
         } else {
             let _ = std::thread::Builder::new()

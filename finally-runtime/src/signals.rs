@@ -6,8 +6,8 @@
 //! is the action ours replaced) or after (theirs is installed now, and calls ours, as
 //! signal-hook's and so tokio's do): the signal is then theirs, and the cleanups run when the
 //! application ends. When it is `finally`'s, the handler only records the first signal's number
-//! in an atomic and wakes the `finally-signals` thread with a futex, both async-signal-safe. All
-//! the work happens on that thread.
+//! in an atomic and wakes the `finally-signals` thread (`sys::wakeup`), both async-signal-safe.
+//! All the work happens on that thread.
 //!
 //! `finally` does not register through signal-hook's registry: once a signal has a slot there,
 //! a later registration (tokio's) changes nothing that can be seen, and `finally` could not know
@@ -25,7 +25,7 @@ use libc::{c_int, siginfo_t};
 use crate::config::Options;
 use crate::flag::SHUTDOWN;
 use crate::report::report;
-use crate::sys::{futex, signal as sys_signal, ErrnoKept};
+use crate::sys::{signal as sys_signal, wakeup, ErrnoKept};
 use crate::{registry, shutdown, Signal};
 
 /// Installs the handler for each of `options`' signals that is not ignored.
@@ -85,6 +85,7 @@ static FORCE_QUIT_AFTER: AtomicU32 = AtomicU32::new(0);
 /// Starts the `finally-signals` thread: it waits for the first handled signal, runs the
 /// shutdown, and ends the process by the signal. Nothing unwinds out of it before then.
 pub(crate) fn start_thread() -> io::Result<()> {
+    wakeup::prepare()?;
     thread::Builder::new()
         .name("finally-signals".into())
         .spawn(|| {
@@ -108,8 +109,9 @@ pub(crate) fn start_thread() -> io::Result<()> {
 /// The number of the first handled signal, or 0: only the first matters, since it starts the
 /// shutdown, and a shutdown is never started twice.
 ///
-/// It is also the futex the signal thread sleeps on. A futex wake is the least the kernel can do
-/// to wake a thread (as `ctrlc` does, through `sem_post`), less than writing to a pipe.
+/// It is also the word the signal thread sleeps on (`sys::wakeup`): on Linux a futex, whose wake
+/// is the least the kernel can do to wake a thread (as `ctrlc` does, through `sem_post`), less
+/// than writing to a pipe.
 static ARRIVED: AtomicU32 = AtomicU32::new(0);
 
 /// How many handled signals have arrived, the first included.
@@ -125,7 +127,7 @@ fn arrived(signal: c_int) {
         // default effect, as if `finally` were not there.
         sys_signal::die_by_now(signal);
     }
-    futex::wake(&ARRIVED, 1);
+    wakeup::wake(&ARRIVED);
 }
 
 /// The number of the first handled signal, or 0. Async-signal-safe.
@@ -137,6 +139,7 @@ fn first_signal_number() -> c_int {
 pub(crate) fn reset_in_child() {
     ARRIVED.store(0, SeqCst);
     SEEN.store(0, SeqCst);
+    wakeup::reset_in_child();
 }
 
 /// Sleeps until a handled signal arrives, and returns its number.
@@ -145,7 +148,7 @@ fn first_signal() -> c_int {
         match ARRIVED.load(SeqCst) {
             // Sleeps only while it still holds 0: a signal between the load and the wait makes
             // the kernel return at once, as does any wake-up; each ends in the load again.
-            0 => futex::wait(&ARRIVED, 0),
+            0 => wakeup::wait(&ARRIVED, 0),
             signal => return signal as c_int,
         }
     }

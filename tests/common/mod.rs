@@ -348,6 +348,27 @@ pub fn example(name: &str) -> PathBuf {
     PathBuf::from(executable)
 }
 
+/// What a cleanup is told of `exit(code)`: the code where the C library tells it (glibc's
+/// `on_exit`); not under the portable backend (`--cfg finally_portable`), as on macOS and the
+/// BSDs.
+pub fn exited(code: i32) -> String {
+    if cfg!(finally_portable) {
+        "Exited { code: None }".to_owned()
+    } else {
+        format!("Exited {{ code: Some({code}) }}")
+    }
+}
+
+/// The code a process ends with where `finally` has to end an `exit` itself (a deadline, `exit`
+/// entered again): the first `exit`'s, where the C library tells it; else 1.
+pub fn first_exit_code(code: i32) -> i32 {
+    if cfg!(finally_portable) {
+        1
+    } else {
+        code
+    }
+}
+
 /// Waits for `child` to end, for `patience` at most: then kills it and fails the test.
 pub fn wait_bounded(child: &mut Child, patience: Duration) -> ExitStatus {
     let deadline = Instant::now() + patience;

@@ -8,8 +8,9 @@ use std::{mem, ptr};
 use libc::{c_int, pid_t};
 
 use super::channel::Inbox;
+use super::failed;
 use super::notes::{Notes, Page};
-use super::start::{failed, Started};
+use super::start::Started;
 use super::watch::clean_up;
 use super::{GUARDING, STATE};
 use crate::cleanup::Run;

@@ -8,9 +8,9 @@
 //!   and once `main`'s cleanup has completed (then the guardian exits at once). Each message is
 //!   one packet, so messages that threads send at once never interleave. The program sends with
 //!   `MSG_NOSIGNAL | MSG_DONTWAIT`: a dead guardian costs an error, never a SIGPIPE that would
-//!   end the program, and a stopped one that no longer reads never blocks it. The program's end stays open as long
-//!   as the program runs: closed, its number could be reused by another file, into which a
-//!   thread still sending would write.
+//!   end the program, and a stopped one that no longer reads never blocks it. The program's end
+//!   stays open as long as the program runs: closed, its number could be reused by another
+//!   file, into which a thread still sending would write.
 //! - a page of memory, on which the program notes that `main`'s cleanup has completed, and which
 //!   crash is ending it (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, from its crash handler). A
 //!   note needs no room in the channel, so a `DONE` the guardian could not take does not make it
@@ -61,12 +61,28 @@
 //! `signalfd`), naming what failed and that kill -9 and crashes will not be cleaned up; later,
 //! once, a guardian that has ended or does not keep up. [`guardian_status`] tells the program
 //! the same.
+//!
+//! # Platforms
+//!
+//! The guardian runs on Linux, where `/proc` tells that the program runs a single thread and
+//! how a `kill -9`ed program ended, and a pidfd watches it. Elsewhere it does not start, and
+//! says so like any other failure: `unsupported.rs` stands for `start`.
 
+// Reached from `start` only, which runs on Linux only.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod channel;
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod crash;
+#[cfg(target_os = "linux")]
 mod init;
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod notes;
+#[cfg(target_os = "linux")]
 mod start;
+#[cfg(not(target_os = "linux"))]
+#[path = "unsupported.rs"]
+mod start;
+#[cfg(target_os = "linux")]
 mod watch;
 
 use std::io;
@@ -338,4 +354,9 @@ fn completed() {
             Ok(()) => {}
         }
     }
+}
+
+/// `error`, said to come from `what`.
+pub(super) fn failed(what: &str, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{what}: {error}"))
 }

@@ -43,7 +43,7 @@ impl Page {
         };
         match ptr::NonNull::new(page.cast::<Notes>()) {
             Some(notes) if page != libc::MAP_FAILED => Ok(Page(notes)),
-            _ => Err(super::start::failed("mmap", io::Error::last_os_error())),
+            _ => Err(super::failed("mmap", io::Error::last_os_error())),
         }
     }
 

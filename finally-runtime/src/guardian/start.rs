@@ -8,10 +8,11 @@ use std::sync::atomic::Ordering::SeqCst;
 use libc::pid_t;
 
 use super::channel::{FORKED, NOT_FORKED};
+use super::failed;
 use super::notes::{Notes, Page};
 use super::watch::{self, Watch};
 use crate::cleanup::Run;
-use crate::sys::{self, process, socket};
+use crate::sys::{self, fd, process, socket};
 
 /// What the program keeps of a guardian that started.
 pub(super) struct Started {
@@ -37,6 +38,11 @@ pub(super) fn start<C: Run>(cleanup: C) -> io::Result<Started> {
                 "/proc/self/task cannot be read to tell whether the program runs a single thread",
             ))
         }
+    }
+    if !fd::can_close_all() {
+        return Err(io::Error::other(
+            "neither close_range(2) nor /proc/self/fd can close the program's descriptors in the guardian",
+        ));
     }
     let page = Page::new()?;
     let (program, guardian) = socket::pair().map_err(|error| failed("socketpair", error))?;
@@ -134,9 +140,4 @@ fn reap(child: pid_t) {
             break;
         }
     }
-}
-
-/// `error`, said to come from `what`.
-pub(super) fn failed(what: &str, error: io::Error) -> io::Error {
-    io::Error::new(error.kind(), format!("{what}: {error}"))
 }

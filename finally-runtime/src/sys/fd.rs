@@ -3,13 +3,26 @@
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use libc::{c_int, c_uint};
+use libc::c_int;
+#[cfg(target_os = "linux")]
+use libc::c_uint;
 
-/// Closes every descriptor above stderr but those in `keep` (negative ones stand for none).
+/// Whether [`close_all_but`] can close every descriptor: `close_range(2)` (Linux 5.9) works,
+/// or `/proc/self/fd` lists them. Where neither can, closing "up to some number" could leave
+/// one open: better to say so. Closes nothing.
+#[cfg(target_os = "linux")]
+pub(crate) fn can_close_all() -> bool {
+    // The highest descriptor there can be, which no process has: a range that closes nothing.
+    close_range(c_uint::MAX, c_uint::MAX) || super::proc::open_descriptors().is_some()
+}
+
+/// Closes every descriptor above stderr but those in `keep` (negative ones stand for none),
+/// where [`can_close_all`].
 ///
 /// # Safety
 ///
 /// No descriptor above stderr but those in `keep` may be in use.
+#[cfg(target_os = "linux")]
 pub(crate) unsafe fn close_all_but(keep: &[RawFd]) {
     let mut keep: Vec<c_uint> = keep
         .iter()
@@ -27,20 +40,23 @@ pub(crate) unsafe fn close_all_but(keep: &[RawFd]) {
         first = fd + 1;
     }
     ranges.push((first, c_uint::MAX));
-    // SAFETY: `close_range` takes no pointers; the caller vouches for the descriptors.
-    let closed = ranges.iter().all(|&(first, last)| unsafe {
-        libc::syscall(libc::SYS_close_range, first, last, 0 as c_uint) == 0
-    });
-    if closed {
+    if ranges.iter().all(|&(first, last)| close_range(first, last)) {
         return;
     }
-    // Before Linux 5.9: one by one.
-    let open = super::proc::open_descriptors().unwrap_or_else(|| (3..1024).collect());
+    // Before Linux 5.9: one by one, as `/proc` lists them.
+    let open = super::proc::open_descriptors().unwrap_or_default();
     for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
         // SAFETY: the caller vouches that nothing uses them; the directory's own descriptor is
         // closed already, so it fails harmlessly.
         unsafe { libc::close(fd as c_int) };
     }
+}
+
+/// `close_range(first, last, 0)`: whether it worked.
+#[cfg(target_os = "linux")]
+fn close_range(first: c_uint, last: c_uint) -> bool {
+    // SAFETY: `close_range` takes no pointers; the callers vouch for the descriptors.
+    unsafe { libc::syscall(libc::SYS_close_range, first, last, 0 as c_uint) == 0 }
 }
 
 /// Waits up to `patience` for `fd` to be ready for `events` (`POLLIN`, `POLLOUT`); whether it

@@ -1,13 +1,23 @@
 //! The system calls the runtime makes, each wrapped once, in one module per kind: the bottom
 //! layer. Each function says whether it is async-signal-safe.
+//!
+//! Linux has fast paths (`futex`, `membarrier`); every other Unix, and Linux built with
+//! `--cfg finally_portable` (so that CI runs the portable code too), uses only what POSIX has
+//! (a self-pipe, `SeqCst` fences). What only Linux can tell (`/proc`, pidfds) is `proc` and
+//! `process`; the guardian, which needs it, runs on Linux only.
 
 pub(crate) mod fd;
+#[cfg(all(target_os = "linux", not(finally_portable)))]
 pub(crate) mod futex;
+#[cfg(all(target_os = "linux", not(finally_portable)))]
 pub(crate) mod membarrier;
+#[cfg(target_os = "linux")]
 pub(crate) mod proc;
+#[cfg(target_os = "linux")]
 pub(crate) mod process;
 pub(crate) mod signal;
 pub(crate) mod socket;
+pub(crate) mod wakeup;
 
 use std::io;
 
@@ -31,30 +41,16 @@ pub(crate) fn check(result: c_int) -> io::Result<c_int> {
 
 /// `errno` as it was when made, and again when dropped: a signal handler's calls must not
 /// change it for the code they interrupted. Async-signal-safe.
-pub(crate) struct ErrnoKept(c_int);
+pub(crate) struct ErrnoKept(errno::Errno);
 
 impl ErrnoKept {
     pub(crate) fn new() -> Self {
-        // SAFETY: the calling thread's `errno`, always there.
-        ErrnoKept(unsafe { *errno() })
+        ErrnoKept(errno::errno())
     }
 }
 
 impl Drop for ErrnoKept {
     fn drop(&mut self) {
-        // SAFETY: as above.
-        unsafe { *errno() = self.0 };
+        errno::set_errno(self.0);
     }
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn errno() -> *mut c_int {
-    // SAFETY: no preconditions.
-    unsafe { libc::__errno_location() }
-}
-
-#[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
-fn errno() -> *mut c_int {
-    // SAFETY: no preconditions.
-    unsafe { libc::__error() }
 }

@@ -1,8 +1,5 @@
 //! Processes: this one's id and name, and a handle on one that tells when it has ended.
 
-use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
-
 use libc::pid_t;
 
 /// This process's id. Async-signal-safe.
@@ -12,13 +9,14 @@ pub(crate) fn id() -> pid_t {
 }
 
 /// A pidfd of process `pid`: readable once it has ended.
-pub(crate) fn pidfd(pid: pid_t) -> io::Result<OwnedFd> {
+pub(crate) fn pidfd(pid: pid_t) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{FromRawFd, OwnedFd};
     // SAFETY: `pidfd_open` takes no pointers.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     match libc::c_int::try_from(fd) {
         // SAFETY: a new descriptor, ours alone.
         Ok(fd) if fd >= 0 => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
-        _ => Err(io::Error::last_os_error()),
+        _ => Err(std::io::Error::last_os_error()),
     }
 }
 

@@ -74,6 +74,7 @@ pub(crate) fn exit_now(code: c_int) -> ! {
 
 /// Ends the process with `code` at once, after flushing C's stdio: for a process of the
 /// runtime's own (the guardian), which has nothing else of its own to flush.
+#[cfg(target_os = "linux")]
 pub(crate) fn exit_flushing(code: c_int) -> ! {
     // SAFETY: `fflush(NULL)` flushes every stream; `_exit` has no preconditions.
     unsafe {
@@ -104,6 +105,7 @@ pub(crate) fn action(signal: c_int) -> Option<libc::sigaction> {
 ///
 /// `handler` must be async-signal-safe, and fit to replace the signal's action for the whole
 /// process.
+#[cfg(target_os = "linux")]
 pub(crate) unsafe fn catch(signal: c_int, handler: extern "C" fn(c_int)) {
     // SAFETY: a zeroed `sigaction` is valid before it is filled; the caller vouches for the
     // handler.

@@ -1,15 +1,15 @@
 //! A local channel of packets, whose writes never block nor raise SIGPIPE.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::{mem, ptr};
-
-use libc::c_int;
 
 /// A new channel, `socketpair(AF_UNIX, SOCK_SEQPACKET)`: each send is one packet, so packets
 /// that threads send at once never interleave. Both ends are close-on-exec.
-pub(crate) fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut ends = [0 as c_int; 2];
+#[cfg(target_os = "linux")]
+pub(crate) fn pair() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut ends = [0 as libc::c_int; 2];
     let kind = libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC;
     // SAFETY: `socketpair` fills the two descriptors.
     super::check(unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, ends.as_mut_ptr()) })?;
@@ -31,7 +31,8 @@ pub(crate) fn send(fd: RawFd, parts: &[&[u8]]) -> io::Result<()> {
     // SAFETY: an all-zero `msghdr` is a valid, empty one.
     let mut message: libc::msghdr = unsafe { mem::zeroed() };
     message.msg_iov = pieces.as_mut_ptr();
-    message.msg_iovlen = parts.len().min(pieces.len());
+    // `usize` on Linux, `c_int` on the BSDs: at most 3 either way.
+    message.msg_iovlen = parts.len().min(pieces.len()) as _;
     let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
     loop {
         // SAFETY: the pieces point into live buffers of their lengths, only read.

@@ -1,0 +1,23 @@
+//! Where the guardian does not run (every platform but Linux): it does not start, and says why.
+
+use std::io;
+
+use libc::pid_t;
+
+use super::notes::Notes;
+use crate::cleanup::Run;
+
+/// What the program keeps of a guardian that started: never made here.
+pub(super) struct Started {
+    pub(super) channel: std::os::fd::RawFd,
+    pub(super) guardian: pid_t,
+    pub(super) notes: *mut Notes,
+}
+
+/// Does not start the guardian.
+pub(super) fn start<C: Run>(_: C) -> io::Result<Started> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "the guardian runs on Linux only, for now: it needs /proc and pidfds to watch the program",
+    ))
+}
