@@ -98,7 +98,8 @@ mod imp {
     }
 }
 
-#[cfg(test)]
+// It tells that the sleeper sleeps from `/proc`.
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use std::sync::atomic::Ordering::SeqCst;
     use std::sync::mpsc;
