@@ -419,6 +419,18 @@
 //! }
 //! ```
 //!
+//! # Windows
+//!
+//! Console events take the place of signals: Ctrl-C, Ctrl-Break, the console closed, logoff,
+//! shutdown (`Signal::CTRL_C` and the others on Windows; [`Signal::SIGINT`] is Ctrl-C there
+//! too). An event with a cleanup pending runs every pending cleanup before the handler returns,
+//! holds back more events, and ends the process with `STATUS_CONTROL_C_EXIT`, as Windows'
+//! default handler does; with nothing pending, the event goes on to the next handler. Windows
+//! ends the process about 5 s after its console is closed: keep `timeout` below that.
+//! `std::process::exit` runs the pending cleanups through a hook on the executable's imports of
+//! `ExitProcess`. The guardian is the program's executable started again, in the guardian's
+//! mode. The README's "On Windows" says more, and what is tested under wine.
+//!
 //! # Installing early
 //!
 //! The signal thread and the exit hook are installed by the first guarded call or guard, with

@@ -9,10 +9,12 @@ use libc::c_int;
 use crate::Signal;
 
 /// The signals that run the pending cleanups by default, and that the guardian shrugs off.
+#[cfg(unix)]
 pub(crate) const HANDLED: [c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
 /// The signals `finally` can handle: those whose default action ends the process, that a program
 /// can send itself or receive from a terminal or a supervisor.
+#[cfg(unix)]
 pub(crate) const HANDLEABLE: [c_int; 7] = [
     libc::SIGINT,
     libc::SIGTERM,
@@ -22,6 +24,13 @@ pub(crate) const HANDLEABLE: [c_int; 7] = [
     libc::SIGUSR2,
     libc::SIGALRM,
 ];
+
+/// On Windows, the console control events: all of them, by default.
+#[cfg(windows)]
+pub(crate) const HANDLED: [c_int; 5] = [0, 1, 2, 5, 6];
+
+#[cfg(windows)]
+pub(crate) const HANDLEABLE: [c_int; 5] = HANDLED;
 
 /// The application's policy for the whole process, set once, before the first guarded call:
 /// with [`install`](crate::install), or by the options of `#[with_cleanup]` on `main`.
@@ -93,7 +102,7 @@ impl Options {
 
     /// The signals that run the cleanups, by number.
     pub(crate) fn signal_numbers(&self) -> impl Iterator<Item = c_int> + '_ {
-        (1..64).filter(|&signal| self.signals & bit(signal) != 0)
+        (0..64).filter(|&signal| self.signals & bit(signal) != 0)
     }
 
     /// The first signal of these options that `finally` cannot handle.
@@ -121,9 +130,9 @@ impl fmt::Debug for Options {
     }
 }
 
-/// `signal`'s bit in a set of signals; none for a number outside 1..64.
+/// `signal`'s bit in a set of signals; none for a number outside 0..64.
 const fn bit(signal: c_int) -> u64 {
-    if signal > 0 && signal < 64 {
+    if signal >= 0 && signal < 64 {
         1 << signal
     } else {
         0
@@ -152,7 +161,7 @@ pub(crate) fn get() -> &'static Options {
     OPTIONS.get_or_init(Options::new)
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -110,10 +110,11 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
 
-/// A Unix signal: its number, and its name where the platform has one.
+/// A Unix signal, or on Windows a console control event: its number, and its name.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Signal(libc::c_int);
 
+#[cfg(unix)]
 impl Signal {
     /// Ctrl-C.
     pub const SIGINT: Signal = Signal(libc::SIGINT);
@@ -142,18 +143,59 @@ impl Signal {
     /// A timer (`alarm`).
     pub const SIGALRM: Signal = Signal(libc::SIGALRM);
 
+    /// The signal's name, such as `"SIGTERM"`, or `"SIG?"` for a number without a name.
+    pub fn name(self) -> &'static str {
+        signal_hook::low_level::signal_name(self.0).unwrap_or("SIG?")
+    }
+}
+
+/// On Windows, the console control events, by their names and by those of the Unix signals
+/// that come closest, so that `signals = [SIGINT]` and `Signal::SIGINT` mean Ctrl-C on both.
+#[cfg(windows)]
+impl Signal {
+    /// Ctrl-C: `CTRL_C_EVENT`.
+    pub const CTRL_C: Signal = Signal(0);
+    /// Ctrl-Break: `CTRL_BREAK_EVENT`.
+    pub const CTRL_BREAK: Signal = Signal(1);
+    /// The console window closed: `CTRL_CLOSE_EVENT`. Windows ends the process about 5 s
+    /// later, cleanups or not.
+    pub const CTRL_CLOSE: Signal = Signal(2);
+    /// The user logs off: `CTRL_LOGOFF_EVENT` (for processes without a window of their own).
+    pub const CTRL_LOGOFF: Signal = Signal(5);
+    /// The system shuts down: `CTRL_SHUTDOWN_EVENT` (for processes without a window of their
+    /// own).
+    pub const CTRL_SHUTDOWN: Signal = Signal(6);
+    /// Ctrl-C, by its Unix name.
+    pub const SIGINT: Signal = Signal::CTRL_C;
+    /// Ctrl-Break, by the name of Unix's Ctrl-\\.
+    pub const SIGQUIT: Signal = Signal::CTRL_BREAK;
+    /// The console closed, by the name of Unix's terminal gone away.
+    pub const SIGHUP: Signal = Signal::CTRL_CLOSE;
+    /// The system shutting down, by the name of Unix's request to stop.
+    pub const SIGTERM: Signal = Signal::CTRL_SHUTDOWN;
+
+    /// The event's name, such as `"CTRL_C_EVENT"`, or `"CTRL_?"` for a number without a name.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            0 => "CTRL_C_EVENT",
+            1 => "CTRL_BREAK_EVENT",
+            2 => "CTRL_CLOSE_EVENT",
+            5 => "CTRL_LOGOFF_EVENT",
+            6 => "CTRL_SHUTDOWN_EVENT",
+            _ => "CTRL_?",
+        }
+    }
+}
+
+impl Signal {
     pub(crate) const fn new(number: libc::c_int) -> Self {
         Signal(number)
     }
 
-    /// The signal number, as `kill -l` lists it (SIGTERM is 15).
+    /// The signal number, as `kill -l` lists it (SIGTERM is 15); on Windows the console event's
+    /// (`CTRL_C_EVENT` is 0).
     pub const fn number(self) -> i32 {
         self.0
-    }
-
-    /// The signal's name, such as `"SIGTERM"`, or `"SIG?"` for a number without a name.
-    pub fn name(self) -> &'static str {
-        signal_hook::low_level::signal_name(self.0).unwrap_or("SIG?")
     }
 }
 
@@ -176,7 +218,7 @@ impl fmt::Display for Signal {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -12,8 +12,7 @@
 
 use std::ffi::c_void;
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::panic::catch_unwind;
 
 use libc::c_int;
 
@@ -25,10 +24,16 @@ extern "C" {
     fn on_exit(hook: extern "C" fn(c_int, *mut c_void), argument: *mut c_void) -> c_int;
 }
 
-/// Registers [`at_exit`], and, in a `panic = "abort"` build, the panic hook.
+/// Registers [`at_exit`] (on Windows also [`on_exit_process`]), and, in a `panic = "abort"`
+/// build, the panic hook.
 pub(crate) fn register() -> io::Result<()> {
     if add(at_exit) != 0 {
         return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the hook ends the process through `ExitProcess`.
+    #[cfg(windows)]
+    unsafe {
+        crate::sys::exit_process::hook(on_exit_process)?;
     }
     if cfg!(panic = "abort") {
         run_cleanups_before_abort();
@@ -53,8 +58,16 @@ fn add(hook: extern "C" fn(c_int, *mut c_void)) -> c_int {
     unsafe { on_exit(hook, std::ptr::null_mut()) }
 }
 
+#[cfg(windows)]
+extern "C" {
+    /// The C runtime's, which `ExitProcess` runs.
+    fn atexit(hook: extern "C" fn()) -> c_int;
+}
+
 #[cfg(not(all(target_os = "linux", target_env = "gnu", not(finally_portable))))]
 fn add(hook: extern "C" fn(c_int, *mut c_void)) -> c_int {
+    #[cfg(unix)]
+    use libc::atexit;
     /// Which hook `atexit` runs: it passes nothing.
     static HOOK: std::sync::OnceLock<extern "C" fn(c_int, *mut c_void)> =
         std::sync::OnceLock::new();
@@ -65,7 +78,22 @@ fn add(hook: extern "C" fn(c_int, *mut c_void)) -> c_int {
     }
     let _ = HOOK.set(hook);
     // SAFETY: `plain` never unwinds.
-    unsafe { libc::atexit(plain) }
+    unsafe { atexit(plain) }
+}
+
+/// `ExitProcess` as the executable calls it (`std::process::exit` on Windows, which runs no
+/// `atexit` hook), told the code: the pending cleanups run, every thread still running, and
+/// then `ExitProcess` with the first code. Entered again from a cleanup (`exit` in a cleanup, or
+/// the end by a console event), it runs the rest; from another thread, it waits for the end.
+#[cfg(windows)]
+unsafe extern "system" fn on_exit_process(code: u32) -> ! {
+    shutdown::exiting_with(code as c_int);
+    let _ = catch_unwind(|| {
+        if registry::any_pending() || shutdown::kind().is_some() {
+            shutdown::on_exit(&Exit::exited(Some(code as c_int)));
+        }
+    });
+    crate::sys::exit_process::original(shutdown::exit_code() as u32)
 }
 
 /// Runs while `exit` is in progress, on the exiting thread.
@@ -76,6 +104,7 @@ extern "C" fn at_exit(code: c_int, _: *mut c_void) {
         shutdown::exiting_with(code);
     }
     let _ = catch_unwind(|| {
+        #[cfg(unix)]
         if registry::any_pending() {
             catch_reentry();
         }
@@ -86,6 +115,7 @@ extern "C" fn at_exit(code: c_int, _: *mut c_void) {
 /// Runs after [`at_exit`]: at once and to no effect, or inside an `exit` that a cleanup
 /// called after the end of `main`: then it runs the cleanups still pending, and ends the
 /// process with the first code.
+#[cfg(unix)]
 extern "C" fn again(code: c_int, _: *mut c_void) {
     let _ = catch_unwind(|| {
         if shutdown::is_mine() {
@@ -93,13 +123,16 @@ extern "C" fn again(code: c_int, _: *mut c_void) {
         }
     });
     if code != i32::MIN && code != shutdown::exit_code() {
-        // SAFETY: `exit` again, from an exit hook: libc runs the hooks still to run.
-        unsafe { libc::exit(shutdown::exit_code()) }
+        // `exit` again, from an exit hook: libc runs the hooks still to run.
+        crate::sys::end::exit(shutdown::exit_code())
     }
 }
 
 /// Set up once the process exits with cleanups pending (module docs).
+#[cfg(unix)]
 fn catch_reentry() {
+    use std::panic::AssertUnwindSafe;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     static SET: AtomicBool = AtomicBool::new(false);
     if SET.swap(true, SeqCst) || std::thread::panicking() {
         return;
@@ -112,8 +145,8 @@ fn catch_reentry() {
                 == Some(&"std::process::exit called re-entrantly");
             if reentered && shutdown::is_mine() {
                 shutdown::resume();
-                // SAFETY: `exit` again, from within `exit`: libc runs the hooks still to run.
-                unsafe { libc::exit(shutdown::exit_code()) }
+                // `exit` again, from within `exit`: libc runs the hooks still to run.
+                crate::sys::end::exit(shutdown::exit_code())
             }
             previous(info);
         }));

@@ -47,6 +47,7 @@ pub(crate) fn alone() -> bool {
 
 /// In a forked child, which the kernel does not register: registers it again, and returns
 /// whether that worked. Async-signal-safe.
+#[cfg(unix)]
 pub(crate) fn register_in_child() -> bool {
     membarrier::register()
 }

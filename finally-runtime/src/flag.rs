@@ -17,6 +17,7 @@ use crate::protocol::ShutdownFlag;
 static START: OnceLock<fn()> = OnceLock::new();
 
 /// Sets what [`Flag::start_thread_if_forked`] runs.
+#[cfg(unix)]
 pub(crate) fn when_forked_start(start: fn()) {
     let _ = START.set(start);
 }
@@ -62,12 +63,14 @@ impl Flag {
 
     /// In a forked child: no shutdown under way, no signal thread yet, and `asymmetric` as the
     /// child's registration of `membarrier` allows. Async-signal-safe.
+    #[cfg(unix)]
     pub(crate) fn reset_in_child(&self, asymmetric: bool) {
         let asymmetric = if asymmetric { ASYMMETRIC } else { 0 };
         self.0.store(NO_THREAD | asymmetric, SeqCst);
     }
 
     /// Whether owners may be using compiler-only fences.
+    #[cfg(unix)]
     pub(crate) fn is_asymmetric(&self) -> bool {
         self.0.load(SeqCst) & ASYMMETRIC != 0
     }
@@ -88,6 +91,7 @@ impl Flag {
     }
 
     /// Whether this process has no signal thread yet. Async-signal-safe.
+    #[cfg(unix)]
     pub(crate) fn has_no_thread(&self) -> bool {
         self.0.load(SeqCst) & NO_THREAD != 0
     }

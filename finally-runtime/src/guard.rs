@@ -175,6 +175,8 @@ impl State for String {
     }
 }
 
+/// Its bytes on Unix.
+#[cfg(unix)]
 impl State for std::ffi::OsString {
     fn encode(&self, into: &mut Vec<u8>) {
         use std::os::unix::ffi::OsStrExt;
@@ -184,6 +186,26 @@ impl State for std::ffi::OsString {
     fn decode(from: &mut &[u8]) -> Option<Self> {
         use std::os::unix::ffi::OsStringExt;
         Some(std::ffi::OsString::from_vec(Vec::decode(from)?))
+    }
+}
+
+/// Its UTF-16 units on Windows, which may be unpaired.
+#[cfg(windows)]
+impl State for std::ffi::OsString {
+    fn encode(&self, into: &mut Vec<u8>) {
+        use std::os::windows::ffi::OsStrExt;
+        let units: Vec<u8> = self.encode_wide().flat_map(u16::to_le_bytes).collect();
+        units.encode(into);
+    }
+
+    fn decode(from: &mut &[u8]) -> Option<Self> {
+        use std::os::windows::ffi::OsStringExt;
+        let bytes = Vec::decode(from)?;
+        let units: Vec<u16> = bytes
+            .chunks(2)
+            .map(|unit| Some(u16::from_le_bytes([unit[0], *unit.get(1)?])))
+            .collect::<Option<_>>()?;
+        Some(std::ffi::OsString::from_wide(&units))
     }
 }
 

@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 use crate::config::Options;
 use crate::report::report;
 use crate::Error;
-use crate::{config, exit_hook, flag, fork_hook, shutdown, signals};
+use crate::{config, exit_hook, shutdown, signals};
+#[cfg(unix)]
+use crate::{flag, fork_hook};
 
 static INSTALLED: OnceLock<Result<(), Error>> = OnceLock::new();
 
@@ -52,7 +54,8 @@ pub fn install(options: Options) -> Result<(), Error> {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "{signal} cannot run the cleanups: only SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM can"
+                    "{signal} cannot run the cleanups: only {} can",
+                    handleable()
                 ),
             ),
         ));
@@ -70,6 +73,15 @@ pub fn install(options: Options) -> Result<(), Error> {
         ));
     }
     INSTALLED.get_or_init(install_now).clone()
+}
+
+/// The signals that can run the cleanups, named.
+fn handleable() -> String {
+    let names: Vec<&str> = config::HANDLEABLE
+        .iter()
+        .map(|&number| crate::Signal::new(number).name())
+        .collect();
+    names.join(", ")
 }
 
 /// Installs the options set, or the defaults, reporting a failure on stderr once instead of
@@ -94,13 +106,17 @@ fn install_now() -> Result<(), Error> {
     if let Some(limit) = options.timeout {
         shutdown::arm_deadline(limit).map_err(|e| Error::new("start the deadline thread", e))?;
     }
-    flag::when_forked_start(start_threads_in_child);
-    fork_hook::register().map_err(|e| Error::new("register the fork hook", e))?;
+    #[cfg(unix)]
+    {
+        flag::when_forked_start(start_threads_in_child);
+        fork_hook::register().map_err(|e| Error::new("register the fork hook", e))?;
+    }
     signals::register(options).map_err(|e| Error::new("install the signal handlers", e))
 }
 
 /// In a forked child, whose signal thread and deadline thread stayed in the parent: starts them
 /// (see `flag.rs` for when).
+#[cfg(unix)]
 fn start_threads_in_child() {
     let started = signals::start_thread().and_then(|()| match config::get().timeout {
         Some(limit) => shutdown::arm_deadline(limit),

@@ -8,7 +8,7 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 // Said plainly here rather than by a dozen unresolved imports further down.
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 compile_error!("finally runs on Unix only, for now: Linux, macOS and the BSDs");
 
 // Bottom up, a layer per paragraph: see ARCHITECTURE.md. A module uses only the modules of its
@@ -30,6 +30,7 @@ mod shutdown;
 mod standby;
 
 mod exit_hook;
+#[cfg(unix)]
 mod fork_hook;
 mod guardian;
 mod install;

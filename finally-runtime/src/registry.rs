@@ -620,6 +620,7 @@ pub(crate) fn abandon_mine() {
 }
 
 /// Whether the calling thread has a cleanup pending on its stack. Async-signal-safe.
+#[cfg(unix)]
 pub(crate) fn has_pending() -> bool {
     mine().is_some_and(|slot| !slot.stack.is_empty())
 }
@@ -633,6 +634,7 @@ pub(crate) fn any_pending() -> bool {
 
 /// In a forked child, with its one thread: the slots of every other thread are the parent's.
 /// Returns whether the child's thread has a cleanup pending. Async-signal-safe.
+#[cfg(unix)]
 pub(crate) fn forget_other_threads() -> bool {
     let me = sys::thread_id();
     let mut pending = false;

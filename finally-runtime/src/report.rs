@@ -7,18 +7,15 @@
 //! full pipe that would block for ever) or a file on a full disk (ENOSPC). `eprintln!` panics on
 //! such an error, and a panic on the signal thread would leave the stop half done. So a report is
 //! formatted into a buffer of its own, written with one `write(2)` when stderr can take it within
-//! [`PATIENCE`], and lost otherwise: the stop matters more than the line.
+//! `sys::stderr::PATIENCE`, and lost otherwise: the stop matters more than the line.
 
 use std::fmt::{self, Write as _};
 
-use libc::c_int;
+use crate::sys::stderr;
 
 /// The longest report, newline included; longer ones are cut. Below `PIPE_BUF`, so that a
 /// report is never interleaved with another process's output.
 const LONGEST: usize = 512;
-
-/// How long a report may wait for stderr to take it, in milliseconds.
-const PATIENCE: c_int = 50;
 
 /// Writes `finally: ` and `message` as one line on stderr, if stderr takes it.
 pub(crate) fn report(message: fmt::Arguments<'_>) {
@@ -26,7 +23,7 @@ pub(crate) fn report(message: fmt::Arguments<'_>) {
     // `Line` never fails: what does not fit is cut.
     let _ = write!(line, "finally: {message}");
     line.finish();
-    write_stderr(line.bytes());
+    stderr::write(line.bytes());
 }
 
 /// A report being formatted, cut at [`LONGEST`].
@@ -69,24 +66,6 @@ impl fmt::Write for Line {
         self.length += take;
         Ok(())
     }
-}
-
-/// Writes `bytes` to stderr in one `write`, if it is ready within [`PATIENCE`]; errors are
-/// ignored, and a SIGPIPE the write raises is taken back.
-fn write_stderr(bytes: &[u8]) {
-    let mut ready = libc::pollfd {
-        fd: libc::STDERR_FILENO,
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    // SAFETY: one valid `pollfd`.
-    if unsafe { libc::poll(&mut ready, 1, PATIENCE) } != 1 || ready.revents & libc::POLLOUT == 0 {
-        return;
-    }
-    crate::sys::signal::without_sigpipe(|| {
-        // SAFETY: writing a live buffer to stderr; a failure is ignored.
-        unsafe { libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len()) };
-    });
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ pub(crate) fn request(signal: Signal) {
 }
 
 /// In a forked child: no stop requested. Async-signal-safe.
+#[cfg(unix)]
 pub(crate) fn reset_in_child() {
     REQUESTED.store(0, SeqCst);
 }

@@ -112,16 +112,9 @@ pub(crate) fn running_name() -> &'static str {
 }
 
 /// In a forked child: no walk under way. Async-signal-safe.
+#[cfg(unix)]
 pub(crate) fn reset_in_child() {
     WALK.store(NONE, SeqCst);
 }
 
-/// Blocks the calling thread until the process ends. Needs no thread-local state: it may run
-/// inside `exit`, after this thread's thread-locals are gone.
-#[cold]
-pub(crate) fn park_for_good() -> ! {
-    loop {
-        // SAFETY: `pause` only waits for a signal handler to run.
-        unsafe { libc::pause() };
-    }
-}
+pub(crate) use crate::sys::end::park_for_good;

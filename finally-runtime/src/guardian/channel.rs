@@ -3,16 +3,30 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use crate::sys::{fd, socket};
-use crate::Exit;
+use crate::cleanup::Run;
+use crate::report::report;
+use crate::sys::link::{self, Link, NONE};
+use crate::{registry, Exit, Signal};
+
+/// Where the program's image starts, from which the functions sent to the guardian are offsets:
+/// a guardian forked from the program has its image where the program has it, but one started
+/// again from its executable (Windows) has it where address-space randomization put it.
+pub(super) fn image_base() -> usize {
+    #[cfg(windows)]
+    // SAFETY: the module of this process's executable.
+    return unsafe {
+        windows_sys::Win32::System::LibraryLoader::GetModuleHandleW(std::ptr::null()) as usize
+    };
+    #[allow(unreachable_code)]
+    0
+}
 
 /// What the program sends when `main`'s cleanup has completed.
 pub(super) const COMPLETED_MESSAGE: u8 = 0;
 /// What starts a message of `arm`: then the guard's id, its function in the guardian and its
-/// cleanup (8 bytes each, little-endian), and its state.
+/// cleanup (8 bytes each, little-endian, offsets from [`image_base`]), and its state.
 pub(super) const ARMED: u8 = 3;
 /// What starts a message of `disarm`: then the guard's id.
 pub(super) const DISARMED: u8 = 4;
@@ -25,19 +39,21 @@ pub(super) const HEADER: usize = 25;
 const PATIENCE: Duration = Duration::from_millis(100);
 /// What the intermediate process sends the program: then the guardian's pid, or the `errno` of
 /// its fork (4 bytes, little-endian).
+#[cfg(unix)]
 pub(super) const FORKED: u8 = 1;
+#[cfg(unix)]
 pub(super) const NOT_FORKED: u8 = 2;
 
 /// [`send`], waiting up to [`PATIENCE`] for room in the channel.
-pub(super) fn send_patiently(channel: RawFd, parts: &[&[u8]]) -> io::Result<()> {
+pub(super) fn send_patiently(channel: Link, parts: &[&[u8]]) -> io::Result<()> {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        fd::wait_for(channel, libc::POLLOUT, left.max(Duration::from_millis(1)));
-        let sent = socket::send(channel, parts);
+        link::wait_for_room(channel, left.max(Duration::from_millis(1)));
+        let sent = link::send(channel, parts);
         if !is_full(&sent) {
             return sent;
         }
@@ -63,17 +79,17 @@ struct Armed {
 pub(crate) type RunInGuardian = unsafe fn(cleanup: usize, state: &[u8], exit: &Exit);
 
 pub(super) struct Inbox {
-    /// -1 once the program's end has closed: at its end, or when it `exec`ed.
-    pub(super) fd: RawFd,
+    /// [`NONE`] once the program's end has closed: at its end, or when it `exec`ed.
+    pub(super) link: Link,
     packet: Vec<u8>,
     /// The guards armed and not disarmed, by id: in the order they were made.
     armed: BTreeMap<u64, Armed>,
 }
 
 impl Inbox {
-    pub(super) fn new(fd: RawFd) -> Self {
+    pub(super) fn new(link: Link) -> Self {
         Inbox {
-            fd,
+            link,
             packet: vec![0; HEADER + LONGEST],
             armed: BTreeMap::new(),
         }
@@ -82,11 +98,11 @@ impl Inbox {
     /// Takes in what the program has sent, without waiting: whether it said that `main`'s
     /// cleanup completed.
     pub(super) fn receive(&mut self) -> bool {
-        while self.fd >= 0 {
-            match socket::receive(self.fd, &mut self.packet) {
+        while self.link != NONE {
+            match link::receive(self.link, &mut self.packet) {
                 // Longer than any message the program sends: not one of them.
                 Ok(length) if length > self.packet.len() => {}
-                Ok(0) => self.fd = -1,
+                Ok(0) => self.link = NONE,
                 Ok(length) => match Message::parse(&self.packet[..length]) {
                     Some(Message::Completed) => return true,
                     Some(Message::Armed(id, armed)) => {
@@ -98,24 +114,36 @@ impl Inbox {
                     None => {}
                 },
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => self.fd = -1,
+                Err(_) => self.link = NONE,
             }
         }
         false
     }
 
+    /// Runs the cleanups of a program that died, by `signal` where known: its guards' still
+    /// armed, newest first, then `main`'s, which encloses them.
+    pub(super) fn clean_up<C: Run>(&mut self, cleanup: C, signal: Option<Signal>) {
+        let exit = Exit::Died { signal };
+        self.run_armed(&exit);
+        if registry::call_caught(|| cleanup.run(&exit, "main's cleanup")).is_some() {
+            report(format_args!("the cleanup panicked in the guardian"));
+        }
+    }
+
     /// Runs the cleanups of the guards still armed, newest first, with `exit`; a panic is
     /// reported and does not stop the others.
-    pub(super) fn run_armed(&mut self, exit: &Exit) {
+    fn run_armed(&mut self, exit: &Exit) {
         while let Some((_, armed)) = self.armed.pop_last() {
-            // SAFETY: the guardian is a copy of the program: `run` is the address of a function
-            // of the same type in the same image, made for this cleanup and state.
-            let run: RunInGuardian = unsafe { std::mem::transmute(armed.run) };
+            let base = image_base();
+            // SAFETY: the guardian runs the program's own executable: `run` is the address of a
+            // function of the same type in the same image, made for this cleanup and state, as
+            // an offset from the image's base.
+            let run: RunInGuardian = unsafe { std::mem::transmute(base + armed.run) };
+            let cleanup = base + armed.cleanup;
             // SAFETY: `run` was made for this cleanup, and decodes the state it was sent.
-            let panicked =
-                crate::registry::call_caught(|| unsafe { run(armed.cleanup, &armed.state, exit) });
+            let panicked = registry::call_caught(|| unsafe { run(cleanup, &armed.state, exit) });
             if panicked.is_some() {
-                crate::report::report(format_args!("a guard's cleanup panicked in the guardian"));
+                report(format_args!("a guard's cleanup panicked in the guardian"));
             }
         }
     }

@@ -11,7 +11,6 @@ use super::channel::Inbox;
 use super::failed;
 use super::notes::{Notes, Page};
 use super::start::Started;
-use super::watch::clean_up;
 use super::{GUARDING, STATE};
 use crate::cleanup::Run;
 use crate::sys::{self, fd, process, signal};
@@ -61,7 +60,7 @@ pub(super) fn start<C: Run>(
                 libc::pthread_sigmask(libc::SIG_SETMASK, &mask, ptr::null_mut());
                 drop((guardian, signals));
                 Ok(Started {
-                    channel: program.into_raw_fd(),
+                    channel: program.into_raw_fd() as crate::sys::link::Link,
                     guardian: libc::getppid(),
                     notes: page.keep(),
                 })
@@ -106,10 +105,10 @@ unsafe fn init<C: Run>(
         fd::close_all_but(&[signals, channel]);
     }
     process::set_name(c"finally-init");
-    let mut inbox = Inbox::new(channel);
+    let mut inbox = Inbox::new(channel as crate::sys::link::Link);
     let mut told = false;
     let status = loop {
-        let mut ready = [signals, inbox.fd].map(|fd| libc::pollfd {
+        let mut ready = [signals, inbox.link as RawFd].map(|fd| libc::pollfd {
             fd,
             events: libc::POLLIN,
             revents: 0,
@@ -133,7 +132,7 @@ unsafe fn init<C: Run>(
         // As the program had it, for the programs the cleanup starts: nothing is handed on now.
         // SAFETY: a valid mask, for this process's only thread.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, ptr::null_mut()) };
-        clean_up(&mut inbox, cleanup, signal);
+        inbox.clean_up(cleanup, signal);
     }
     signal::exit_flushing(code)
 }

@@ -68,18 +68,22 @@
 //! how a `kill -9`ed program ended, and a pidfd watches it. Elsewhere it does not start, and
 //! says so like any other failure: `unsupported.rs` stands for `start`.
 
-// Reached from `start` only, which runs on Linux only.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+// Reached from `start` only, which runs on Linux and Windows only.
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 mod channel;
+#[cfg(unix)]
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod crash;
 #[cfg(target_os = "linux")]
 mod init;
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 mod notes;
 #[cfg(target_os = "linux")]
 mod start;
-#[cfg(not(target_os = "linux"))]
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod start;
+#[cfg(not(any(target_os = "linux", windows)))]
 #[path = "unsupported.rs"]
 mod start;
 #[cfg(target_os = "linux")]
@@ -88,7 +92,7 @@ mod watch;
 use std::io;
 use std::ptr;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicU8};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicIsize, AtomicPtr, AtomicU64, AtomicU8};
 use std::sync::OnceLock;
 
 use self::channel::{is_full, send_patiently, ARMED, COMPLETED_MESSAGE, DISARMED, LONGEST};
@@ -97,7 +101,7 @@ pub(crate) use self::channel::RunInGuardian;
 use self::notes::Notes;
 use crate::cleanup::Run;
 use crate::report::report;
-use crate::sys::{fd, socket};
+use crate::sys::link::{self, NONE};
 use crate::{Error, Exit};
 
 static STARTED: AtomicBool = AtomicBool::new(false);
@@ -123,7 +127,7 @@ static LAGGING: AtomicBool = AtomicBool::new(false);
 /// A send failed for good: the guardian has ended (said once).
 static GONE: AtomicBool = AtomicBool::new(false);
 /// The program's end of the channel, or -1.
-static CHANNEL: AtomicI32 = AtomicI32::new(-1);
+static CHANNEL: AtomicIsize = AtomicIsize::new(NONE);
 /// The guardian's pid, or 0.
 static GUARDIAN: AtomicI32 = AtomicI32::new(0);
 
@@ -143,6 +147,7 @@ pub fn guardian<C: Run>(cleanup: C) -> Guardian<C> {
                 GUARDIAN.store(started.guardian, SeqCst);
                 NOTES.store(started.notes, SeqCst);
                 STATE.store(WATCHING, SeqCst);
+                #[cfg(unix)]
                 crash::install();
             }
             Err(error) => {
@@ -208,7 +213,7 @@ impl Drop for Completed {
 ///   program (without `exec`), to which the program's guardian does not belong.
 pub fn guardian_status() -> Result<(), Error> {
     let (context, kind, why) = match STATE.load(SeqCst) {
-        WATCHING if !fd::hung_up(CHANNEL.load(SeqCst)) => return Ok(()),
+        WATCHING if !link::hung_up(CHANNEL.load(SeqCst)) => return Ok(()),
         WATCHING => (
             "reach the guardian",
             io::ErrorKind::BrokenPipe,
@@ -250,16 +255,17 @@ pub fn guardian_status() -> Result<(), Error> {
 /// Async-signal-safe (atomic operations and `close`), for a `pthread_atfork` child handler: the
 /// child then runs the forking thread alone, so no other thread can be sending on the descriptor
 /// being closed. Calling it in the program itself would leave it unguarded.
+#[cfg(unix)]
 pub(crate) fn forget_in_child() {
     NOTES.store(ptr::null_mut(), SeqCst);
     let _ = STATE.fetch_update(SeqCst, SeqCst, |state| {
         matches!(state, WATCHING | COMPLETED).then_some(FORGOTTEN)
     });
     GUARDIAN.store(0, SeqCst);
-    let fd = CHANNEL.swap(-1, SeqCst);
-    if fd >= 0 {
-        // SAFETY: the child's copy of the program's end, which nothing else in the child uses.
-        unsafe { libc::close(fd) };
+    let channel = CHANNEL.swap(NONE, SeqCst);
+    if channel != NONE {
+        // The child's copy of the program's end, which nothing else in the child uses.
+        link::close(channel);
     }
 }
 
@@ -281,7 +287,7 @@ static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 /// waits for room once in the program's life, up to a tenth of a second.
 pub(crate) fn arm(run: usize, cleanup: usize, state: &[u8]) -> Result<u64, Error> {
     guardian_status()?;
-    let fd = CHANNEL.load(SeqCst);
+    let channel = CHANNEL.load(SeqCst);
     let refused = |why: io::Error| Err(Error::because("give the guardian a guard's state", why));
     if state.len() > LONGEST {
         return refused(io::Error::other(format!(
@@ -293,12 +299,13 @@ pub(crate) fn arm(run: usize, cleanup: usize, state: &[u8]) -> Result<u64, Error
     let mut header = [0u8; channel::HEADER];
     header[0] = ARMED;
     header[1..9].copy_from_slice(&id.to_le_bytes());
-    header[9..17].copy_from_slice(&(run as u64).to_le_bytes());
-    header[17..25].copy_from_slice(&(cleanup as u64).to_le_bytes());
+    let base = channel::image_base();
+    header[9..17].copy_from_slice(&((run - base) as u64).to_le_bytes());
+    header[17..25].copy_from_slice(&((cleanup - base) as u64).to_le_bytes());
     let parts = [&header[..], state];
-    let mut sent = socket::send(fd, &parts);
+    let mut sent = link::send(channel, &parts);
     if is_full(&sent) && !LAGGING.swap(true, SeqCst) {
-        sent = send_patiently(fd, &parts);
+        sent = send_patiently(channel, &parts);
     }
     match sent {
         Ok(()) => Ok(id),
@@ -315,13 +322,13 @@ pub(crate) fn arm(run: usize, cleanup: usize, state: &[u8]) -> Result<u64, Error
 
 /// Tells the guardian that the guard `id` has ended: it ran in the program, or was dismissed.
 pub(crate) fn disarm(id: u64) {
-    let fd = CHANNEL.load(SeqCst);
-    if fd >= 0 && STATE.load(SeqCst) == WATCHING {
+    let channel = CHANNEL.load(SeqCst);
+    if channel != NONE && STATE.load(SeqCst) == WATCHING {
         let mut message = [0u8; 9];
         message[0] = DISARMED;
         message[1..].copy_from_slice(&id.to_le_bytes());
         // A guardian that cannot take it may run that cleanup again: cleanups can run twice.
-        let _ = socket::send(fd, &[&message]);
+        let _ = link::send(channel, &[&message]);
     }
 }
 
@@ -346,7 +353,7 @@ fn completed() {
         .compare_exchange(WATCHING, COMPLETED, SeqCst, SeqCst)
         .is_ok()
     {
-        let sent = socket::send(CHANNEL.load(SeqCst), &[&[COMPLETED_MESSAGE]]);
+        let sent = link::send(CHANNEL.load(SeqCst), &[&[COMPLETED_MESSAGE]]);
         match sent {
             // A guardian that cannot take it now reads the note once the program has ended.
             Err(_) if is_full(&sent) => {}

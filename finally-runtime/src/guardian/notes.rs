@@ -1,10 +1,7 @@
 //! The page the program shares with its guardian.
 
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicI32};
 use std::{io, mem, ptr};
-
-use crate::Signal;
 
 /// The page the program shares with its guardian: what must reach the guardian however full
 /// the channel is. All zeros is "nothing to say".
@@ -17,17 +14,20 @@ pub(super) struct Notes {
 }
 
 impl Notes {
-    /// The crash that ended the program, if its crash handler noted one.
-    pub(super) fn crash(&self) -> Option<Signal> {
-        Some(self.crash.load(SeqCst))
+    /// The crash that ended the program, if its crash handler (Unix) noted one.
+    #[cfg(unix)]
+    pub(super) fn crash(&self) -> Option<crate::Signal> {
+        Some(self.crash.load(std::sync::atomic::Ordering::SeqCst))
             .filter(|&signal| signal != 0)
-            .map(Signal::new)
+            .map(crate::Signal::new)
     }
 }
 
 /// A page shared with the processes forked from here on; unmapped when dropped.
+#[cfg(unix)]
 pub(super) struct Page(ptr::NonNull<Notes>);
 
+#[cfg(unix)]
 impl Page {
     pub(super) fn new() -> io::Result<Page> {
         // SAFETY: a new anonymous mapping, which the kernel fills with zeros: valid `Notes`.
@@ -46,7 +46,85 @@ impl Page {
             _ => Err(super::failed("mmap", io::Error::last_os_error())),
         }
     }
+}
 
+#[cfg(unix)]
+impl Drop for Page {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, which nothing uses any more.
+        unsafe { libc::munmap(self.0.as_ptr().cast(), mem::size_of::<Notes>()) };
+    }
+}
+
+/// A page shared with the guardian, by name; its view and handle are dropped with it.
+#[cfg(windows)]
+pub(super) struct Page(ptr::NonNull<Notes>, windows_sys::Win32::Foundation::HANDLE);
+
+#[cfg(windows)]
+impl Page {
+    /// A new page named `name` (`Local\...`), zeros.
+    pub(super) fn create(name: &[u16]) -> io::Result<Page> {
+        use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
+        use windows_sys::Win32::System::Memory::{CreateFileMappingW, PAGE_READWRITE};
+        let size = mem::size_of::<Notes>() as u32;
+        // SAFETY: a new mapping of the paging file, named by a NUL-terminated string.
+        let mapping = unsafe {
+            CreateFileMappingW(
+                INVALID_HANDLE_VALUE,
+                ptr::null(),
+                PAGE_READWRITE,
+                0,
+                size,
+                name.as_ptr(),
+            )
+        };
+        Page::view(mapping, "CreateFileMappingW")
+    }
+
+    /// The page named `name`, made by the program.
+    pub(super) fn open(name: &[u16]) -> io::Result<Page> {
+        use windows_sys::Win32::System::Memory::{OpenFileMappingW, FILE_MAP_ALL_ACCESS};
+        // SAFETY: opening a mapping by a NUL-terminated name.
+        let mapping = unsafe { OpenFileMappingW(FILE_MAP_ALL_ACCESS, 0, name.as_ptr()) };
+        Page::view(mapping, "OpenFileMappingW")
+    }
+
+    fn view(mapping: windows_sys::Win32::Foundation::HANDLE, what: &str) -> io::Result<Page> {
+        use windows_sys::Win32::Foundation::CloseHandle;
+        use windows_sys::Win32::System::Memory::{MapViewOfFile, FILE_MAP_ALL_ACCESS};
+        if mapping.is_null() {
+            return Err(super::failed(what, io::Error::last_os_error()));
+        }
+        // SAFETY: a view of the whole mapping, made zeros by the system: valid `Notes`.
+        let view = unsafe { MapViewOfFile(mapping, FILE_MAP_ALL_ACCESS, 0, 0, 0) };
+        match ptr::NonNull::new(view.Value.cast::<Notes>()) {
+            Some(notes) => Ok(Page(notes, mapping)),
+            None => {
+                let error = io::Error::last_os_error();
+                // SAFETY: the mapping's handle, ours alone.
+                unsafe { CloseHandle(mapping) };
+                Err(super::failed("MapViewOfFile", error))
+            }
+        }
+    }
+}
+
+#[cfg(windows)]
+impl Drop for Page {
+    fn drop(&mut self) {
+        use windows_sys::Win32::Foundation::CloseHandle;
+        use windows_sys::Win32::System::Memory::{UnmapViewOfFile, MEMORY_MAPPED_VIEW_ADDRESS};
+        // SAFETY: our own view and handle, which nothing uses any more.
+        unsafe {
+            UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS {
+                Value: self.0.as_ptr().cast(),
+            });
+            CloseHandle(self.1);
+        }
+    }
+}
+
+impl Page {
     pub(super) fn notes(&self) -> &Notes {
         // SAFETY: mapped, and zeros or notes, as long as `self` lives.
         unsafe { self.0.as_ref() }
@@ -57,12 +135,5 @@ impl Page {
         let notes = self.0.as_ptr();
         mem::forget(self);
         notes
-    }
-}
-
-impl Drop for Page {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping, which nothing uses any more.
-        unsafe { libc::munmap(self.0.as_ptr().cast(), mem::size_of::<Notes>()) };
     }
 }

@@ -17,7 +17,7 @@ use crate::sys::{self, fd, process, socket};
 /// What the program keeps of a guardian that started.
 pub(super) struct Started {
     /// The program's end of the channel.
-    pub(super) channel: RawFd,
+    pub(super) channel: crate::sys::link::Link,
     pub(super) guardian: pid_t,
     pub(super) notes: *mut Notes,
 }
@@ -82,7 +82,7 @@ pub(super) fn start<C: Run>(cleanup: C) -> io::Result<Started> {
     let failure = match (length, reply[0]) {
         (5, FORKED) => {
             return Ok(Started {
-                channel: program.into_raw_fd(),
+                channel: program.into_raw_fd() as crate::sys::link::Link,
                 guardian: number,
                 notes: page.keep(),
             })

@@ -2,15 +2,13 @@
 
 use std::io;
 
-use libc::pid_t;
-
 use super::notes::Notes;
 use crate::cleanup::Run;
 
 /// What the program keeps of a guardian that started: never made here.
 pub(super) struct Started {
-    pub(super) channel: std::os::fd::RawFd,
-    pub(super) guardian: pid_t,
+    pub(super) channel: crate::sys::link::Link,
+    pub(super) guardian: i32,
     pub(super) notes: *mut Notes,
 }
 

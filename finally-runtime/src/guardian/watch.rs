@@ -10,9 +10,8 @@ use super::channel::Inbox;
 use super::notes::Notes;
 use super::{GUARDING, STATE};
 use crate::cleanup::Run;
-use crate::report::report;
 use crate::sys::{fd, proc, process, signal};
-use crate::{config, registry, Exit, Signal};
+use crate::{config, Signal};
 
 /// How often a guardian without a pidfd looks at the program in `/proc`, in milliseconds.
 const LOOK_EVERY: c_int = 100;
@@ -105,9 +104,9 @@ pub(super) fn guard<C: Run>(
         fd::close_all_but(&[channel, watch.fd()]);
     }
     process::set_name(c"finally-guardian");
-    let mut inbox = Inbox::new(channel);
+    let mut inbox = Inbox::new(channel as crate::sys::link::Link);
     while !watch.ended() {
-        let mut ready = [inbox.fd, watch.fd()].map(|fd| libc::pollfd {
+        let mut ready = [inbox.link as RawFd, watch.fd()].map(|fd| libc::pollfd {
             fd,
             events: libc::POLLIN,
             revents: 0,
@@ -122,22 +121,8 @@ pub(super) fn guard<C: Run>(
     if inbox.receive() || notes.completed.load(SeqCst) {
         signal::exit_flushing(0);
     }
-    clean_up(
-        &mut inbox,
-        cleanup,
-        notes.crash().or_else(|| watch.killed_by()),
-    );
+    inbox.clean_up(cleanup, notes.crash().or_else(|| watch.killed_by()));
     signal::exit_flushing(0)
-}
-
-/// Runs the cleanups of a program that died, by `signal` where known: its guards' still armed,
-/// newest first, then `main`'s, which encloses them.
-pub(super) fn clean_up<C: Run>(inbox: &mut Inbox, cleanup: C, signal: Option<Signal>) {
-    let exit = Exit::Died { signal };
-    inbox.run_armed(&exit);
-    if registry::call_caught(|| cleanup.run(&exit, "main's cleanup")).is_some() {
-        report(format_args!("the cleanup panicked in the guardian"));
-    }
 }
 
 /// Catches SIGINT, SIGTERM, SIGHUP and SIGQUIT with a handler that does nothing, so that

@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::exit_code;
 use super::runner::{kind, REASON};
 use crate::report::report;
-use crate::sys::signal;
+use crate::sys::end;
 use crate::{standby, Exit};
 
 /// The deadline thread, once made: leaked, so that a forked child can forget it.
@@ -35,8 +35,8 @@ pub(crate) fn arm(limit: Duration) -> std::io::Result<()> {
             ));
             // SAFETY: set before the deadline starts counting, never freed.
             match unsafe { REASON.load(SeqCst).as_ref() }.and_then(Exit::signal) {
-                Some(signal) => signal::die_by_now(signal.number()),
-                None => signal::exit_now(exit_code()),
+                Some(signal) => end::die_by_now(signal.number()),
+                None => end::exit_now(exit_code()),
             }
         })?;
     let watcher = Box::into_raw(Box::new(watcher.thread().clone()));
@@ -52,6 +52,7 @@ pub(super) fn start() {
     }
 }
 
+#[cfg(unix)]
 pub(super) fn reset_in_child() {
     WATCHER.store(ptr::null_mut(), SeqCst);
 }

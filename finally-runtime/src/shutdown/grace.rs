@@ -49,6 +49,7 @@ pub(crate) fn grace_finished() {
 }
 
 /// In a forked child: no grace period pending. Async-signal-safe.
+#[cfg(unix)]
 pub(super) fn reset_in_child() {
     GRACEFUL.store(0, SeqCst);
 }

@@ -30,7 +30,7 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use self::runner::{claim, REASON};
 use crate::flag::SHUTDOWN;
-use crate::sys::signal;
+use crate::sys::end;
 use crate::{fence, registry, request, standby, Exit, Signal};
 
 pub(crate) use self::deadline::arm as arm_deadline;
@@ -51,7 +51,7 @@ fn begin(exit: &Exit) {
 fn walk() {
     // SAFETY: set in `begin` before any walk, never freed.
     let exit = unsafe { &*REASON.load(SeqCst) };
-    signal::without_sigpipe(|| {
+    end::without_sigpipe(|| {
         registry::walk(exit, || {
             let asymmetric = SHUTDOWN.close();
             fence::heavy(asymmetric);
@@ -131,19 +131,19 @@ pub fn end_by(signal: Signal) -> ! {
         begin(&exit);
         request::request(signal);
         walk();
-        signal::die_by(signal.number())
+        end::die_by(signal.number())
     }
     if is_mine() {
         // SAFETY: set in `begin` before any walk, never freed.
         let decided = unsafe { &*REASON.load(SeqCst) };
         resume();
         match decided {
-            Exit::Signal(first) => signal::die_by(first.number()),
+            Exit::Signal(first) => end::die_by(first.number()),
             // A `panic = "abort"` build's panic.
             Exit::Panicked { .. } => std::process::abort(),
-            // In `exit`: `exit` again, from an exit hook, with the first code.
-            // SAFETY: libc runs the hooks still to run.
-            _ => unsafe { libc::exit(exit_code()) },
+            // In `exit`: `exit` again, from an exit hook, with the first code: the C library
+            // runs the hooks still to run.
+            _ => end::exit(exit_code()),
         }
     }
     registry::abandon_mine();
@@ -160,6 +160,7 @@ pub(crate) fn resume() {
 
 /// In a forked child, with its one thread: no shutdown under way, no grace period pending, no
 /// deadline thread yet. Async-signal-safe.
+#[cfg(unix)]
 pub(crate) fn reset_in_child() {
     runner::reset_in_child();
     grace::reset_in_child();

@@ -48,6 +48,7 @@ pub(crate) fn is_mine() -> bool {
 }
 
 /// In a forked child: no shutdown claimed. Async-signal-safe.
+#[cfg(unix)]
 pub(super) fn reset_in_child() {
     CLAIMED.store(0, SeqCst);
     RUNNER.store(0, SeqCst);

@@ -1,4 +1,4 @@
-//! Signals: their actions, the signal mask, and ending the process by one.
+//! Unix signals: their actions, chaining handlers, the signal mask, re-raising one.
 
 use std::ffi::c_void;
 use std::io;
@@ -44,32 +44,6 @@ pub(crate) fn reraise(signal: c_int) {
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::raise(signal);
     }
-}
-
-/// Ends the process by `signal`, as if no handler had been installed: through `exit`'s hooks
-/// (ours among them) where the signal does not end it, as for PID 1 in a container, where the
-/// kernel drops signals left at their default action: then with `128 + signal`.
-///
-/// `libc::exit`, not `std::process::exit`: another thread may already be inside `exit`, and std
-/// would make this one wait for ever.
-pub(crate) fn die_by(signal: c_int) -> ! {
-    reraise(signal);
-    // SAFETY: ends the process; the exit hooks run.
-    unsafe { libc::exit(128 + signal) }
-}
-
-/// [`die_by`] at once, running nothing and flushing nothing: for a signal handler, and for a
-/// deadline that cannot wait for locks. Async-signal-safe.
-pub(crate) fn die_by_now(signal: c_int) -> ! {
-    reraise(signal);
-    exit_now(128 + signal)
-}
-
-/// Ends the process with `code` at once, running nothing and flushing nothing.
-/// Async-signal-safe.
-pub(crate) fn exit_now(code: c_int) -> ! {
-    // SAFETY: `_exit` has no preconditions.
-    unsafe { libc::_exit(code) }
 }
 
 /// Ends the process with `code` at once, after flushing C's stdio: for a process of the

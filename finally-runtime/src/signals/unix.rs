@@ -25,7 +25,7 @@ use libc::{c_int, siginfo_t};
 use crate::config::Options;
 use crate::flag::SHUTDOWN;
 use crate::report::report;
-use crate::sys::{signal as sys_signal, wakeup, ErrnoKept};
+use crate::sys::{end, signal as sys_signal, wakeup, ErrnoKept};
 use crate::{registry, shutdown, Signal};
 
 /// Installs the handler for each of `options`' signals that is not ignored.
@@ -91,7 +91,7 @@ pub(crate) fn start_thread() -> io::Result<()> {
         .spawn(|| {
             let signal = first_signal();
             match catch_unwind(|| shutdown::on_signal(Signal::new(signal))) {
-                Ok(true) => sys_signal::die_by(signal),
+                Ok(true) => end::die_by(signal),
                 // The process is already exiting: that shutdown decides how it ends, and later
                 // signals change nothing.
                 Ok(false) => {}
@@ -99,7 +99,7 @@ pub(crate) fn start_thread() -> io::Result<()> {
                     report(format_args!(
                         "the shutdown failed; ending the process by the signal"
                     ));
-                    sys_signal::die_by_now(signal)
+                    end::die_by_now(signal)
                 }
             }
         })
@@ -125,7 +125,7 @@ fn arrived(signal: c_int) {
     if SHUTDOWN.has_no_thread() && !registry::has_pending() {
         // A forked child with nothing pending and no signal thread yet: the signal has its
         // default effect, as if `finally` were not there.
-        sys_signal::die_by_now(signal);
+        end::die_by_now(signal);
     }
     wakeup::wake(&ARRIVED);
 }
@@ -173,5 +173,5 @@ fn force_quit(count: u32) {
     let message = b"finally: forced to quit: the cleanups are cut short\n";
     // SAFETY: async-signal-safe calls with valid arguments.
     unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
-    sys_signal::die_by_now(first_signal_number());
+    end::die_by_now(first_signal_number());
 }

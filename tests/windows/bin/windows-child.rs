@@ -1,0 +1,93 @@
+//! Child processes of the Windows tests: `windows-child NAME`.
+//!
+//! Each scenario prints `ready` on stdout once it is where the test wants to reach it; the
+//! cleanups write to the marker file (`FINALLY_TEST_MARKER`): `start NAME`, then
+//! `end NAME EXIT`. Started in a process group of its own, so that the test's Ctrl-C reaches
+//! this process only, it turns Ctrl-C back on (a new group starts with it ignored).
+
+#[cfg(windows)]
+#[path = "../../common/child.rs"]
+mod child;
+
+#[cfg(windows)]
+mod scenarios {
+    use std::time::Duration;
+    use std::{env, process, thread};
+
+    use finally::{with_cleanup, Exit};
+
+    use super::child::{main_cleanup, mark, ready, wait_forever};
+
+    #[with_cleanup(main_cleanup)]
+    fn wait() {
+        ready();
+        wait_forever();
+    }
+
+    /// Takes a while, and says when it has started: more Ctrl-C then must not cut it short.
+    fn slow_cleanup(exit: &Exit) {
+        mark("start slow");
+        println!("cleaning");
+        thread::sleep(Duration::from_millis(500));
+        mark(&format!("end slow {exit:?}"));
+    }
+
+    #[with_cleanup(slow_cleanup)]
+    fn wait_then_clean_slowly() {
+        ready();
+        wait_forever();
+    }
+
+    #[with_cleanup(main_cleanup)]
+    fn exit_3() {
+        process::exit(3);
+    }
+
+    #[with_cleanup(main_cleanup)]
+    fn exit_3_on_a_thread() {
+        thread::spawn(|| process::exit(3));
+        wait_forever();
+    }
+
+    #[with_cleanup(main_cleanup)]
+    fn returns() {}
+
+    #[with_cleanup(main_cleanup)]
+    fn panics() {
+        panic!("boom");
+    }
+
+    #[with_cleanup(|| {})]
+    fn touch() {}
+
+    pub fn main() {
+        // SAFETY: turns Ctrl-C back on for this process.
+        unsafe { windows_sys::Win32::System::Console::SetConsoleCtrlHandler(None, 0) };
+        match env::args().nth(1).as_deref() {
+            Some("wait") => wait(),
+            Some("slow") => wait_then_clean_slowly(),
+            Some("exit") => exit_3(),
+            Some("exit-on-a-thread") => exit_3_on_a_thread(),
+            Some("return") => {
+                returns();
+                mark("after");
+            }
+            Some("panic") => panics(),
+            Some("nothing-pending") => {
+                touch();
+                ready();
+                wait_forever();
+            }
+            other => panic!("unknown scenario {other:?}"),
+        }
+    }
+}
+
+#[cfg(windows)]
+fn main() {
+    scenarios::main();
+}
+
+/// The scenarios are Windows ones.
+#[cfg(not(windows))]
+fn main() {}

@@ -1,0 +1,307 @@
+//! `finally` on Windows, each case a child process (`bin/windows-child.rs`) to which the event
+//! really happens: Ctrl-C from `GenerateConsoleCtrlEvent`, `exit`, return, panic, and
+//! `TerminateProcess` with the guardian. Run under wine by `.ci/windows`.
+//!
+//! The test process gives itself a console of its own (under wine, a process started from Linux
+//! has none that works), and starts each child in a process group of its own, so that its
+//! Ctrl-C reaches that child only.
+
+#![cfg(windows)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::windows::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use windows_sys::Win32::System::Console::{
+    AllocConsole, FreeConsole, GenerateConsoleCtrlEvent, GetConsoleProcessList, GetStdHandle,
+    SetStdHandle, CTRL_C_EVENT, STD_ERROR_HANDLE, STD_INPUT_HANDLE, STD_OUTPUT_HANDLE,
+};
+
+/// How long any one step may take before the test gives up on the child.
+const PATIENCE: Duration = Duration::from_secs(30);
+/// What Windows' default console handler, and `finally` after a console event, end with.
+const STATUS_CONTROL_C_EXIT: i32 = 0xC000_013A_u32 as i32;
+const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+
+/// A child that has said `ready`.
+struct Scenario {
+    child: Child,
+    lines: Receiver<String>,
+    stderr: Receiver<String>,
+    marker: PathBuf,
+    _dir: tempfile::TempDir,
+    _console: MutexGuard<'static, ()>,
+}
+
+/// How a scenario ended.
+struct Ended {
+    status: ExitStatus,
+    marker: Vec<String>,
+    stderr: String,
+}
+
+impl Scenario {
+    fn start(name: &str) -> Scenario {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_windows-child"));
+        command.arg(name);
+        Scenario::spawn(command)
+    }
+
+    /// Starts `bin/windows-guardian.rs`, whose `main` has the guardian.
+    fn start_guardian() -> Scenario {
+        Scenario::spawn(Command::new(env!("CARGO_BIN_EXE_windows-guardian")))
+    }
+
+    fn spawn(mut command: Command) -> Scenario {
+        let console = console();
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let marker = dir.path().join("marker");
+        let mut child = command
+            .env("FINALLY_TEST_MARKER", &marker)
+            .env("RUST_BACKTRACE", "0")
+            .creation_flags(CREATE_NEW_PROCESS_GROUP)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the child");
+        let stdout = child.stdout.take().expect("stdout");
+        let (line, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for text in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = line.send(text);
+            }
+        });
+        let mut stderr_pipe = child.stderr.take().expect("stderr");
+        let (all, stderr) = mpsc::channel();
+        thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr_pipe.read_to_string(&mut text);
+            let _ = all.send(text);
+        });
+        Scenario {
+            child,
+            lines,
+            stderr,
+            marker,
+            _dir: dir,
+            _console: console,
+        }
+    }
+
+    fn expect_line(&mut self, expected: &str) {
+        match self.lines.recv_timeout(PATIENCE) {
+            Ok(line) => assert_eq!(line, expected),
+            Err(error) => {
+                let _ = self.child.kill();
+                panic!("no line {expected:?} from the child: {error}");
+            }
+        }
+    }
+
+    /// Sends Ctrl-C to the child's process group: the child alone.
+    fn ctrl_c(&self) {
+        // SAFETY: an event to the group of our own child.
+        let sent = unsafe { GenerateConsoleCtrlEvent(CTRL_C_EVENT, self.child.id()) };
+        assert_ne!(sent, 0, "{}", std::io::Error::last_os_error());
+    }
+
+    /// Waits (bounded) for the child to end, and for every process holding its stderr (its
+    /// guardian too); reads what they left.
+    fn wait(mut self) -> Ended {
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the child did not end within {PATIENCE:?}");
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        let stderr = self
+            .stderr
+            .recv_timeout(PATIENCE)
+            .expect("stderr still open: a process the child started outlives it");
+        let marker = std::fs::read_to_string(&self.marker)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        Ended {
+            status,
+            marker,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Ended {
+    fn assert_code(&self, code: i32) {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "{:?}; stderr: {}; marker: {:?}",
+            self.status,
+            self.stderr,
+            self.marker
+        );
+    }
+
+    /// Asserts that the cleanup `name` ran exactly once, to its end, told `reason`.
+    fn assert_cleaned_once(&self, name: &str, reason: &str) {
+        let start = format!("start {name}");
+        let end = format!("end {name} {reason}");
+        let count = |line: &str| self.marker.iter().filter(|l| *l == line).count();
+        let ends = self
+            .marker
+            .iter()
+            .filter(|l| l.starts_with(&format!("end {name} ")))
+            .count();
+        assert!(
+            count(&start) == 1 && ends == 1 && count(&end) == 1,
+            "cleanup {name}, told {reason}: {:?}; stderr: {}",
+            self.marker,
+            self.stderr
+        );
+    }
+}
+
+/// This test process's own console, which its children share, and the lock that keeps the
+/// tests from sending their events at once.
+///
+/// Under wine with no terminal, a process started from Linux has a pseudo console on which every
+/// console call fails; `FreeConsole` and `AllocConsole` give it one that works, headless.
+/// `AllocConsole` replaces the standard handles, which are put back, or the harness's own
+/// output would go to the console nobody sees.
+fn console() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let mut processes = [0u32; 8];
+        // SAFETY: console calls with valid buffers; the handles saved are put back.
+        unsafe {
+            if GetConsoleProcessList(processes.as_mut_ptr(), 8) != 0 {
+                return;
+            }
+            let standard = [STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE];
+            let saved = standard.map(|which| (which, GetStdHandle(which)));
+            FreeConsole();
+            let allocated = AllocConsole();
+            for (which, handle) in saved {
+                SetStdHandle(which, handle);
+            }
+            assert_ne!(allocated, 0, "{}", std::io::Error::last_os_error());
+        }
+    });
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[test]
+fn ctrl_c_runs_the_cleanup_once_and_ends_the_process_as_ctrl_c_does() {
+    let mut scenario = Scenario::start("wait");
+    scenario.expect_line("ready");
+    scenario.ctrl_c();
+    let ended = scenario.wait();
+    ended.assert_code(STATUS_CONTROL_C_EXIT);
+    ended.assert_cleaned_once("main", "Signal(CTRL_C_EVENT=0)");
+}
+
+#[test]
+fn more_ctrl_c_do_not_cut_the_cleanup_short() {
+    let mut scenario = Scenario::start("slow");
+    scenario.expect_line("ready");
+    scenario.ctrl_c();
+    scenario.expect_line("cleaning");
+    for _ in 0..10 {
+        scenario.ctrl_c();
+    }
+    let ended = scenario.wait();
+    ended.assert_code(STATUS_CONTROL_C_EXIT);
+    ended.assert_cleaned_once("slow", "Signal(CTRL_C_EVENT=0)");
+}
+
+#[test]
+fn exit_runs_the_cleanup_and_keeps_its_code() {
+    let ended = Scenario::start("exit").wait();
+    ended.assert_code(3);
+    ended.assert_cleaned_once("main", "Exited { code: Some(3) }");
+
+    // From another thread, `main`'s function still running.
+    let ended = Scenario::start("exit-on-a-thread").wait();
+    ended.assert_code(3);
+    ended.assert_cleaned_once("main", "Exited { code: Some(3) }");
+}
+
+#[test]
+fn return_and_panic_run_the_cleanup_once() {
+    let ended = Scenario::start("return").wait();
+    ended.assert_code(0);
+    ended.assert_cleaned_once("main", "Returned");
+    assert_eq!(ended.marker.last().map(String::as_str), Some("after"));
+
+    let ended = Scenario::start("panic").wait();
+    ended.assert_code(101);
+    ended.assert_cleaned_once("main", r#"Panicked { message: Some("boom") }"#);
+}
+
+#[test]
+fn ctrl_c_with_nothing_pending_is_windows_default() {
+    let mut scenario = Scenario::start("nothing-pending");
+    scenario.expect_line("ready");
+    scenario.ctrl_c();
+    let ended = scenario.wait();
+    // Windows' default handler ended it: STATUS_CONTROL_C_EXIT, or 0 under wine before 9.
+    let code = ended.status.code();
+    assert!(
+        code == Some(STATUS_CONTROL_C_EXIT) || code == Some(0),
+        "{:?}",
+        ended.status
+    );
+    assert!(ended.marker.is_empty(), "{:?}", ended.marker);
+}
+
+#[test]
+fn terminate_process_leaves_the_cleanup_to_the_guardian() {
+    let mut scenario = Scenario::start_guardian();
+    scenario.expect_line("ready");
+    // `TerminateProcess`, as Task Manager and `taskkill /F` do.
+    scenario.child.kill().expect("TerminateProcess");
+    let ended = scenario.wait();
+    assert!(
+        !ended
+            .marker
+            .iter()
+            .any(|line| line.starts_with("no guardian")),
+        "{:?}; stderr: {}",
+        ended.marker,
+        ended.stderr
+    );
+    let id = ended
+        .marker
+        .iter()
+        .find_map(|line| line.strip_prefix("start guard "))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("the guard's cleanup did not run: {:?}", ended.marker));
+    ended.assert_cleaned_once(&format!("guard {id}"), "Died { signal: None }");
+    ended.assert_cleaned_once("main", "Died { signal: None }");
+    assert!(
+        ended.marker.iter().position(|l| l.starts_with("end guard"))
+            < ended.marker.iter().position(|l| l.starts_with("end main")),
+        "{:?}",
+        ended.marker
+    );
+}
