@@ -163,6 +163,13 @@ impl Stack {
         }
     }
 
+    /// Whether `top`, as [`top`](Self::top) read it, tells that the owner is running its
+    /// innermost node's cleanup.
+    #[inline]
+    pub(crate) fn is_tag(top: *mut Header) -> bool {
+        is_tagged(top)
+    }
+
     /// Whether the stack is empty. Async-signal-safe.
     pub(crate) fn is_empty(&self) -> bool {
         self.top.load(Relaxed).is_null()

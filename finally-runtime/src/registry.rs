@@ -46,7 +46,7 @@ use crate::cleanup::Run;
 use crate::flag::SHUTDOWN;
 use crate::protocol::{Header, Stack};
 use crate::report::report;
-use crate::{fence, request, standby, sys, Exit};
+use crate::{request, standby, sys, Exit};
 
 /// A pending cleanup, kept in the frame of the guarded call.
 #[repr(C)]
@@ -66,9 +66,18 @@ impl<F: Run> Node<F> {
     /// `prev`, so that the push is a single store. Without a slot, a node that no stack holds.
     #[inline]
     pub(crate) fn new(cleanup: F, name: &'static &'static str, on: Option<&Slot>) -> Self {
-        let prev = on.map_or(ptr::null_mut(), |slot| slot.stack.top());
+        Node::above(
+            cleanup,
+            name,
+            on.map_or(ptr::null_mut(), |slot| slot.stack.top()),
+        )
+    }
+
+    /// A node to go above `top`, its slot's stack's top (see [`Slot::top_unless_cleaning`]).
+    #[inline]
+    pub(crate) fn above(cleanup: F, name: &'static &'static str, top: *mut Header) -> Self {
         Node {
-            header: Header::new(Self::call, name, prev),
+            header: Header::new(Self::call, name, top),
             cleanup,
         }
     }
@@ -88,8 +97,6 @@ pub(crate) struct Slot {
     stack: Stack,
     /// How many cleanups the thread is running (see the module docs); the thread's own.
     cleaning: AtomicU32,
-    /// Guarded calls made on the thread, up to [`HOT`]; the thread's own.
-    calls: AtomicU32,
     in_use: AtomicBool,
     /// The thread that took the slot ([`sys::thread_id`]), to find it where its thread-locals
     /// are gone.
@@ -229,7 +236,6 @@ fn take_slot() -> &'static Slot {
     let slot: &'static Slot = Box::leak(Box::new(Slot {
         stack: Stack::new(),
         cleaning: AtomicU32::new(0),
-        calls: AtomicU32::new(0),
         in_use: AtomicBool::new(true),
         owner: AtomicUsize::new(owner),
         gone: AtomicBool::new(false),
@@ -275,6 +281,14 @@ impl Slot {
         self.stack.is_cleaning() || self.cleaning.load(Relaxed) != 0
     }
 
+    /// The innermost pending node, for a guarded call's node to go above it, unless the thread
+    /// is running a cleanup ([`is_cleaning`](Self::is_cleaning)): one load of the top for both.
+    #[inline]
+    pub(crate) fn top_unless_cleaning(&self) -> Option<*mut Header> {
+        let top = self.stack.top();
+        (!Stack::is_tag(top) && self.cleaning.load(Relaxed) == 0).then_some(top)
+    }
+
     /// Runs `cleanup`, counted as a cleanup the thread is running. `cleanup` must not unwind.
     #[inline]
     fn cleaning<T>(&self, cleanup: impl FnOnce() -> T) -> T {
@@ -311,55 +325,9 @@ fn call(mine: Option<&Slot>, header: &Header, exit: &Exit) -> Option<Panic> {
 /// Does not return once the shutdown is closed: a body that has not started never will.
 #[inline]
 pub(crate) fn push(slot: &Slot, header: &Header) {
-    count_call(slot);
     if slot.stack.push(header, &SHUTDOWN).is_err() {
         entered_during_shutdown(header);
     }
-}
-
-/// How many guarded calls on one thread make the calls [`hot`].
-const HOT: u32 = 1000;
-
-/// Counts a guarded call of the calling thread, whose slot is `slot`, up to [`HOT`].
-#[inline]
-fn count_call(slot: &Slot) {
-    let calls = slot.calls.load(Relaxed);
-    if calls < HOT {
-        slot.calls.store(calls + 1, Relaxed);
-        if calls + 1 == HOT {
-            hot();
-        }
-    }
-}
-
-/// Sets up `fence::heavy` to stand for the owners' fences, once: when a thread has made [`HOT`]
-/// guarded calls. Until then the owners' side is a full fence (a few nanoseconds a call) and a
-/// shutdown costs no barrier; after, a call costs no fence and a shutdown one `membarrier`
-/// (some microseconds, once). So a program that guards `main` alone keeps the quicker shutdown,
-/// and one with guarded calls on a hot path gets the quicker calls.
-#[cold]
-fn hot() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    if !fence::ASYMMETRIC {
-        return;
-    }
-    ONCE.call_once(|| {
-        let register = || {
-            if fence::register() {
-                SHUTDOWN.set_asymmetric();
-            }
-        };
-        // Alone, the process registers in microseconds; with other threads running (or where
-        // `/proc` cannot tell), the kernel waits for them, for milliseconds: then on a thread of
-        // its own.
-        if fence::alone() {
-            register();
-        } else {
-            let _ = std::thread::Builder::new()
-                .name("finally-membarrier".into())
-                .spawn(register);
-        }
-    });
 }
 
 /// A push met the flag. During a shutdown, on a thread with nothing else pending, the body runs,

@@ -51,11 +51,18 @@ fn first_slot() -> Option<&'static Slot> {
 /// that panics after a normal return panics the caller.
 #[inline]
 pub fn guard_call<C: Run, R>(cleanup: C, site: &'static Site, body: impl FnOnce() -> R) -> R {
-    let Some(slot) = slot() else {
+    let slot = match registry::current() {
+        Some(slot) => slot,
+        None => match first_slot() {
+            Some(slot) => slot,
+            None => return call_unregistered(cleanup, site, body),
+        },
+    };
+    let Some(top) = slot.top_unless_cleaning() else {
         return call_unregistered(cleanup, site, body);
     };
     let grace = Grace::start(site.grace);
-    let node = Node::new(cleanup, &site.name, Some(slot));
+    let node = Node::above(cleanup, &site.name, top);
     registry::push(slot, node.header());
     let result = catch_unwind(AssertUnwindSafe(body));
     end(result, grace, |exit| registry::finish(slot, &node, exit))
@@ -74,7 +81,16 @@ fn end<R>(
 ) -> R {
     match result {
         Ok(value) => {
-            let cleanup_panic = finish(&grace.returned());
+            let stopped;
+            // A static for the common case: no `Exit` to write on the way.
+            let exit = match grace.0 {
+                false => &RETURNED,
+                true => {
+                    stopped = grace.returned();
+                    &stopped
+                }
+            };
+            let cleanup_panic = finish(exit);
             grace.finish();
             if let Some(payload) = cleanup_panic {
                 resume_unwind(payload);
@@ -103,6 +119,9 @@ fn rethrow<R>(result: thread::Result<R>, cleanup_panic: Option<Panic>) -> R {
         (Err(payload), _) => resume_unwind(payload),
     }
 }
+
+/// Why a call without a grace period that returned ended.
+static RETURNED: Exit = Exit::Returned;
 
 /// A guarded call's grace period, if it has one.
 #[derive(Clone, Copy)]
