@@ -20,6 +20,14 @@
 //! **Installing.** Fresh children time their first `finally::install(Options::new())` (and, for
 //! scale, their first `ctrlc::set_handler`) on the same clock.
 //!
+//! **At scale.** Children with 250, 500 and 1,000 threads each in a guarded call, and with
+//! 25,000, 50,000 and 100,000 pending guards, are sent SIGTERM; the time from `kill` to the
+//! start of the last cleanup (`main`'s, which runs after every other) shows how the stop grows.
+//!
+//! **The guardian.** Children start the guardian as `#[with_cleanup(cleanup, guardian)]` on
+//! `main` does, timing the start, next to the same child without it; the parent reads the
+//! resident and proportional memory of each process from `/proc/PID/smaps_rollup`.
+//!
 //! The children are this program, run again with `FINALLY_BENCH_CHILD=NAME` in its environment
 //! (not an argument, since cargo adds arguments of its own). Run by `cargo bench`, which passes
 //! `--bench`, it makes 300 rounds; run by `cargo test --benches` (no `--bench`), a few, to show
@@ -83,6 +91,137 @@ fn main() {
     signal_to_cleanup(pick(ROUNDS), SETTLED);
     install(pick(INSTALLS));
     memory(pick(INSTALLS));
+    scale(pick(SCALE_ROUNDS), full);
+    guardian(pick(INSTALLS));
+}
+
+/// Rounds of each size at scale, with `--bench` and without it.
+const SCALE_ROUNDS: (usize, usize) = (5, 1);
+
+/// The at-scale section: for each size, `rounds` children, the time from `kill` to the last
+/// cleanup, and that time per pending cleanup: linear growth keeps the latter flat.
+fn scale(rounds: usize, full: bool) {
+    let load = OtherLoad::start();
+    println!(
+        "
+a stop at scale: from kill(SIGTERM) to the start of the last cleanup"
+    );
+    println!("({rounds} children of each size; {})", load.report());
+    let (threads, guards) = if full {
+        ([250, 500, 1000], [25_000, 50_000, 100_000])
+    } else {
+        ([10, 20, 40], [100, 200, 400])
+    };
+    let sizes = threads
+        .map(|n| ("scale-threads", "threads", n))
+        .into_iter()
+        .chain(guards.map(|n| ("scale-guards", "guards", n)));
+    for (name, what, size) in sizes {
+        let mut times: Vec<u64> = (0..rounds).map(|_| stop_at_scale(name, size)).collect();
+        times.sort_unstable();
+        let median = times[times.len() / 2];
+        println!(
+            "  {size:>7} pending {what:<8} {:>10.1} ms, {:>7.0} ns a cleanup",
+            median as f64 / 1e6,
+            median as f64 / (size + 1) as f64
+        );
+    }
+}
+
+/// One child `name` with `size` pending cleanups, stopped: nanoseconds from `kill` to the start
+/// of its last cleanup, which says how many ran before it.
+fn stop_at_scale(name: &str, size: usize) -> u64 {
+    let mut child = Child::start_with(name, &[(SIZE, &size.to_string())]);
+    child.expect("ready");
+    let sent = monotonic_ns();
+    // SAFETY: `kill` with the pid of our own child, which is not reaped yet.
+    if unsafe { libc::kill(child.pid(), SIGTERM) } != 0 {
+        child.fail(&format!("kill: {}", std::io::Error::last_os_error()));
+    }
+    let ran = child.value("ran");
+    let last = child.value("last");
+    if ran != size as u64 {
+        child.fail(&format!("ran {ran} cleanups before the last, not {size}"));
+    }
+    if child.wait().signal() != Some(SIGTERM) {
+        child.fail("did not end by SIGTERM");
+    }
+    last - sent
+}
+
+/// The variable that tells a child at scale how many cleanups to have pending.
+const SIZE: &str = "FINALLY_BENCH_SIZE";
+
+/// The guardian section: the start's time, and each process's memory, with and without it.
+fn guardian(count: usize) {
+    let load = OtherLoad::start();
+    let mut started = Vec::new();
+    let [mut without, mut program, mut guardian] = [(); 3].map(|()| Vec::new());
+    for _ in 0..count {
+        for (name, with) in [("guardian-off", false), ("guardian-on", true)] {
+            let mut child = Child::start(name);
+            let took = child.value("started");
+            let pid = child.value("guardian");
+            child.expect("ready");
+            let memory =
+                |pid: u64| smaps_rollup(pid).unwrap_or_else(|| child_fails(name, "smaps_rollup"));
+            if with {
+                started.push(took);
+                program.push(memory(u64::from(child.pid() as u32)));
+                guardian.push(memory(pid));
+            } else {
+                without.push(memory(u64::from(child.pid() as u32)));
+            }
+            // SIGKILL: the guardian, if any, runs the (empty) cleanup and ends.
+            child.reap();
+        }
+    }
+    let median = |mut values: Vec<(u64, u64)>, pick: fn(&(u64, u64)) -> u64| {
+        values.sort_unstable_by_key(pick);
+        pick(&values[values.len() / 2])
+    };
+    println!(
+        "
+the guardian: starting it, and memory (median of {count}; {})",
+        load.report()
+    );
+    println!("  {:<44} {}", "", Summary::HEADER);
+    println!(
+        "  {:<44} {}",
+        "start (two forks, its channel)",
+        Summary::of(started)
+    );
+    for (what, values) in [
+        ("the program without a guardian", without),
+        ("the program with one", program),
+        ("the guardian itself", guardian),
+    ] {
+        println!(
+            "  {what:<44} resident {:>6} KiB, proportional {:>6} KiB",
+            median(values.clone(), |v| v.0),
+            median(values, |v| v.1)
+        );
+    }
+}
+
+/// Resident and proportional set sizes of process `pid`, in KiB.
+fn smaps_rollup(pid: u64) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = text.lines().find(|line| line.starts_with(name))?;
+        line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((field("Rss:")?, field("Pss:")?))
+}
+
+fn child_fails(name: &str, what: &str) -> ! {
+    eprintln!("latency: child `{name}`: cannot read its {what}");
+    process::exit(1);
 }
 
 /// The memory section: how much resident memory `count` fresh children gain from signal-hook's
@@ -261,9 +400,15 @@ struct Child {
 
 impl Child {
     fn start(name: &str) -> Self {
+        Child::start_with(name, &[])
+    }
+
+    /// Starts child program `name` with `variables` in its environment.
+    fn start_with(name: &str, variables: &[(&str, &str)]) -> Self {
         let exe = env::current_exe().expect("the path of this program");
         let mut command = Command::new(exe);
         command
+            .envs(variables.iter().copied())
             .env(CHILD, name)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -357,7 +502,8 @@ impl Drop for Child {
 /// The programs the parent measures, each run as this program with `FINALLY_BENCH_CHILD=NAME`.
 mod children {
     use std::io::Write;
-    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+    use std::sync::mpsc;
     use std::{process, thread};
 
     use super::monotonic_ns;
@@ -397,6 +543,24 @@ mod children {
                 }
                 settle_then_report(before);
             }
+            "scale-threads" => scale_threads(size()),
+            "scale-guards" => scale_guards(size()),
+            "guardian-on" => {
+                let start = monotonic_ns();
+                let cleanup = finally::__private::cleanup(nothing);
+                let _guardian = finally::__private::guardian(cleanup);
+                println!("started {}", monotonic_ns() - start);
+                println!(
+                    "guardian {}",
+                    finally::__private::guardian_pid().unwrap_or(0)
+                );
+                ready_and_wait()
+            }
+            "guardian-off" => {
+                println!("started 0");
+                println!("guardian 0");
+                ready_and_wait()
+            }
             "install-ctrlc" => {
                 let start = monotonic_ns();
                 let installed = ctrlc::set_handler(|| {});
@@ -415,6 +579,58 @@ mod children {
 
     #[finally::with_cleanup(nothing)]
     fn guarded_nothing() {}
+
+    /// The size a child at scale was given.
+    fn size() -> usize {
+        std::env::var(super::SIZE)
+            .ok()
+            .and_then(|size| size.parse().ok())
+            .expect("FINALLY_BENCH_SIZE")
+    }
+
+    /// The cleanups that ran before the last.
+    static RAN: AtomicU64 = AtomicU64::new(0);
+
+    fn count() {
+        RAN.fetch_add(1, SeqCst);
+    }
+
+    /// `main`'s cleanup, which runs after every other: when, and after how many.
+    fn last() {
+        let started = monotonic_ns();
+        println!("ran {}", RAN.load(SeqCst));
+        println!("last {started}");
+    }
+
+    #[finally::with_cleanup(count)]
+    fn pending_on_a_thread(entered: mpsc::Sender<()>) {
+        entered.send(()).expect("the main thread listens");
+        loop {
+            thread::park();
+        }
+    }
+
+    /// `threads` threads, each in a guarded call, inside `main`'s.
+    #[finally::with_cleanup(last)]
+    fn scale_threads(threads: usize) {
+        let (entered, all_in) = mpsc::channel();
+        for _ in 0..threads {
+            let entered = entered.clone();
+            thread::spawn(move || pending_on_a_thread(entered));
+        }
+        for _ in 0..threads {
+            all_in.recv().expect("every thread enters");
+        }
+        ready_and_wait()
+    }
+
+    /// `guards` pending guards, inside `main`'s guarded call.
+    #[finally::with_cleanup(last)]
+    fn scale_guards(guards: usize) {
+        let _pending: Vec<finally::Guard> =
+            (0..guards).map(|_| finally::guard(|_| count())).collect();
+        ready_and_wait()
+    }
 
     /// The process's resident memory, from `/proc/self/status`.
     fn resident_kib() -> u64 {

@@ -516,10 +516,10 @@ pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
         standby::wait_a_little();
     };
     let mut before_last = Some(before_last);
-    // Newest first, each slot once, without allocating: by `taken`, which no two slots share.
-    let mut next = newest_below(u64::MAX);
+    // Newest first, each slot once, by `taken`, which no two slots share.
+    let mut order = NewestFirst::default();
+    let mut next = order.next();
     while let Some(slot) = next {
-        next = newest_below(slot.taken.load(Relaxed));
         let is_mine = mine.is_some_and(|mine| ptr::eq(mine, slot));
         standby::walking(slot.address());
         let linked = slot.copy_linked();
@@ -550,6 +550,7 @@ pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
             })
         };
         take_linked(&|enclosing| enclosing.is_null());
+        next = order.next();
         if next.is_none() {
             if let Some(last) = before_last.take() {
                 last();
@@ -559,6 +560,40 @@ pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
     }
     if let Some(last) = before_last.take() {
         last();
+    }
+}
+
+/// The slots in the walk's order, newest taken first: the first found without allocating, on
+/// the way to the first cleanup; the others sorted once, after its cleanups, so that a walk
+/// over many threads is not quadratic. A slot taken since the walk began is not in it (the
+/// second walk finds it), nor one handed back and taken again meanwhile.
+#[derive(Default)]
+struct NewestFirst {
+    /// The last slot given, by its `taken`.
+    below: Option<u64>,
+    rest: Option<std::vec::IntoIter<(&'static Slot, u64)>>,
+}
+
+impl Iterator for NewestFirst {
+    type Item = &'static Slot;
+
+    fn next(&mut self) -> Option<&'static Slot> {
+        let Some(below) = self.below else {
+            let first = newest_below(u64::MAX)?;
+            self.below = Some(first.taken.load(Relaxed));
+            return Some(first);
+        };
+        let rest = self.rest.get_or_insert_with(|| {
+            let mut rest: Vec<_> = slots()
+                .filter(|slot| !slot.gone.load(Relaxed))
+                .map(|slot| (slot, slot.taken.load(Relaxed)))
+                .filter(|&(_, taken)| taken < below)
+                .collect();
+            rest.sort_unstable_by_key(|&(_, taken)| std::cmp::Reverse(taken));
+            rest.into_iter()
+        });
+        rest.find(|&(slot, taken)| !slot.gone.load(Relaxed) && slot.taken.load(Relaxed) == taken)
+            .map(|(slot, _)| slot)
     }
 }
 
