@@ -28,17 +28,18 @@ use crate::report::report;
 use crate::sys::{end, signal as sys_signal, wakeup, ErrnoKept};
 use crate::{registry, shutdown, Signal};
 
-/// Installs the handler for each of `options`' signals that is not ignored.
+/// Installs the handler for each of `options`' signals that is not ignored: one `sigaction`
+/// to look, one to install.
 pub(crate) fn register(options: &Options) -> io::Result<()> {
     FORCE_QUIT_AFTER.store(options.force_quit_after.unwrap_or(0), SeqCst);
-    for signal in options
-        .signal_numbers()
-        .filter(|&signal| !sys_signal::is_ignored(signal))
-    {
+    for signal in options.signal_numbers() {
+        let before = sys_signal::action(signal).ok_or_else(io::Error::last_os_error)?;
+        if before.sa_sigaction == libc::SIG_IGN {
+            continue;
+        }
         // Known before ours is installed, so that a signal right after finds it; replaced if
         // another thread changed it meanwhile.
         let slot = &REPLACED[signal as usize];
-        let before = sys_signal::action(signal).ok_or_else(io::Error::last_os_error)?;
         slot.store(Box::into_raw(Box::new(before)), SeqCst);
         // SAFETY: the handler is async-signal-safe (below); the options ask for it.
         let replaced = unsafe { sys_signal::install(signal, handler) }?;
