@@ -59,6 +59,7 @@ pub(crate) fn exit_flushing(code: c_int) -> ! {
 
 /// Whether `signal` is set to be ignored, as the process inherited it or the program set it.
 /// Async-signal-safe.
+#[cfg(target_os = "linux")]
 pub(crate) fn is_ignored(signal: c_int) -> bool {
     action(signal).is_some_and(|action| action.sa_sigaction == libc::SIG_IGN)
 }
