@@ -2,8 +2,11 @@
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
+pub mod ended;
 pub mod fresh_signals;
 pub mod lines;
+
+pub use ended::Ended;
 
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -28,13 +31,6 @@ pub struct Scenario {
     /// How the child ended, once [`reap`](Self::reap) has reaped it.
     reaped: Option<ExitStatus>,
     _dir: tempfile::TempDir,
-}
-
-/// How a scenario ended.
-pub struct Ended {
-    pub status: ExitStatus,
-    pub marker: Vec<String>,
-    pub stderr: String,
 }
 
 impl Scenario {
@@ -286,16 +282,7 @@ impl Scenario {
             .recv_timeout(PATIENCE)
             .expect("stderr still open: a process the child started outlives it");
         let status = self.child.wait().expect("reap the child");
-        let marker = std::fs::read_to_string(&self.marker)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        Ended {
-            status,
-            marker,
-            stderr,
-        }
+        Ended::read(status, &self.marker, stderr)
     }
 }
 
@@ -385,68 +372,13 @@ pub fn wait_bounded(child: &mut Child, patience: Duration) -> ExitStatus {
     }
 }
 
+/// The Unix side of how a scenario ended.
 impl Ended {
-    /// Asserts that the cleanup `name` ran exactly once, to its end, told `reason`.
-    pub fn assert_cleaned_once(&self, name: &str, reason: &str) {
-        let starts = self.count(&format!("start {name}"));
-        let ends: Vec<_> = self
-            .marker
-            .iter()
-            .filter(|line| line.starts_with(&format!("end {name} ")))
-            .collect();
-        assert_eq!(
-            starts, 1,
-            "cleanup `{name}` started {starts} times: {:?}",
-            self.marker
-        );
-        assert_eq!(
-            ends.len(),
-            1,
-            "cleanup `{name}` ended {} times: {:?}",
-            ends.len(),
-            self.marker
-        );
-        assert_eq!(
-            ends[0],
-            &format!("end {name} {reason}"),
-            "marker: {:?}",
-            self.marker
-        );
-        let start = self.position(&format!("start {name}"));
-        let end = self.position(ends[0]);
-        assert!(
-            start < end,
-            "cleanup `{name}` ended before it started: {:?}",
-            self.marker
-        );
-    }
-
-    pub fn count(&self, line: &str) -> usize {
-        self.marker.iter().filter(|l| *l == line).count()
-    }
-
-    pub fn position(&self, line: &str) -> usize {
-        self.marker
-            .iter()
-            .position(|l| l == line)
-            .unwrap_or_else(|| panic!("no `{line}` in the marker: {:?}", self.marker))
-    }
-
     pub fn assert_killed_by(&self, signal: libc::c_int) {
         assert_eq!(
             self.status.signal(),
             Some(signal),
             "expected the child to end by signal {signal}, got {:?}; stderr: {}",
-            self.status,
-            self.stderr
-        );
-    }
-
-    pub fn assert_exit_code(&self, code: i32) {
-        assert_eq!(
-            self.status.code(),
-            Some(code),
-            "expected exit code {code}, got {:?}; stderr: {}",
             self.status,
             self.stderr
         );

@@ -8,15 +8,19 @@
 
 #![cfg(windows)]
 
+#[path = "../common/ended.rs"]
+mod ended;
+
 use std::io::{BufRead, BufReader, Read};
 use std::os::windows::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ended::Ended;
 use windows_sys::Win32::System::Console::{
     AllocConsole, FreeConsole, GenerateConsoleCtrlEvent, GetConsoleProcessList, GetStdHandle,
     SetStdHandle, CTRL_C_EVENT, STD_ERROR_HANDLE, STD_INPUT_HANDLE, STD_OUTPUT_HANDLE,
@@ -36,13 +40,6 @@ struct Scenario {
     marker: PathBuf,
     _dir: tempfile::TempDir,
     _console: MutexGuard<'static, ()>,
-}
-
-/// How a scenario ended.
-struct Ended {
-    status: ExitStatus,
-    marker: Vec<String>,
-    stderr: String,
 }
 
 impl Scenario {
@@ -129,16 +126,7 @@ impl Scenario {
             .stderr
             .recv_timeout(PATIENCE)
             .expect("stderr still open: a process the child started outlives it");
-        let marker = std::fs::read_to_string(&self.marker)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        Ended {
-            status,
-            marker,
-            stderr,
-        }
+        Ended::read(status, &self.marker, stderr)
     }
 }
 
@@ -146,37 +134,6 @@ impl Drop for Scenario {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-impl Ended {
-    fn assert_code(&self, code: i32) {
-        assert_eq!(
-            self.status.code(),
-            Some(code),
-            "{:?}; stderr: {}; marker: {:?}",
-            self.status,
-            self.stderr,
-            self.marker
-        );
-    }
-
-    /// Asserts that the cleanup `name` ran exactly once, to its end, told `reason`.
-    fn assert_cleaned_once(&self, name: &str, reason: &str) {
-        let start = format!("start {name}");
-        let end = format!("end {name} {reason}");
-        let count = |line: &str| self.marker.iter().filter(|l| *l == line).count();
-        let ends = self
-            .marker
-            .iter()
-            .filter(|l| l.starts_with(&format!("end {name} ")))
-            .count();
-        assert!(
-            count(&start) == 1 && ends == 1 && count(&end) == 1,
-            "cleanup {name}, told {reason}: {:?}; stderr: {}",
-            self.marker,
-            self.stderr
-        );
     }
 }
 
@@ -216,7 +173,7 @@ fn ctrl_c_runs_the_cleanup_once_and_ends_the_process_as_ctrl_c_does() {
     scenario.expect_line("ready");
     scenario.ctrl_c();
     let ended = scenario.wait();
-    ended.assert_code(STATUS_CONTROL_C_EXIT);
+    ended.assert_exit_code(STATUS_CONTROL_C_EXIT);
     ended.assert_cleaned_once("main", "Signal(CTRL_C_EVENT=0)");
 }
 
@@ -230,31 +187,31 @@ fn more_ctrl_c_do_not_cut_the_cleanup_short() {
         scenario.ctrl_c();
     }
     let ended = scenario.wait();
-    ended.assert_code(STATUS_CONTROL_C_EXIT);
+    ended.assert_exit_code(STATUS_CONTROL_C_EXIT);
     ended.assert_cleaned_once("slow", "Signal(CTRL_C_EVENT=0)");
 }
 
 #[test]
 fn exit_runs_the_cleanup_and_keeps_its_code() {
     let ended = Scenario::start("exit").wait();
-    ended.assert_code(3);
+    ended.assert_exit_code(3);
     ended.assert_cleaned_once("main", "Exited { code: Some(3) }");
 
     // From another thread, `main`'s function still running.
     let ended = Scenario::start("exit-on-a-thread").wait();
-    ended.assert_code(3);
+    ended.assert_exit_code(3);
     ended.assert_cleaned_once("main", "Exited { code: Some(3) }");
 }
 
 #[test]
 fn return_and_panic_run_the_cleanup_once() {
     let ended = Scenario::start("return").wait();
-    ended.assert_code(0);
+    ended.assert_exit_code(0);
     ended.assert_cleaned_once("main", "Returned");
     assert_eq!(ended.marker.last().map(String::as_str), Some("after"));
 
     let ended = Scenario::start("panic").wait();
-    ended.assert_code(101);
+    ended.assert_exit_code(101);
     ended.assert_cleaned_once("main", r#"Panicked { message: Some("boom") }"#);
 }
 

@@ -1,0 +1,84 @@
+//! How a scenario ended, and what its cleanups left in the marker file: on every platform.
+
+use std::path::Path;
+use std::process::ExitStatus;
+
+/// How a scenario ended.
+pub struct Ended {
+    pub status: ExitStatus,
+    pub marker: Vec<String>,
+    pub stderr: String,
+}
+
+impl Ended {
+    /// The child ended with `status`, left the marker file `marker` (none: no line) and wrote
+    /// `stderr`.
+    pub fn read(status: ExitStatus, marker: &Path, stderr: String) -> Self {
+        let marker = std::fs::read_to_string(marker)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        Ended {
+            status,
+            marker,
+            stderr,
+        }
+    }
+
+    /// Asserts that the cleanup `name` ran exactly once, to its end, told `reason`.
+    pub fn assert_cleaned_once(&self, name: &str, reason: &str) {
+        let starts = self.count(&format!("start {name}"));
+        let ends: Vec<_> = self
+            .marker
+            .iter()
+            .filter(|line| line.starts_with(&format!("end {name} ")))
+            .collect();
+        assert_eq!(
+            starts, 1,
+            "cleanup `{name}` started {starts} times: {:?}",
+            self.marker
+        );
+        assert_eq!(
+            ends.len(),
+            1,
+            "cleanup `{name}` ended {} times: {:?}",
+            ends.len(),
+            self.marker
+        );
+        assert_eq!(
+            ends[0],
+            &format!("end {name} {reason}"),
+            "marker: {:?}",
+            self.marker
+        );
+        let start = self.position(&format!("start {name}"));
+        let end = self.position(ends[0]);
+        assert!(
+            start < end,
+            "cleanup `{name}` ended before it started: {:?}",
+            self.marker
+        );
+    }
+
+    pub fn count(&self, line: &str) -> usize {
+        self.marker.iter().filter(|l| *l == line).count()
+    }
+
+    pub fn position(&self, line: &str) -> usize {
+        self.marker
+            .iter()
+            .position(|l| l == line)
+            .unwrap_or_else(|| panic!("no `{line}` in the marker: {:?}", self.marker))
+    }
+
+    pub fn assert_exit_code(&self, code: i32) {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "expected exit code {code}, got {:?}; stderr: {}",
+            self.status,
+            self.stderr
+        );
+    }
+}
