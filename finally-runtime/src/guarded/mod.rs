@@ -32,11 +32,16 @@ impl std::fmt::Display for Site {
 /// (which is never cut short, so what it calls needs only return and panic covered).
 #[inline]
 pub(crate) fn slot() -> Option<&'static Slot> {
+    thread_slot().filter(|slot| !slot.is_cleaning())
+}
+
+/// The calling thread's slot, taken on its first use (which installs the handlers).
+#[inline]
+fn thread_slot() -> Option<&'static Slot> {
     match registry::current() {
         Some(slot) => Some(slot),
         None => first_slot(),
     }
-    .filter(|slot| !slot.is_cleaning())
 }
 
 #[cold]
@@ -51,14 +56,10 @@ fn first_slot() -> Option<&'static Slot> {
 /// that panics after a normal return panics the caller.
 #[inline]
 pub fn guard_call<C: Run, R>(cleanup: C, site: &'static Site, body: impl FnOnce() -> R) -> R {
-    let slot = match registry::current() {
-        Some(slot) => slot,
-        None => match first_slot() {
-            Some(slot) => slot,
-            None => return call_unregistered(cleanup, site, body),
-        },
-    };
-    let Some(top) = slot.top_unless_cleaning() else {
+    // `slot()`'s check, with the one load of the top that the node needs too.
+    let Some((slot, top)) =
+        thread_slot().and_then(|slot| Some((slot, slot.top_unless_cleaning()?)))
+    else {
         return call_unregistered(cleanup, site, body);
     };
     let grace = Grace::start(site.grace);
