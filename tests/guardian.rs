@@ -213,6 +213,8 @@ fn a_guard_s_state_reaches_the_guardian_and_runs_before_main_s_cleanup() {
     ended.assert_cleaned_once(&guard, KILLED);
     ended.assert_cleaned_once("main", KILLED);
     assert!(ended.position(&format!("end {guard} {KILLED}")) < ended.position("start main"));
+    // The guard dropped before the kill ran once, in the program, and was disarmed.
+    ended.assert_cleaned_once("guard ran", "Returned");
     // The state too long for the channel: the error says so, and nothing is printed.
     let refused = ended
         .marker

@@ -384,8 +384,12 @@ impl Guard {
             // Known to no one else: no claim to make.
             None => exit.and_then(|exit| registry::call_unlinked(&head.header, exit)),
         };
-        if let Some(Ok(id)) = head.guardian {
-            guardian::disarm(id);
+        // A cleanup that ran to its end disarmed its guard (`guard_with`'s closure): one that
+        // did not run (dismissed) or panicked is disarmed here.
+        if exit.is_none() || panic.is_some() {
+            if let Some(Ok(id)) = head.guardian {
+                guardian::disarm(id);
+            }
         }
         // Dropped by a cleanup that a walk runs: the walk may still read the node, which it
         // copied from the list. The process is ending: the box stays.

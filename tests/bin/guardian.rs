@@ -124,6 +124,8 @@ fn main() {
                 mark(&format!("refused: {error}: {}", why.unwrap_or_default()));
             }
             too_long.dismiss();
+            // Run in the program, so disarmed: the guardian must not run it again.
+            drop(finally::guard_with("ran".to_owned(), record_run));
             println!("ready {}", process::id());
             wait_forever();
         }
