@@ -2,14 +2,14 @@
 
 use std::future::Future;
 use std::marker::PhantomPinned;
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use super::{end, rethrow, slot, Grace, Site};
+use super::{end, rethrow, Grace, Site};
 use crate::cleanup::Run;
+use crate::protocol::Header;
 use crate::registry::{self, Link, Node, Panic, Slot};
 use crate::Exit;
 
@@ -21,10 +21,9 @@ where
 {
     Guarded {
         cleanup,
-        name: &site.name,
-        node: None,
-        link: Link::new(),
-        grace: site.grace,
+        site,
+        node: MaybeUninit::uninit(),
+        link: MaybeUninit::uninit(),
         state: State::Unpolled,
         future: ManuallyDrop::new(future),
         _pinned: PhantomPinned,
@@ -34,14 +33,18 @@ where
 /// The future of a guarded `async fn`: its cleanup is pending from the first poll until it
 /// runs, once, when the future completes, panics, is dropped, or the process stops.
 #[must_use = "futures do nothing unless awaited"]
+///
+/// Made in the caller's frame and moved into place before its first poll, it holds little until
+/// then: the node and the link are written where the future stays, when they are needed.
 pub struct Guarded<C, F> {
     cleanup: C,
-    name: &'static &'static str,
+    site: &'static Site,
     /// Made at the first poll, on the polling thread's stack then, and in a slot's list through
     /// `link` if it waits: this future must not move after its first poll, which `Pin` ensures.
-    node: Option<Node<C>>,
-    link: Link,
-    grace: Duration,
+    /// Initialised once `state` is not `Unpolled`.
+    node: MaybeUninit<Node<C>>,
+    /// Initialised once `state` is `Pending` with a slot.
+    link: MaybeUninit<Link>,
     state: State,
     /// Dropped in place by `drop`, before the cleanup runs, as a body's locals are.
     future: ManuallyDrop<F>,
@@ -70,10 +73,13 @@ impl<C, F> Guarded<C, F> {
             return None;
         };
         let exit = exit(grace);
-        let header = self.node.as_ref()?.header();
+        // SAFETY: a future pending has its node.
+        let header = unsafe { self.node.assume_init_ref() }.header();
         let panic = match slot {
             Some(slot) => {
-                registry::finish_linked(slot, &self.link, header, Some(&exit), super::slot())
+                // SAFETY: a future pending in a slot's list has its link.
+                let link = unsafe { self.link.assume_init_ref() };
+                registry::finish_linked(slot, link, header, Some(&exit), super::slot())
             }
             None => registry::call_unlinked(header, &exit),
         };
@@ -87,31 +93,61 @@ where
     C: Run,
     F: Future,
 {
-    /// The first poll, with the node on the thread's stack as for a synchronous call: a body
-    /// that finishes at once is cleaned up as a call is. One that waits moves its node to the
-    /// slot's list, from which any thread may finish it.
-    fn first_poll(&mut self, slot: &'static Slot, context: &mut Context<'_>) -> Poll<F::Output> {
-        let grace = Grace::start(self.grace);
+    /// The first poll, with the node on the thread's stack above `top` as for a synchronous
+    /// call: a body that finishes at once is cleaned up as a call is. One that waits moves its
+    /// node to the slot's list, from which any thread may finish it.
+    #[inline]
+    fn first_poll(
+        &mut self,
+        (slot, top): (&'static Slot, *mut Header),
+        context: &mut Context<'_>,
+    ) -> Poll<F::Output> {
+        let grace = Grace::start(self.site.grace);
         let node = &*self
             .node
-            .insert(Node::new(self.cleanup, self.name, Some(slot)));
+            .write(Node::above(self.cleanup, &self.site.name, top));
         registry::push(slot, node.header());
         // SAFETY: `future` is structurally pinned: never moved, dropped in place.
         let body = unsafe { Pin::new_unchecked(&mut *self.future) };
         let result = match catch_unwind(AssertUnwindSafe(|| body.poll(context))) {
             Ok(Poll::Pending) => {
-                registry::link_future(slot, &self.link, node.header());
-                registry::unpush(slot, node.header());
-                self.state = State::Pending(Some(slot), grace);
+                self.wait_linked(slot, grace);
                 return Poll::Pending;
             }
             Ok(Poll::Ready(value)) => Ok(value),
             Err(payload) => Err(payload),
         };
         self.state = State::Finished;
-        Poll::Ready(end(result, grace, |exit| {
-            registry::finish(slot, node, exit)
-        }))
+        Poll::Ready(end(result, grace, slot, node))
+    }
+
+    /// The first poll returned `Pending`: the node moves from the stack to the slot's list.
+    #[cold]
+    fn wait_linked(&mut self, slot: &'static Slot, grace: Grace) {
+        // SAFETY: written by the first poll.
+        let header = unsafe { self.node.assume_init_ref() }.header();
+        let link = self.link.write(Link::new());
+        registry::link_future(slot, link, header);
+        registry::unpush(slot, header);
+        self.state = State::Pending(Some(slot), grace);
+    }
+
+    /// A poll after the first, or a first where no slot could be had.
+    #[inline(never)]
+    fn poll_again(&mut self, context: &mut Context<'_>) -> Poll<F::Output> {
+        if let State::Unpolled = self.state {
+            // No slot to be found by a shutdown: completion and drop only.
+            self.node
+                .write(Node::new(self.cleanup, &self.site.name, None));
+            self.state = State::Pending(None, Grace::start(self.site.grace));
+        }
+        let result = match catch_unwind(AssertUnwindSafe(|| self.body().poll(context))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(value)) => Ok(value),
+            Err(payload) => Err(payload),
+        };
+        let cleanup_panic = self.finish(|grace| grace.exit(&result));
+        Poll::Ready(rethrow(result, cleanup_panic))
     }
 }
 
@@ -122,33 +158,34 @@ where
 {
     type Output = F::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<F::Output> {
         // SAFETY: nothing is moved out of `this`; `future` is pinned along with it.
         let this = unsafe { self.get_unchecked_mut() };
         if let State::Unpolled = this.state {
-            match slot() {
-                Some(slot) => return this.first_poll(slot, context),
-                None => {
-                    // No slot to be found by a shutdown: completion and drop only.
-                    this.node = Some(Node::new(this.cleanup, this.name, None));
-                    this.state = State::Pending(None, Grace::start(this.grace));
-                }
+            if let Some(registering) = super::registering() {
+                return this.first_poll(registering, context);
             }
         }
-        let result = match catch_unwind(AssertUnwindSafe(|| this.body().poll(context))) {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(value)) => Ok(value),
-            Err(payload) => Err(payload),
-        };
-        let cleanup_panic = this.finish(|grace| grace.exit(&result));
-        Poll::Ready(rethrow(result, cleanup_panic))
+        this.poll_again(context)
     }
 }
 
 impl<C, F> Drop for Guarded<C, F> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: dropped in place, once: here, and nowhere else.
         unsafe { ManuallyDrop::drop(&mut self.future) };
+        if let State::Pending(..) = self.state {
+            self.cancelled();
+        }
+    }
+}
+
+impl<C, F> Guarded<C, F> {
+    /// Dropped while pending.
+    #[cold]
+    fn cancelled(&mut self) {
         // A cleanup that panics while its future is dropped: reported by the panic hook;
         // panicking out of a drop, maybe during unwinding, would abort.
         drop(self.finish(|_| Exit::Cancelled));

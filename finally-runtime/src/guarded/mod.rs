@@ -7,6 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::cleanup::Run;
+use crate::protocol::Header;
 use crate::registry::{self, Node, Panic, Slot};
 use crate::{install, request, shutdown, Exit};
 
@@ -44,6 +45,12 @@ fn thread_slot() -> Option<&'static Slot> {
     }
 }
 
+/// `slot()`, with the top of its stack for a node to go above: one load of the top for both.
+#[inline]
+fn registering() -> Option<(&'static Slot, *mut Header)> {
+    thread_slot().and_then(|slot| Some((slot, slot.top_unless_cleaning()?)))
+}
+
 #[cold]
 fn first_slot() -> Option<&'static Slot> {
     install::install_once();
@@ -56,30 +63,23 @@ fn first_slot() -> Option<&'static Slot> {
 /// that panics after a normal return panics the caller.
 #[inline]
 pub fn guard_call<C: Run, R>(cleanup: C, site: &'static Site, body: impl FnOnce() -> R) -> R {
-    // `slot()`'s check, with the one load of the top that the node needs too.
-    let Some((slot, top)) =
-        thread_slot().and_then(|slot| Some((slot, slot.top_unless_cleaning()?)))
-    else {
+    let Some((slot, top)) = registering() else {
         return call_unregistered(cleanup, site, body);
     };
     let grace = Grace::start(site.grace);
     let node = Node::above(cleanup, &site.name, top);
     registry::push(slot, node.header());
     let result = catch_unwind(AssertUnwindSafe(body));
-    end(result, grace, |exit| registry::finish(slot, &node, exit))
+    end(result, grace, slot, &node)
 }
 
-/// Runs the cleanup of a body that ended with `result` through `finish`, and returns the value,
-/// or goes on with the panic: the body's, else the cleanup's.
+/// Runs the cleanup of `node`, on `slot`'s stack, whose body ended with `result`, and returns
+/// the value, or goes on with the panic: the body's, else the cleanup's.
 ///
 /// The value stays out of memory on the way: a body that may panic costs no more than one that
 /// cannot.
-#[inline]
-fn end<R>(
-    result: thread::Result<R>,
-    grace: Grace,
-    finish: impl FnOnce(&Exit) -> Option<Panic>,
-) -> R {
+#[inline(always)]
+fn end<C: Run, R>(result: thread::Result<R>, grace: Grace, slot: &Slot, node: &Node<C>) -> R {
     match result {
         Ok(value) => {
             let stopped;
@@ -91,22 +91,22 @@ fn end<R>(
                     &stopped
                 }
             };
-            let cleanup_panic = finish(exit);
+            let cleanup_panic = registry::finish(slot, node, exit);
             grace.finish();
             if let Some(payload) = cleanup_panic {
                 resume_unwind(payload);
             }
             value
         }
-        Err(payload) => panicked(payload, grace, finish),
+        Err(payload) => panicked(payload, grace, slot, node),
     }
 }
 
 /// [`end`] of a body that panicked.
 #[cold]
-fn panicked<R>(payload: Panic, grace: Grace, finish: impl FnOnce(&Exit) -> Option<Panic>) -> R {
+fn panicked<C: Run, R>(payload: Panic, grace: Grace, slot: &Slot, node: &Node<C>) -> R {
     // A cleanup that panics too is reported by the panic hook; the body's panic goes on.
-    drop(finish(&Exit::panicked(&*payload)));
+    drop(registry::finish(slot, node, &Exit::panicked(&*payload)));
     grace.finish();
     resume_unwind(payload)
 }
