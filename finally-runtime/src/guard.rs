@@ -10,7 +10,7 @@ use std::borrow::Borrow;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{resume_unwind, Location};
 use std::ptr::NonNull;
 
@@ -324,7 +324,8 @@ impl Guard {
     {
         keep_panic_messages();
         let slot = guarded::slot();
-        let boxed = Box::new(Boxed {
+        // Written in the box, not moved into it: a guard's box is some hundred bytes.
+        let boxed = Box::leak(Box::new(MaybeUninit::<Boxed<F>>::uninit())).write(Boxed {
             head: Head {
                 header: Header::new(call::<F, O>, &NAME, std::ptr::null_mut()),
                 link: Link::new(),
@@ -335,7 +336,7 @@ impl Guard {
             },
             cleanup: UnsafeCell::new(Some(cleanup)),
         });
-        let head = NonNull::from(Box::leak(boxed)).cast::<Head>();
+        let head = NonNull::from(boxed).cast::<Head>();
         // SAFETY: just leaked, and never moved: the node stays where the list links it.
         let linked = unsafe { head.as_ref() };
         if let Some(slot) = slot {

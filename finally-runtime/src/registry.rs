@@ -148,6 +148,7 @@ impl Slot {
     }
 
     /// The innermost node of the stack, for its owner: what a guard made now is nested in.
+    #[inline]
     pub(crate) fn innermost(&self) -> *mut Header {
         self.stack.top()
     }
