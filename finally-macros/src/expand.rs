@@ -28,7 +28,7 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
     let site = site(&args, &sig, &krate, span);
     let configure = configure(&args, &krate, span);
     let body = if sig.asyncness.is_some() {
-        async_body(&sig, &block, &cleanup, &krate, span)
+        async_body(&sig, &block, &cleanup, args.grace.is_some(), &krate, span)
     } else {
         sync_body(&block, &cleanup, &krate, span)
     };
@@ -217,11 +217,13 @@ fn sync_body(
 
 /// The body of an `async fn`: an `async move` block inside the guarded future, so that
 /// `return` and `?` stay inside it. Its output type is pinned to the declared one, as `?`
-/// cannot infer it; a mistake there is reported at the declared type.
+/// cannot infer it; a mistake there is reported at the declared type. `grace`: whether the
+/// function has a grace period, in the future's type.
 fn async_body(
     sig: &Signature,
     block: &syn::Block,
     cleanup: &TokenStream,
+    grace: bool,
     krate: &TokenStream,
     span: Span,
 ) -> TokenStream {
@@ -247,7 +249,7 @@ fn async_body(
             #pin_output
             #block
         };
-        #guard_future(#cleanup, &__FINALLY_SITE, #body).await
+        #guard_future::<_, _, #grace>(#cleanup, &__FINALLY_SITE, #body).await
     }
 }
 

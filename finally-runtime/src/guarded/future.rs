@@ -13,8 +13,13 @@ use crate::protocol::Header;
 use crate::registry::{self, Link, Node, Panic, Slot};
 use crate::Exit;
 
-/// Wraps the future of a guarded `async fn` body; see [`Guarded`].
-pub fn guard_future<C, F>(cleanup: C, site: &'static Site, future: F) -> Guarded<C, F>
+/// Wraps the future of a guarded `async fn` body; see [`Guarded`]. `GRACE`: whether `site` has
+/// a grace period, told by the attribute, so that a future without one does not look.
+pub fn guard_future<C, F, const GRACE: bool>(
+    cleanup: C,
+    site: &'static Site,
+    future: F,
+) -> Guarded<C, F, GRACE>
 where
     C: Run,
     F: Future,
@@ -36,7 +41,7 @@ where
 ///
 /// Made in the caller's frame and moved into place before its first poll, it holds little until
 /// then: the node and the link are written where the future stays, when they are needed.
-pub struct Guarded<C, F> {
+pub struct Guarded<C, F, const GRACE: bool = false> {
     cleanup: C,
     site: &'static Site,
     /// Made at the first poll, on the polling thread's stack then, and in a slot's list through
@@ -58,7 +63,7 @@ enum State {
     Finished,
 }
 
-impl<C, F> Guarded<C, F> {
+impl<C, F, const GRACE: bool> Guarded<C, F, GRACE> {
     fn body(&mut self) -> Pin<&mut F> {
         // SAFETY: `future` is structurally pinned: never moved, dropped in place.
         unsafe { Pin::new_unchecked(&mut *self.future) }
@@ -88,7 +93,7 @@ impl<C, F> Guarded<C, F> {
     }
 }
 
-impl<C, F> Guarded<C, F>
+impl<C, F, const GRACE: bool> Guarded<C, F, GRACE>
 where
     C: Run,
     F: Future,
@@ -102,7 +107,10 @@ where
         (slot, top): (&'static Slot, *mut Header),
         context: &mut Context<'_>,
     ) -> Poll<F::Output> {
-        let grace = Grace::start(self.site.grace);
+        let grace = match GRACE {
+            true => Grace::start(self.site.grace),
+            false => Grace(false),
+        };
         let node = &*self
             .node
             .write(Node::above(self.cleanup, &self.site.name, top));
@@ -151,7 +159,7 @@ where
     }
 }
 
-impl<C, F> Future for Guarded<C, F>
+impl<C, F, const GRACE: bool> Future for Guarded<C, F, GRACE>
 where
     C: Run,
     F: Future,
@@ -171,7 +179,7 @@ where
     }
 }
 
-impl<C, F> Drop for Guarded<C, F> {
+impl<C, F, const GRACE: bool> Drop for Guarded<C, F, GRACE> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: dropped in place, once: here, and nowhere else.
@@ -182,7 +190,7 @@ impl<C, F> Drop for Guarded<C, F> {
     }
 }
 
-impl<C, F> Guarded<C, F> {
+impl<C, F, const GRACE: bool> Guarded<C, F, GRACE> {
     /// Dropped while pending.
     #[cold]
     fn cancelled(&mut self) {
