@@ -93,6 +93,11 @@ impl<F: Run> Node<F> {
 }
 
 /// One thread's pending cleanups.
+///
+/// Aligned as crossbeam's `CachePadded` is on x86-64: each thread stores to its slot on every
+/// guarded call, and two slots sharing a cache line (or a pair the prefetcher fetches together)
+/// would make threads that share nothing wait for each other.
+#[repr(align(128))]
 pub(crate) struct Slot {
     stack: Stack,
     /// How many cleanups the thread is running (see the module docs); the thread's own.
