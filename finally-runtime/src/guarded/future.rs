@@ -37,10 +37,10 @@ where
 
 /// The future of a guarded `async fn`: its cleanup is pending from the first poll until it
 /// runs, once, when the future completes, panics, is dropped, or the process stops.
-#[must_use = "futures do nothing unless awaited"]
 ///
 /// Made in the caller's frame and moved into place before its first poll, it holds little until
 /// then: the node and the link are written where the future stays, when they are needed.
+#[must_use = "futures do nothing unless awaited"]
 pub struct Guarded<C, F, const GRACE: bool = false> {
     cleanup: C,
     site: &'static Site,
