@@ -48,8 +48,8 @@ fn worker(entered: mpsc::Sender<()>) {
     wait_forever();
 }
 
-/// Starts a worker thread that waits in a guarded function, and returns once it is in.
-fn start_worker() {
+/// Starts a thread that waits in `worker`, a guarded function, and returns once it is in.
+fn start_worker(worker: fn(mpsc::Sender<()>)) {
     let (entered, worker_in) = mpsc::channel();
     thread::Builder::new()
         .name("worker".into())
@@ -88,12 +88,6 @@ fn exits_5(exit: &Exit) {
 fn worker_exiting_5(entered: mpsc::Sender<()>) {
     entered.send(()).unwrap();
     wait_forever();
-}
-
-fn start_worker_exiting_5() {
-    let (entered, worker_in) = mpsc::channel();
-    thread::spawn(move || worker_exiting_5(entered));
-    worker_in.recv().unwrap();
 }
 
 /// The lock that the loop holds across a guarded call, and that a cleanup needs.
@@ -205,7 +199,7 @@ fn main() {
         "report" => panicking_outer(),
         // A cleanup calls `exit(7)` when its function returns; a worker's cleanup is pending.
         "cleanup-exits-on-return" => {
-            start_worker();
+            start_worker(worker);
             ready();
             returns_and_exits();
             mark("after");
@@ -213,20 +207,20 @@ fn main() {
         // The same on a signal: the cleanup that exits runs on the signal thread, between the
         // worker's cleanup and main's.
         "cleanup-exits-on-signal" => {
-            start_worker();
+            start_worker(worker);
             main_waits_and_exits_in_inner();
         }
         // `exit(3)`, and a pending cleanup calls `exit(5)` inside it; another is pending too.
         "exit-reentered" => {
-            start_worker();
-            start_worker_exiting_5();
+            start_worker(worker);
+            start_worker(worker_exiting_5);
             ready();
             process::exit(3);
         }
         // The end of `main` (code 0), and a pending cleanup calls `exit(5)` inside it.
         "return-then-exit" => {
-            start_worker();
-            start_worker_exiting_5();
+            start_worker(worker);
+            start_worker(worker_exiting_5);
             ready();
         }
         // A thread loops `lock; guarded_tiny(); unlock` while another's pending cleanup needs
