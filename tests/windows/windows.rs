@@ -10,8 +10,10 @@
 
 #[path = "../common/ended.rs"]
 mod ended;
+#[path = "../common/lines.rs"]
+mod lines;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::windows::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -67,13 +69,7 @@ impl Scenario {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the child");
-        let stdout = child.stdout.take().expect("stdout");
-        let (line, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for text in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = line.send(text);
-            }
-        });
+        let lines = lines::lines(child.stdout.take().expect("stdout"));
         let mut stderr_pipe = child.stderr.take().expect("stderr");
         let (all, stderr) = mpsc::channel();
         thread::spawn(move || {
