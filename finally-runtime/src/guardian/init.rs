@@ -7,13 +7,11 @@ use std::{mem, ptr};
 
 use libc::{c_int, pid_t};
 
-use super::channel::Inbox;
 use super::failed;
 use super::notes::{Notes, Page};
 use super::start::Started;
-use super::{GUARDING, STATE};
 use crate::cleanup::Run;
-use crate::sys::{self, fd, process, signal};
+use crate::sys::{self, signal};
 use crate::Signal;
 
 /// The signals that PID 1 hands on to the program: those a container runtime, a user or a
@@ -97,15 +95,10 @@ unsafe fn init<C: Run>(
     notes: &Notes,
     cleanup: C,
 ) -> ! {
-    STATE.store(GUARDING, SeqCst);
     // SAFETY: this process's own descriptors: the program's end of the channel, which it does
     // not use, and every one it inherited but the signals' and its own end.
-    unsafe {
-        libc::close(program_end);
-        fd::close_all_but(&[signals, channel]);
-    }
-    process::set_name(c"finally-init");
-    let mut inbox = Inbox::new(channel as crate::sys::link::Link);
+    let mut inbox =
+        unsafe { super::watch::enter(c"finally-init", program_end, channel, &[signals]) };
     let mut told = false;
     let status = loop {
         let mut ready = [signals, inbox.link as RawFd].map(|fd| libc::pollfd {

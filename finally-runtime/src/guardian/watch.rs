@@ -1,5 +1,6 @@
 //! The guardian process: it watches the program's process, and cleans up if it died.
 
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::Ordering::SeqCst;
@@ -88,6 +89,31 @@ impl Watch {
     }
 }
 
+/// Makes this process a guardian named `name` (PID 1's or not): closes `program_end` (the
+/// program's end of the channel) and every descriptor it inherited but `channel` and `keep`,
+/// and returns the inbox of `channel`.
+///
+/// # Safety
+///
+/// Nothing in this process may use the descriptors it closes.
+pub(super) unsafe fn enter(
+    name: &CStr,
+    program_end: RawFd,
+    channel: RawFd,
+    keep: &[RawFd],
+) -> Inbox {
+    STATE.store(GUARDING, SeqCst);
+    let mut kept = keep.to_vec();
+    kept.push(channel);
+    // SAFETY: the caller vouches for them.
+    unsafe {
+        libc::close(program_end);
+        fd::close_all_but(&kept);
+    }
+    process::set_name(name);
+    Inbox::new(channel as crate::sys::link::Link)
+}
+
 /// The guardian process: waits for the program's end, cleans up if it died, exits.
 pub(super) fn guard<C: Run>(
     program: RawFd,
@@ -96,15 +122,9 @@ pub(super) fn guard<C: Run>(
     notes: &Notes,
     cleanup: C,
 ) -> ! {
-    STATE.store(GUARDING, SeqCst);
     // SAFETY: this process's own descriptors: the program's end of the channel, which it does
     // not use, and every one it inherited but its own end and the watch.
-    unsafe {
-        libc::close(program);
-        fd::close_all_but(&[channel, watch.fd()]);
-    }
-    process::set_name(c"finally-guardian");
-    let mut inbox = Inbox::new(channel as crate::sys::link::Link);
+    let mut inbox = unsafe { enter(c"finally-guardian", program, channel, &[watch.fd()]) };
     while !watch.ended() {
         let mut ready = [inbox.link as RawFd, watch.fd()].map(|fd| libc::pollfd {
             fd,
