@@ -62,18 +62,8 @@ impl<F> Node<F> {
 }
 
 impl<F: Run> Node<F> {
-    /// A node to go on `slot`'s stack at once, with [`push`]: made with the stack's top as its
-    /// `prev`, so that the push is a single store. Without a slot, a node that no stack holds.
-    #[inline]
-    pub(crate) fn new(cleanup: F, name: &'static &'static str, on: Option<&Slot>) -> Self {
-        Node::above(
-            cleanup,
-            name,
-            on.map_or(ptr::null_mut(), |slot| slot.stack.top()),
-        )
-    }
-
-    /// A node to go above `top`, its slot's stack's top (see [`Slot::top_unless_cleaning`]).
+    /// A node to go above `top`, its slot's stack's top (see [`Slot::top_unless_cleaning`]), so
+    /// that [`push`] is a single store; above null, a node that no stack holds.
     #[inline]
     pub(crate) fn above(cleanup: F, name: &'static &'static str, top: *mut Header) -> Self {
         Node {
@@ -324,9 +314,9 @@ fn call(mine: Option<&Slot>, header: &Header, exit: &Exit) -> Option<Panic> {
     }
 }
 
-/// Publishes `header`, of a node made with [`Node::new`] on `slot` just before, as the innermost
-/// pending cleanup of the calling thread, whose slot is `slot`, which must not be cleaning. The
-/// node must stay where it is until [`finish`] (or [`unpush`]).
+/// Publishes `header`, of a node made with [`Node::above`] `slot`'s top just before, as the
+/// innermost pending cleanup of the calling thread, whose slot is `slot`, which must not be
+/// cleaning. The node must stay where it is until [`finish`] (or [`unpush`]).
 ///
 /// Does not return once the shutdown is closed: a body that has not started never will.
 #[inline]

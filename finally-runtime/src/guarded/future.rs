@@ -5,6 +5,7 @@ use std::marker::PhantomPinned;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::ptr;
 use std::task::{Context, Poll};
 
 use super::{end, rethrow, Grace, Site};
@@ -146,7 +147,7 @@ where
         if let State::Unpolled = self.state {
             // No slot to be found by a shutdown: completion and drop only.
             self.node
-                .write(Node::new(self.cleanup, &self.site.name, None));
+                .write(Node::above(self.cleanup, &self.site.name, ptr::null_mut()));
             self.state = State::Pending(None, Grace::start(self.site.grace));
         }
         let result = match catch_unwind(AssertUnwindSafe(|| self.body().poll(context))) {
