@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -24,33 +23,12 @@ fn without_the_option_there_is_no_guardian_and_the_program_is_told_why() {
 
 #[test]
 fn a_guardian_that_cannot_be_forked_is_reported_and_the_program_runs_on() {
-    // SAFETY: `geteuid` cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: only root can run the program as another user, with few processes");
-        return;
-    }
+    let Some(user) = OtherUser::new() else {
+        return eprintln!("skipped: only root can run the program as another user, with few processes");
+    };
     // As a user of its own, allowed 2 processes (root is not held to it): the program, and the
     // intermediate process, whose fork of the guardian then fails.
-    let scenario = Scenario::start_guardian("status", |command| {
-        open_marker_to_all(command);
-        // SAFETY: `setrlimit`, `setgroups`, `setgid` and `setuid` are async-signal-safe.
-        unsafe {
-            command.pre_exec(|| {
-                let two = libc::rlimit {
-                    rlim_cur: 2,
-                    rlim_max: 2,
-                };
-                if libc::setrlimit(libc::RLIMIT_NPROC, &two) != 0
-                    || libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(UNUSED_ID) != 0
-                    || libc::setuid(UNUSED_ID) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    });
+    let scenario = user.start(env!("CARGO_BIN_EXE_guardian"), &["status"], 2);
     // The program can ask, and is told why.
     let status = scenario.next_line();
     let ended = scenario.wait();
@@ -174,20 +152,6 @@ fn what_threads_send_the_guardian_as_main_returns_lands_nowhere_else() {
 
 fn piped_stdin(command: &mut Command) {
     command.stdin(Stdio::piped());
-}
-
-/// A user and group id that nothing else here runs as.
-const UNUSED_ID: u32 = 54321;
-
-/// Lets any user write the marker, in the scenario's folder.
-fn open_marker_to_all(command: &Command) {
-    let marker = command
-        .get_envs()
-        .find_map(|(name, value)| (name == "FINALLY_TEST_MARKER").then_some(value?))
-        .expect("the marker's path");
-    let folder = std::path::Path::new(marker).parent().expect("its folder");
-    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777))
-        .expect("open the folder to all");
 }
 
 /// Whether `program args` runs and succeeds here.

@@ -182,31 +182,15 @@ fn the_timeout_holds_when_no_thread_can_be_started_at_the_signal() {
     // A pids limit counts the threads of a user, and root is not held to it: the program runs
     // as a user of its own, and once it is ready, other processes of that user take what the
     // limit leaves, so that the program can start no thread when the signal comes.
-    // SAFETY: `geteuid` has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: running as another user needs root");
-        return;
-    }
-    let copy = tempfile::tempdir().expect("temporary folder");
-    let program = copy.path().join("options");
-    std::fs::copy(env!("CARGO_BIN_EXE_options"), &program).expect("copy the program");
-    let world = |path: &std::path::Path, mode| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    let Some(user) = OtherUser::new() else {
+        return eprintln!("skipped: running as another user needs root");
     };
-    world(copy.path(), 0o755);
-    let scenario = Scenario::start_bin(&program, &[], |command| {
-        cleanup_lasting(60_000)(command);
-        // The marker's folder, for the other user.
-        let marker = command
-            .get_envs()
-            .find(|(name, _)| *name == "FINALLY_TEST_MARKER")
-            .and_then(|(_, value)| value)
-            .map(std::path::PathBuf::from)
-            .expect("the marker's path");
-        world(marker.parent().unwrap(), 0o777);
-        as_other_user(command, Some(TASKS));
-    });
+    let scenario = user.start_with(
+        env!("CARGO_BIN_EXE_options"),
+        &[],
+        Some(TASKS),
+        cleanup_lasting(60_000),
+    );
     scenario.expect_line("ready");
     let status = std::fs::read_to_string(format!("/proc/{}/status", scenario.pid())).unwrap();
     let threads: u64 = status
@@ -218,7 +202,7 @@ fn the_timeout_holds_when_no_thread_can_be_started_at_the_signal() {
         .map(|_| {
             let mut sleep = std::process::Command::new("sleep");
             sleep.arg("60").stdin(std::process::Stdio::null());
-            as_other_user(&mut sleep, None);
+            user.run_as(&mut sleep, None);
             KillOnDrop(sleep.spawn().expect("start a filler"))
         })
         .collect();
@@ -240,29 +224,5 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// Runs `command` as an otherwise unused user, with at most `tasks` threads of that user if
-/// given.
-fn as_other_user(command: &mut std::process::Command, tasks: Option<u64>) {
-    use std::os::unix::process::CommandExt;
-    const UNUSED: libc::uid_t = 54321;
-    // SAFETY: async-signal-safe calls between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            let limit = tasks.map(|tasks| libc::rlimit {
-                rlim_cur: tasks,
-                rlim_max: tasks,
-            });
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setgid(UNUSED) != 0
-                || libc::setuid(UNUSED) != 0
-                || limit.is_some_and(|limit| libc::setrlimit(libc::RLIMIT_NPROC, &limit) != 0)
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
 }

@@ -5,8 +5,11 @@
 pub mod ended;
 pub mod fresh_signals;
 pub mod lines;
+pub mod other_user;
 
 pub use ended::Ended;
+#[allow(unused_imports)] // used by the tests that run a program as another user
+pub use other_user::OtherUser;
 
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
