@@ -196,11 +196,12 @@
 //! - [`stop_requested`] is `true` once a handled signal has arrived; [`wait_for_stop`] blocks
 //!   until then (with a time-out); [`stop_signal`] is a future that resolves then, for any
 //!   executor.
-//! - `#[with_cleanup(cleanup, grace = "5s")]`: on a signal, the runtime waits up to the grace
-//!   period for the functions with one to return on their own. Their cleanups then run on their
-//!   own thread, told [`Exit::Signal`]. When they all have returned, or the time is up, whatever
-//!   is still pending runs on the runtime's thread and the process ends by the signal. More
-//!   signals during the grace period do not cut it short.
+//! - `#[with_cleanup(cleanup, grace = "5s")]`: on a signal, the runtime waits for the functions
+//!   with a grace period that are under way then to return on their own, each up to its own
+//!   period from the signal (within three quarters of the `timeout`, if there is one). Their
+//!   cleanups then run on their own thread, told [`Exit::Signal`]. When they all have returned,
+//!   or their time is up, whatever is still pending runs on the runtime's thread and the process
+//!   ends by the signal. More signals during the grace period do not cut it short.
 //!
 //! ```no_run
 //! use finally::{with_cleanup, Exit};
@@ -221,8 +222,11 @@
 //! ```
 //!
 //! Without a grace period, a signal runs the pending cleanups at once. The stop flag is still
-//! set, for bodies that look; one that returns on it has its cleanup told [`Exit::Signal`] too,
-//! and what happens after it is as above (what threads do while the cleanups run).
+//! set, for bodies that look. One rule says what a cleanup is told once a stop is requested: a
+//! function that returns, or a guard dropped other than by a panic, ended for the signal, and is
+//! told [`Exit::Signal`], grace period or not (a panic is still [`Exit::Panicked`], a dropped
+//! future [`Exit::Cancelled`]). What happens after it is as above (what threads do while the
+//! cleanups run).
 //!
 //! # The guardian: `kill -9` and crashes
 //!
@@ -481,11 +485,12 @@
 ///   that reloads its configuration on SIGHUP leaves it out, and SIGHUP is then left alone.
 ///   `signals = []` leaves every signal to the application (see
 ///   [who owns the signals](crate#who-owns-the-signals-libraries-and-applications)).
-/// - **`timeout = "25s"`**: a deadline for the cleanups after a signal, grace period included,
-///   or after `exit`. If they have not finished by then, the process ends anyway (by the signal,
-///   or with the exit code), with one line on stderr naming the cleanup still running. Its
-///   thread is made at start-up, so it holds even where no thread can be made later. The default is no deadline: a cleanup is never
-///   cut short. Under Kubernetes, which sends SIGTERM and then SIGKILL after
+/// - **`timeout = "25s"`**: a deadline for the cleanups after a signal, grace periods
+///   included, or after `exit`. If they have not finished by then, the process ends anyway (by
+///   the signal, or with the exit code), with one line on stderr naming the cleanup still
+///   running. It counts from the signal, and grace periods end within its first three quarters
+///   so that the cleanups keep the last. Its thread is made at start-up, so it holds even where
+///   no thread can be made later. The default is no deadline: a cleanup is never cut short. Under Kubernetes, which sends SIGTERM and then SIGKILL after
 ///   `terminationGracePeriodSeconds` (30 s by default), set it a little shorter than that.
 /// - **`force_quit_after = 3`**: after that many more signals during the cleanups (those of
 ///   `exit` too), the process ends at once, by the first signal: the habit of pressing Ctrl-C

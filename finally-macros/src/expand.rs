@@ -163,10 +163,8 @@ fn site(args: &Args, sig: &Signature, krate: &TokenStream, span: Span) -> TokenS
     let name = format!("{} of {}", args.cleanup.describe(), sig.ident);
     let grace = duration(args.grace, krate, span);
     quote_spanned! {span=>
-        static __FINALLY_SITE: #krate::__private::Site = #krate::__private::Site {
-            name: #name,
-            grace: #grace,
-        };
+        static __FINALLY_SITE: #krate::__private::Site =
+            #krate::__private::Site::new(#name, #grace);
     }
 }
 

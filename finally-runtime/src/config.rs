@@ -87,7 +87,9 @@ impl Options {
     }
 
     /// A deadline for the cleanups after a signal, grace periods included, or after `exit`:
-    /// past it the process ends anyway, by the signal or with the exit code.
+    /// past it the process ends anyway, by the signal or with the exit code. It counts from the
+    /// signal; grace periods end within its first three quarters, however long they are, so
+    /// that the cleanups keep the last quarter.
     pub const fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = Some(limit);
         self

@@ -1,7 +1,9 @@
 //! The shutdown flag: one byte that every owner step loads right after its store.
 //!
-//! It says whether a shutdown has started (the runtime is taking over the pending cleanups),
-//! whether it is closed (its last walk has begun: no guarded body may start any more), whether
+//! It says whether a stop has been requested (a function that ends now ended for the signal:
+//! `request.rs`), whether a shutdown has started (the runtime is taking over the pending
+//! cleanups), whether it is closed (its last walk has begun: no guarded body may start any
+//! more), whether
 //! the owners' side of each store-then-load pair may be a compiler-only fence (`fence::heavy`
 //! then stands for it), and, in a forked child, that the child has no signal thread yet. In one
 //! byte, an owner's check is one load and one compare on the hot path.
@@ -67,12 +69,20 @@ const ASYMMETRIC: u8 = 2;
 const CLOSED: u8 = 4;
 /// A forked child whose signal thread is not started yet: the first owner to see it starts it.
 const NO_THREAD: u8 = 8;
+/// A stop has been requested: an owner that ends its function now takes the slow path, where
+/// the function is told that it ended for the signal.
+const REQUESTED: u8 = 16;
 
 impl Flag {
     /// Starts the shutdown; returns whether owners may be using compiler-only fences. If not,
     /// none can start to without seeing the flag: it is the same byte.
     pub(crate) fn start(&self) -> bool {
         self.0.fetch_or(STARTED, SeqCst) & ASYMMETRIC != 0
+    }
+
+    /// A stop has been requested: owners take their slow paths from now on.
+    pub(crate) fn request(&self) {
+        self.0.fetch_or(REQUESTED, SeqCst);
     }
 
     /// Closes the shutdown; returns as [`start`](Self::start) does.
@@ -93,8 +103,8 @@ impl Flag {
         self.0.fetch_or(ASYMMETRIC, SeqCst);
     }
 
-    /// In a forked child: no shutdown under way, no signal thread yet, and `asymmetric` as the
-    /// child's registration of `membarrier` allows. Async-signal-safe.
+    /// In a forked child: no stop requested, no shutdown under way, no signal thread yet, and
+    /// `asymmetric` as the child's registration of `membarrier` allows. Async-signal-safe.
     #[cfg(unix)]
     pub(crate) fn reset_in_child(&self, asymmetric: bool) {
         let asymmetric = if asymmetric { ASYMMETRIC } else { 0 };

@@ -19,7 +19,7 @@ use crate::guarded;
 use crate::guardian::{self, RunInGuardian};
 use crate::protocol::Header;
 use crate::registry::{self, Link, Slot};
-use crate::{request, standby, Error, Exit};
+use crate::{standby, Error, Exit};
 
 /// Makes a guard: `cleanup` runs exactly once, when the guard is dropped ([`Exit::Returned`],
 /// or [`Exit::Panicked`] while a panic unwinds), when a handled signal arrives or the process
@@ -408,14 +408,12 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        // Dropped once a stop is requested: the scope ended for the signal, as a guarded function
-        // that returns then.
         let exit = if std::thread::panicking() {
             Exit::Panicked {
                 message: PANIC_MESSAGE.with(|message| message.borrow().clone()),
             }
         } else {
-            request::stopped(&Exit::Returned).unwrap_or(Exit::Returned)
+            Exit::Returned
         };
         self.end(Some(&exit));
     }

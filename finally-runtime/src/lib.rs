@@ -24,6 +24,7 @@ mod cleanup;
 mod fence;
 mod flag;
 mod protocol;
+mod reason;
 mod registry;
 mod request;
 mod shutdown;

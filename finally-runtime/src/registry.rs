@@ -455,8 +455,8 @@ pub(crate) fn finish_linked(
     exit: Option<&Exit>,
     mine: Option<&Slot>,
 ) -> Option<Panic> {
-    let stopped = exit.and_then(|exit| SHUTDOWN.is_started().then(|| request::stopped(exit)));
-    let exit = exit.map(|exit| stopped.as_ref().and_then(Option::as_ref).unwrap_or(exit));
+    let stopped = exit.and_then(request::stopped);
+    let exit = exit.map(|exit| stopped.as_ref().unwrap_or(exit));
     let panic = if header.own() {
         let panic = exit.and_then(|exit| call(mine, header, exit));
         header.done();
@@ -486,8 +486,9 @@ pub(crate) fn finish_linked(
 
 /// Runs a node's cleanup where no slot could be had: on completion or drop only.
 pub(crate) fn call_unlinked(header: &Header, exit: &Exit) -> Option<Panic> {
+    let stopped = request::stopped(exit);
     // The live header of the caller's node, known to no one else.
-    call(None, header, exit)
+    call(None, header, stopped.as_ref().unwrap_or(exit))
 }
 
 /// The walk: runs every pending cleanup of every thread with `exit`, threads that took their

@@ -13,6 +13,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::flag::SHUTDOWN;
 use crate::{Exit, Signal};
 
 /// The signal that requested the stop, or 0.
@@ -38,6 +39,8 @@ pub(crate) fn request(signal: Signal) {
     {
         let waiting = lock(&LOCK);
         REQUESTED.store(signal.number(), SeqCst);
+        // Owners that end a function from now on take their slow path, where `stopped` tells it.
+        SHUTDOWN.request();
         if *waiting > 0 {
             CHANGED.notify_all();
         }
@@ -151,9 +154,14 @@ impl Drop for StopSignal {
     }
 }
 
-/// What a cleanup is told for a function that ended as `exit`, if not that: one that returns
-/// once a stop is requested ended for the signal (it may have returned because of it), and the
-/// process ends by it.
+/// The one rule for what a cleanup is told of a function or a guard that ended as `exit` says
+/// (`None`: as it says). Once a stop is requested, one that returned, or a guard dropped other
+/// than by a panic, ended for the signal: it may have returned because it learned of the stop,
+/// and the process ends by that signal. A panic, a cancelled future, and an end during `exit`
+/// are told as they are.
+///
+/// Owners apply it on their slow path, which every owner takes once a stop is requested (the
+/// flag's `REQUESTED`), so the fast path of a guarded call decides nothing.
 pub(crate) fn stopped(exit: &Exit) -> Option<Exit> {
     match exit {
         Exit::Returned => requested().map(Exit::Signal),

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::ptr;
 use std::task::{Context, Poll};
 
-use super::{end, rethrow, Grace, Site};
+use super::{end, ended, rethrow, Grace, Site};
 use crate::cleanup::Run;
 use crate::protocol::Header;
 use crate::registry::{self, Link, Node, Panic, Slot};
@@ -73,12 +73,11 @@ impl<C, F, const GRACE: bool> Guarded<C, F, GRACE> {
     /// Runs the cleanup of a future that was polled, once: the state becomes `Finished` first.
     /// Through the node's type-erased call, so that `Drop`, which cannot require `C: Run`,
     /// finishes the same way.
-    fn finish(&mut self, exit: impl FnOnce(Grace) -> Exit) -> Option<Panic> {
+    fn finish(&mut self, exit: Exit) -> Option<Panic> {
         let State::Pending(slot, grace) = std::mem::replace(&mut self.state, State::Finished)
         else {
             return None;
         };
-        let exit = exit(grace);
         // SAFETY: a future pending has its node.
         let header = unsafe { self.node.assume_init_ref() }.header();
         let panic = match slot {
@@ -109,8 +108,8 @@ where
         context: &mut Context<'_>,
     ) -> Poll<F::Output> {
         let grace = match GRACE {
-            true => Grace::start(self.site.grace),
-            false => Grace(false),
+            true => Grace::start(&self.site.grace),
+            false => Grace(None),
         };
         let node = &*self
             .node
@@ -148,14 +147,14 @@ where
             // No slot to be found by a shutdown: completion and drop only.
             self.node
                 .write(Node::above(self.cleanup, &self.site.name, ptr::null_mut()));
-            self.state = State::Pending(None, Grace::start(self.site.grace));
+            self.state = State::Pending(None, Grace::start(&self.site.grace));
         }
         let result = match catch_unwind(AssertUnwindSafe(|| self.body().poll(context))) {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(value)) => Ok(value),
             Err(payload) => Err(payload),
         };
-        let cleanup_panic = self.finish(|grace| grace.exit(&result));
+        let cleanup_panic = self.finish(ended(&result));
         Poll::Ready(rethrow(result, cleanup_panic))
     }
 }
@@ -197,6 +196,6 @@ impl<C, F, const GRACE: bool> Guarded<C, F, GRACE> {
     fn cancelled(&mut self) {
         // A cleanup that panics while its future is dropped: reported by the panic hook;
         // panicking out of a drop, maybe during unwinding, would abort.
-        drop(self.finish(|_| Exit::Cancelled));
+        drop(self.finish(Exit::Cancelled));
     }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::cleanup::Run;
 use crate::protocol::Header;
 use crate::registry::{self, Node, Panic, Slot};
-use crate::{install, request, shutdown, Exit};
+use crate::shutdown::Period;
+use crate::{install, Exit};
 
 pub use future::{guard_future, Guarded};
 
@@ -17,9 +18,19 @@ pub use future::{guard_future, Guarded};
 #[derive(Debug)]
 pub struct Site {
     /// `cleanup of function`, for reports.
-    pub name: &'static str,
-    /// Zero for none.
-    pub grace: Duration,
+    name: &'static str,
+    grace: Period,
+}
+
+impl Site {
+    /// A function whose cleanup is named `name` in reports, with a grace period of `grace`
+    /// (zero for none).
+    pub const fn new(name: &'static str, grace: Duration) -> Self {
+        Site {
+            name,
+            grace: Period::new(grace),
+        }
+    }
 }
 
 impl std::fmt::Display for Site {
@@ -66,7 +77,7 @@ pub fn guard_call<C: Run, R>(cleanup: C, site: &'static Site, body: impl FnOnce(
     let Some((slot, top)) = registering() else {
         return call_unregistered(cleanup, site, body);
     };
-    let grace = Grace::start(site.grace);
+    let grace = Grace::start(&site.grace);
     let node = Node::above(cleanup, &site.name, top);
     registry::push(slot, node.header());
     let result = catch_unwind(AssertUnwindSafe(body));
@@ -77,21 +88,13 @@ pub fn guard_call<C: Run, R>(cleanup: C, site: &'static Site, body: impl FnOnce(
 /// the value, or goes on with the panic: the body's, else the cleanup's.
 ///
 /// The value stays out of memory on the way: a body that may panic costs no more than one that
-/// cannot.
+/// cannot. The cleanup is told `Returned` from a static: during a stop, `finish` takes its slow
+/// path, where the one rule of `request.rs` tells it otherwise.
 #[inline(always)]
 fn end<C: Run, R>(result: thread::Result<R>, grace: Grace, slot: &Slot, node: &Node<C>) -> R {
     match result {
         Ok(value) => {
-            let stopped;
-            // A static for the common case: no `Exit` to write on the way.
-            let exit = match grace.0 {
-                false => &RETURNED,
-                true => {
-                    stopped = grace.returned();
-                    &stopped
-                }
-            };
-            let cleanup_panic = registry::finish(slot, node, exit);
+            let cleanup_panic = registry::finish(slot, node, &RETURNED);
             grace.finish();
             if let Some(payload) = cleanup_panic {
                 resume_unwind(payload);
@@ -126,43 +129,33 @@ static RETURNED: Exit = Exit::Returned;
 
 /// A guarded call's grace period, if it has one.
 #[derive(Clone, Copy)]
-struct Grace(bool);
+struct Grace(Option<&'static Period>);
 
 impl Grace {
     #[inline]
-    fn start(grace: Duration) -> Self {
-        if !grace.is_zero() {
-            shutdown::grace_started(grace);
+    fn start(period: &'static Period) -> Self {
+        if !period.is_some() {
+            return Grace(None);
         }
-        Grace(!grace.is_zero())
-    }
-
-    /// Why the call ended: a call with a grace period that returns once a stop was requested
-    /// ended for the signal.
-    #[inline]
-    fn exit<R>(self, result: &thread::Result<R>) -> Exit {
-        match result {
-            Ok(_) => self.returned(),
-            Err(payload) => Exit::panicked(&**payload),
-        }
-    }
-
-    /// [`exit`](Self::exit) of a call that returned.
-    #[inline]
-    fn returned(self) -> Exit {
-        match self.0 {
-            true => request::stopped(&Exit::Returned).unwrap_or(Exit::Returned),
-            false => Exit::Returned,
-        }
+        period.started();
+        Grace(Some(period))
     }
 
     /// The cleanup has run. Once a stop is requested, the code after a function with a grace
     /// period does not run: the stop takes effect as soon as the last of them has returned.
     #[inline]
     fn finish(self) {
-        if self.0 {
-            shutdown::grace_finished();
+        if let Some(period) = self.0 {
+            period.finished();
         }
+    }
+}
+
+/// Why a body ended, before the rule of `request.rs`.
+fn ended<R>(result: &thread::Result<R>) -> Exit {
+    match result {
+        Ok(_) => Exit::Returned,
+        Err(payload) => Exit::panicked(&**payload),
     }
 }
 
@@ -170,10 +163,7 @@ impl Grace {
 #[cold]
 fn call_unregistered<C: Run, R>(cleanup: C, site: &Site, body: impl FnOnce() -> R) -> R {
     let result = catch_unwind(AssertUnwindSafe(body));
-    let exit = match &result {
-        Ok(_) => Exit::Returned,
-        Err(payload) => Exit::panicked(&**payload),
-    };
+    let exit = ended(&result);
     let cleanup_panic = registry::call_caught(|| cleanup.run(&exit, site.name));
     rethrow(result, cleanup_panic)
 }

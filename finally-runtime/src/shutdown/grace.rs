@@ -1,55 +1,130 @@
-//! Grace periods: on a signal, the shutdown waits for the guarded functions that have one to
-//! return on their own, up to the longest of them.
+//! Grace periods: on a signal, the shutdown waits for the guarded functions that have one and
+//! are under way to return on their own, each for its own period, and at most three quarters
+//! of the `timeout`, so that the cleanups keep the last quarter.
+//!
+//! Each function with a grace period has a [`Period`] in its `static` site, which counts its
+//! calls under way and joins a list of periods the first time one starts. At the signal, the
+//! wait looks at the periods of the functions under way then, not at one that returned long
+//! before.
 
+use std::ptr;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicIsize, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr};
 use std::time::{Duration, Instant};
 
 use super::runner::is_mine;
-use crate::{request, standby};
+use crate::{config, request, standby};
 
-/// Guarded calls with a grace period whose cleanup has not finished; signed, as a forked child
-/// starts counting from 0 whatever its one thread had started.
-static GRACEFUL: AtomicIsize = AtomicIsize::new(0);
-/// The longest grace period of any guarded call so far, in nanoseconds.
-static LONGEST_GRACE: AtomicU64 = AtomicU64::new(0);
-
-/// Whether a guarded call with a grace period is under way.
-pub(super) fn pending() -> bool {
-    GRACEFUL.load(SeqCst) > 0
+/// A guarded function's grace period, and how many of its calls are under way.
+#[derive(Debug)]
+pub struct Period {
+    length: Duration,
+    /// Calls under way; signed, as a forked child starts counting from 0 whatever its one thread
+    /// had started.
+    running: AtomicIsize,
+    /// Whether it is in the list of [`LISTED`], which is for good.
+    listed: AtomicBool,
+    /// The next period in that list; written before this one is listed.
+    next: AtomicPtr<Period>,
 }
 
-/// Waits until every guarded call with a grace period has finished, or the longest grace
-/// period has passed.
-pub(super) fn wait_out() {
-    let deadline = Instant::now() + Duration::from_nanos(LONGEST_GRACE.load(SeqCst));
-    while GRACEFUL.load(SeqCst) > 0 && Instant::now() < deadline {
-        standby::wait_a_little();
+/// Every period that has had a call, the newest first; periods are `static`s.
+static LISTED: AtomicPtr<Period> = AtomicPtr::new(ptr::null_mut());
+
+impl Period {
+    /// A grace period of `length`; zero for none.
+    pub const fn new(length: Duration) -> Self {
+        Period {
+            length,
+            running: AtomicIsize::new(0),
+            listed: AtomicBool::new(false),
+            next: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Whether there is a grace period at all.
+    pub(crate) fn is_some(&self) -> bool {
+        !self.length.is_zero()
+    }
+
+    /// A call with this grace period started.
+    pub(crate) fn started(&'static self) {
+        if !self.listed.swap(true, SeqCst) {
+            let mut head = LISTED.load(SeqCst);
+            loop {
+                self.next.store(head, SeqCst);
+                let this = ptr::from_ref(self).cast_mut();
+                match LISTED.compare_exchange(head, this, SeqCst, SeqCst) {
+                    Ok(_) => break,
+                    Err(now) => head = now,
+                }
+            }
+        }
+        self.running.fetch_add(1, SeqCst);
+    }
+
+    /// A call with this grace period finished its cleanup. Once a stop is requested, the code
+    /// after it must not run: this waits for good, and the last such call lets the shutdown go
+    /// on.
+    pub(crate) fn finished(&self) {
+        self.running.fetch_sub(1, SeqCst);
+        if request::requested().is_some() {
+            standby::notify();
+            if !is_mine() {
+                standby::park_for_good();
+            }
+        }
     }
 }
 
-/// A guarded call with a grace period started.
-pub(crate) fn grace_started(grace: Duration) {
-    let nanos = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX);
-    LONGEST_GRACE.fetch_max(nanos, SeqCst);
-    GRACEFUL.fetch_add(1, SeqCst);
+/// The periods ever listed. Async-signal-safe.
+fn listed() -> impl Iterator<Item = &'static Period> {
+    let mut next = LISTED.load(SeqCst);
+    std::iter::from_fn(move || {
+        // SAFETY: periods are `static`s.
+        let period = unsafe { next.as_ref() }?;
+        next = period.next.load(SeqCst);
+        Some(period)
+    })
 }
 
-/// A guarded call with a grace period finished its cleanup. Once a stop is requested, the
-/// code after it must not run: this waits for good, and the last such call lets the shutdown
-/// go on.
-pub(crate) fn grace_finished() {
-    GRACEFUL.fetch_sub(1, SeqCst);
-    if request::requested().is_some() {
-        standby::notify();
-        if !is_mine() {
-            standby::park_for_good();
+/// The longest grace period of the functions with a call under way, if any.
+fn longest_running() -> Option<Duration> {
+    listed()
+        .filter(|period| period.running.load(SeqCst) > 0)
+        .map(|period| period.length)
+        .max()
+}
+
+/// Whether a guarded call with a grace period is under way.
+pub(super) fn pending() -> bool {
+    longest_running().is_some()
+}
+
+/// The longest a grace period may last: three quarters of the `timeout`, if there is one.
+fn limit() -> Duration {
+    config::get()
+        .timeout
+        .map_or(Duration::MAX, |timeout| timeout - timeout / 4)
+}
+
+/// Waits, from `since` (the signal), until each guarded function with a grace period that is
+/// under way has returned or had its period, within [`limit`].
+pub(super) fn wait_out(since: Instant) {
+    let limit = limit();
+    while let Some(longest) = longest_running() {
+        let waited = since.elapsed();
+        if waited >= longest.min(limit) {
+            break;
         }
+        standby::wait_a_little();
     }
 }
 
 /// In a forked child: no grace period pending. Async-signal-safe.
 #[cfg(unix)]
 pub(super) fn reset_in_child() {
-    GRACEFUL.store(0, SeqCst);
+    for period in listed() {
+        period.running.store(0, SeqCst);
+    }
 }

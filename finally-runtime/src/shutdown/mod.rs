@@ -13,10 +13,14 @@
 //!    guarded body starts, and a thread that reaches a guarded function's entry or exit waits for
 //!    the end of the process. The second walk takes over what bodies started during the first.
 //!
+//! The thread that claims the shutdown first publishes why the process is ending
+//! (`reason.rs`), and only then starts the deadline (`timeout`), which counts from the signal
+//! (or `exit`) and covers the grace periods and the cleanups alike.
+//!
 //! On a signal, the stop is *requested* first (`request.rs`). With guarded functions that have a
-//! grace period pending, the flag starts only once they have returned or the longest grace
-//! period has passed, so that they can return on their own; without, the flag starts before the
-//! request, so that a body that returns as soon as it learns of the stop runs no further.
+//! grace period under way, the flag starts only once they have returned or had their grace
+//! period (`grace.rs`), so that they can return on their own; without, the flag starts before
+//! the request, so that a body that returns as soon as it learns of the stop runs no further.
 //!
 //! A cleanup that calls `exit` on the shutdown's own thread brings the shutdown back here
 //! ([`on_exit`]): it resumes the walks, and the remaining cleanups still run once.
@@ -27,20 +31,26 @@ mod runner;
 
 use std::sync::atomic::AtomicI32;
 use std::sync::atomic::Ordering::SeqCst;
+use std::time::Instant;
 
-use self::runner::{claim, REASON};
+use self::runner::claim;
 use crate::flag::SHUTDOWN;
 use crate::sys::end;
-use crate::{fence, registry, request, standby, Exit, Signal};
+use crate::{fence, reason, registry, request, standby, Exit, Signal};
 
 pub(crate) use self::deadline::arm as arm_deadline;
-pub(crate) use self::grace::{grace_finished, grace_started};
+pub use self::grace::Period;
 pub(crate) use self::runner::{is_mine, kind, Kind};
+
+/// The shutdown claimed, says why: publishes the reason, then starts the deadline.
+fn decided(exit: &Exit) {
+    reason::publish(exit);
+    deadline::start();
+}
 
 /// Starts the flag: from now on, owners that reach a guarded function's entry or exit meet the
 /// shutdown, and their nodes may be taken over.
-fn begin(exit: &Exit) {
-    REASON.store(Box::into_raw(Box::new(exit.clone())), SeqCst);
+fn begin() {
     let asymmetric = SHUTDOWN.start();
     fence::heavy(asymmetric);
 }
@@ -49,8 +59,7 @@ fn begin(exit: &Exit) {
 /// a reader gone) sees EPIPE, as Rust programs do, even if the program set SIGPIPE back to its
 /// default: a SIGPIPE must not end the process half-way through its cleanups.
 fn walk() {
-    // SAFETY: set in `begin` before any walk, never freed.
-    let exit = unsafe { &*REASON.load(SeqCst) };
+    let exit = reason::get().expect("published before any walk");
     end::without_sigpipe(|| {
         registry::walk(exit, || {
             let asymmetric = SHUTDOWN.close();
@@ -67,14 +76,14 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
     if !claim(Kind::Signal) {
         return false;
     }
-    deadline::start();
-    let exit = Exit::Signal(signal);
+    let signalled = Instant::now();
+    decided(&Exit::Signal(signal));
     if grace::pending() {
         request::request(signal);
-        grace::wait_out();
-        begin(&exit);
+        grace::wait_out(signalled);
+        begin();
     } else {
-        begin(&exit);
+        begin();
         request::request(signal);
     }
     walk();
@@ -87,8 +96,8 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
 /// resumes the walks instead.
 pub(crate) fn on_exit(exit: &Exit) {
     if claim(Kind::Exit) {
-        deadline::start();
-        begin(exit);
+        decided(exit);
+        begin();
         walk();
     } else if is_mine() {
         resume();
@@ -127,17 +136,16 @@ pub(crate) fn on_exit(exit: &Exit) {
 pub fn end_by(signal: Signal) -> ! {
     let exit = Exit::Signal(signal);
     if claim(Kind::Exit) {
-        deadline::start();
-        begin(&exit);
+        decided(&exit);
+        begin();
         request::request(signal);
         walk();
         end::die_by(signal.number())
     }
     if is_mine() {
-        // SAFETY: set in `begin` before any walk, never freed.
-        let decided = unsafe { &*REASON.load(SeqCst) };
+        let first = reason::get().expect("published by the shutdown's thread");
         resume();
-        match decided {
+        match first {
             Exit::Signal(first) => end::die_by(first.number()),
             // A `panic = "abort"` build's panic.
             Exit::Panicked { .. } => std::process::abort(),
@@ -153,7 +161,7 @@ pub fn end_by(signal: Signal) -> ! {
 /// Runs the cleanups still pending, on the thread that runs the shutdown, after one of its
 /// cleanups ended it again (`exit`).
 pub(crate) fn resume() {
-    if !REASON.load(SeqCst).is_null() {
+    if reason::get().is_some() {
         walk();
     }
 }
@@ -163,6 +171,7 @@ pub(crate) fn resume() {
 #[cfg(unix)]
 pub(crate) fn reset_in_child() {
     runner::reset_in_child();
+    reason::reset_in_child();
     grace::reset_in_child();
     deadline::reset_in_child();
 }

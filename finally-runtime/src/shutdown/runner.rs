@@ -1,11 +1,9 @@
-//! Who runs the shutdown: exactly one thread, which claims it, and why it started.
+//! Who runs the shutdown: exactly one thread, which claims it.
 
-use std::ptr;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize};
+use std::sync::atomic::{AtomicU8, AtomicUsize};
 
 use crate::sys;
-use crate::Exit;
 
 /// What started the shutdown, if anything has.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -18,9 +16,6 @@ pub(crate) enum Kind {
 static CLAIMED: AtomicU8 = AtomicU8::new(0);
 /// The thread running the shutdown ([`sys::thread_id`]); set right after the claim.
 static RUNNER: AtomicUsize = AtomicUsize::new(0);
-/// Why the functions pending at the shutdown ended, for the walks, resumed or not; leaked once
-/// per shutdown.
-pub(super) static REASON: AtomicPtr<Exit> = AtomicPtr::new(ptr::null_mut());
 
 /// Becomes the thread that runs the shutdown, unless another one is (or was).
 pub(super) fn claim(kind: Kind) -> bool {
@@ -52,5 +47,4 @@ pub(crate) fn is_mine() -> bool {
 pub(super) fn reset_in_child() {
     CLAIMED.store(0, SeqCst);
     RUNNER.store(0, SeqCst);
-    REASON.store(ptr::null_mut(), SeqCst);
 }
