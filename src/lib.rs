@@ -134,23 +134,33 @@
 //!
 //! # What threads do while the cleanups run
 //!
-//! The runtime stops no thread; it only keeps a guarded function from ending in the middle of a
-//! shutdown in a way that would break it.
+//! The runtime stops no thread to run the cleanups. It only keeps code that must not run from
+//! running, and never makes a thread wait for good where it may hold what a cleanup needs.
 //!
 //! - A thread whose guarded function ends while the cleanups run (its body returned, or its
 //!   cleanup was taken over) waits there while the runtime is busy with that thread's own
 //!   cleanups, then goes on while the runtime runs *other* threads' cleanups: it may hold a lock
-//!   across the call that one of them needs. Once the last cleanup has run, a thread that
-//!   reaches a guarded function's entry or exit waits for the end of the process, and no guarded
-//!   body starts any more. So with one thread of guarded calls, the code after a function that
-//!   the shutdown met never runs; with several, it may run while the others' cleanups finish.
-//! - A guarded function entered during the shutdown by a thread with nothing else pending runs,
-//!   and its cleanup is pending as usual; one nested in a function that the shutdown takes over
-//!   never starts.
+//!   across the call that one of them needs. A guarded function entered during the shutdown by a
+//!   thread with nothing else pending runs, and its cleanup is pending as usual.
+//! - Code that must not run is *stopped*: a guarded function entered inside one that the
+//!   shutdown took over (whose cleanup has run), or a guard made there; once the last pass over
+//!   the pending cleanups has begun, a guarded function's entry or exit; and the code after a
+//!   function with a grace period that returned on the stop. The thread unwinds from there, as a
+//!   panic that no hook reports, so that every lock guard and destructor on the way runs; each
+//!   guarded function it leaves runs its cleanup (unless the shutdown did), told why the process
+//!   is ending. `main` then waits for the end of the process; another thread ends (its
+//!   `JoinHandle::join` returns `Err`), unless the program catches the unwinding. So with one
+//!   thread of guarded calls, the code after a function that the shutdown met never runs; with
+//!   several, it may run while the others' cleanups finish.
+//! - A guard dropped by another thread than the one that made it never waits for the runtime:
+//!   that thread may hold a lock that one of the maker's cleanups needs. If the shutdown took the
+//!   guard over, the drop returns while its cleanup runs on the runtime's thread.
 //! - Not solved for you: a body that holds, for longer, a lock that its *own* cleanup needs. The
 //!   cleanup runs on the runtime's thread while the body still holds the lock, and waits for it.
 //!   Give the function a grace period and let it return on [`stop_requested`] (below): it then
 //!   releases the lock, and its cleanup runs on its own thread.
+//! - Built with `panic = "abort"`, nothing unwinds: a thread that must not go on waits for the
+//!   end of the process where it is, and a lock it holds then must not be one a cleanup needs.
 //!
 //! # `exit` from a cleanup, `fork`, a terminal that goes away
 //!

@@ -1,15 +1,13 @@
 //! Hostile endings: the process always ends, and no cleanup runs twice, when its stderr is
-//! broken, when a cleanup calls `exit`, when `exit` is entered again, and when a thread holds a
-//! lock across guarded calls that a cleanup needs.
+//! broken, when a cleanup calls `exit`, when `exit` is entered again, and when the program
+//! forks. (A thread holding a lock that a cleanup needs: `tests/meet.rs`.)
 
 mod common;
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -20,11 +18,7 @@ fn hostile(name: &str, setup: impl FnOnce(&mut Command)) -> Scenario {
 /// A scenario that forks: started, and its child's pid, from the child's `child-ready` line.
 fn forking(args: &[&str]) -> (Scenario, i32) {
     let scenario = Scenario::start_bin(env!("CARGO_BIN_EXE_hostile").as_ref(), args, |_| {});
-    let line = scenario.next_line();
-    let child = line
-        .strip_prefix("child-ready ")
-        .and_then(|pid| pid.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    let child = scenario.forked_pid();
     (scenario, child)
 }
 
@@ -184,39 +178,6 @@ fn assert_exit_in_exit_keeps(scenario: &str, code: i32) {
         ended.marker
     );
     ended.assert_cleaned_once("worker", &reason);
-}
-
-/// Runs of the lock scenario, and the most time they take.
-const LOCK_RUNS: usize = 20;
-const LOCK_BUDGET: Duration = Duration::from_secs(60);
-
-#[test]
-fn a_lock_held_across_guarded_calls_does_not_keep_a_cleanup_from_running() {
-    let mut random = Random::new();
-    let seed = random.seed();
-    let started = Instant::now();
-    for run in 0..LOCK_RUNS {
-        if started.elapsed() > LOCK_BUDGET && run >= LOCK_RUNS / 4 {
-            eprintln!("stopped after {run} runs: out of time");
-            break;
-        }
-        let scenario = hostile("lock-loop", |_| {});
-        scenario.expect_line("ready");
-        let delay = random.below(2000);
-        thread::sleep(Duration::from_micros(delay));
-        scenario.signal(SIGINT);
-        let ended = scenario.wait();
-        let context = format!("run {run} (seed {seed}, delay {delay} µs)");
-        assert_eq!(
-            ended.status.signal(),
-            Some(SIGINT),
-            "{context}: {:?}",
-            ended.status
-        );
-        let reason = signal_reason(SIGINT);
-        ended.assert_cleaned_once("locking", &reason);
-        ended.assert_cleaned_once("main", &reason);
-    }
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -61,4 +62,79 @@ fn during_a_grace_period_whatever_returns_on_the_stop_is_told_the_signal() {
     for name in ["guard", "inner", "main"] {
         ended.assert_cleaned_once(name, &reason);
     }
+}
+
+/// Runs of each lock scenario, and the most time they take.
+const LOCK_RUNS: usize = 12;
+const LOCK_BUDGET: Duration = Duration::from_secs(40);
+
+/// Stops `scenario` by SIGINT after a random delay, `LOCK_RUNS` times: it must end by the
+/// signal every time, having run `cleaned` once each.
+fn ends_every_time(scenario: &str, cleaned: &[&str]) {
+    let mut random = Random::new();
+    let seed = random.seed();
+    let started = Instant::now();
+    for run in 0..LOCK_RUNS {
+        if started.elapsed() > LOCK_BUDGET && run >= LOCK_RUNS / 4 {
+            eprintln!("stopped after {run} runs: out of time");
+            break;
+        }
+        let child = meet(scenario, &[]);
+        child.expect_line("ready");
+        let delay = random.below(3000);
+        thread::sleep(Duration::from_micros(delay));
+        child.signal(SIGINT);
+        let ended = child.wait();
+        let context = format!("run {run} (seed {seed}, delay {delay} µs)");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&ended.status),
+            Some(SIGINT),
+            "{context}: {:?}; stderr: {}",
+            ended.status,
+            ended.stderr
+        );
+        for name in cleaned {
+            ended.assert_cleaned_once(name, &signal_reason(SIGINT));
+        }
+    }
+}
+
+#[test]
+fn a_lock_held_across_guarded_calls_does_not_keep_a_cleanup_from_running() {
+    ends_every_time("lock-loop", &["locking", "main"]);
+}
+
+#[test]
+fn a_lock_held_across_a_guarded_call_nested_in_a_stopped_function_is_released() {
+    ends_every_time("lock-nested", &["locking", "looper", "main"]);
+}
+
+#[test]
+fn a_lock_held_around_a_function_that_returns_within_its_grace_is_released() {
+    ends_every_time("lock-around-grace", &["graceful", "locking", "main"]);
+}
+
+#[test]
+fn a_lock_held_while_dropping_another_thread_s_guard_is_released() {
+    ends_every_time("lock-guard-drop", &["maker", "main"]);
+}
+
+/// A forking scenario, started, and its child's pid from the `child-ready` line.
+fn forking(name: &str) -> (Scenario, i32) {
+    let scenario = meet(name, &[]);
+    let child = scenario.forked_pid();
+    (scenario, child)
+}
+
+#[test]
+fn a_guard_made_in_a_forked_child_runs_on_the_child_s_signal() {
+    let (scenario, child) = forking("fork-then-guard");
+    scenario.expect_line("child-guarded");
+    // SAFETY: `kill` of our grandchild, which its parent reaps only once it has ended.
+    assert_eq!(unsafe { libc::kill(child, SIGTERM) }, 0);
+    scenario.expect_line("child ended by signal 15");
+    let ended = scenario.signal_when_ready(SIGTERM);
+    ended.assert_killed_by(SIGTERM);
+    ended.assert_cleaned_once("guard@child", &signal_reason(SIGTERM));
+    ended.assert_cleaned_once("main", "Returned");
 }

@@ -30,7 +30,7 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
     let body = if sig.asyncness.is_some() {
         async_body(&sig, &block, &cleanup, args.grace.is_some(), &krate, span)
     } else {
-        sync_body(&block, &cleanup, &krate, span)
+        sync_body(&sig, &block, &cleanup, &krate, span)
     };
     Ok(quote! {
         #(#attrs)*
@@ -202,15 +202,26 @@ fn duration(duration: Option<Duration>, krate: &TokenStream, span: Span) -> Toke
 }
 
 /// The body of a function: a closure, so that `return` and `?` stay inside it; its return type
-/// is inferred from the signature's.
+/// is inferred from the signature's. `main` has a call of its own, where a thread that a
+/// shutdown stops waits for the end of the process.
 fn sync_body(
+    sig: &Signature,
     block: &syn::Block,
     cleanup: &TokenStream,
     krate: &TokenStream,
     span: Span,
 ) -> TokenStream {
-    let guard_call = quote_spanned!(span=> #krate::__private::guard_call);
-    quote!(#guard_call(#cleanup, &__FINALLY_SITE, move || #block))
+    let call = if is_main(sig) {
+        quote_spanned!(span=> #krate::__private::guard_main)
+    } else {
+        quote_spanned!(span=> #krate::__private::guard_call)
+    };
+    quote!(#call(#cleanup, &__FINALLY_SITE, move || #block))
+}
+
+/// Whether `sig` is that of a program's `main`: named so, with no arguments and no generics.
+fn is_main(sig: &Signature) -> bool {
+    sig.ident == "main" && sig.inputs.is_empty() && sig.generics.params.is_empty()
 }
 
 /// The body of an `async fn`: an `async move` block inside the guarded future, so that

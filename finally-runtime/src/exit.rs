@@ -38,9 +38,17 @@ pub enum Exit {
     },
 }
 
+/// The payload of the unwinding that stops a thread during a shutdown (`stop.rs`), with the
+/// shutdown's reason: not a panic, but why the functions it leaves ended.
+pub(crate) struct Stopped(pub(crate) Exit);
+
 impl Exit {
-    /// `Exit::Panicked` with the message of a panic payload.
+    /// `Exit::Panicked` with the message of a panic payload; for the unwinding that stops a
+    /// thread, the shutdown's reason that it carries.
     pub(crate) fn panicked(payload: &(dyn Any + Send)) -> Self {
+        if let Some(Stopped(reason)) = payload.downcast_ref() {
+            return reason.clone();
+        }
         Exit::Panicked {
             message: panic_message(payload).map(str::to_owned),
         }

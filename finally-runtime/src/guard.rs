@@ -18,8 +18,8 @@ use crate::cleanup::Outcome;
 use crate::guarded;
 use crate::guardian::{self, RunInGuardian};
 use crate::protocol::Header;
-use crate::registry::{self, Link, Slot};
-use crate::{standby, Error, Exit};
+use crate::registry::{self, Link, Lives, Slot};
+use crate::{stop, Error, Exit};
 
 /// Makes a guard: `cleanup` runs exactly once, when the guard is dropped ([`Exit::Returned`],
 /// or [`Exit::Panicked`] while a panic unwinds), when a handled signal arrives or the process
@@ -45,8 +45,11 @@ use crate::{standby, Error, Exit};
 /// # Ok(()) }
 /// ```
 ///
-/// A guard made while its thread runs a cleanup, or once a shutdown has begun in a thread that
-/// is not concerned by it, runs on drop only, as the calls of a cleanup do.
+/// A guard made while its thread runs a cleanup runs on drop only, as the calls of a cleanup
+/// do. During a shutdown, making one inside a guarded function that the shutdown took over
+/// stops the thread, as entering a guarded function there does (see "What threads do while the
+/// cleanups run" in the crate docs). A guard dropped by another thread than the one that made
+/// it never waits for the shutdown.
 #[track_caller]
 pub fn guard<F, O>(cleanup: F) -> Guard
 where
@@ -299,8 +302,8 @@ struct Head {
     /// Whose list the node is linked into; none where no slot could be had.
     slot: Option<&'static Slot>,
     made_at: &'static Location<'static>,
-    /// Frees the box this head starts.
-    free: unsafe fn(NonNull<Head>),
+    /// Frees the box this head starts, given its address.
+    free: unsafe fn(*mut ()),
     /// For a guard of [`guard_with`]: its id in the guardian, or why it has none.
     guardian: Option<Result<u64, Error>>,
 }
@@ -323,7 +326,7 @@ impl Guard {
         O: Outcome,
     {
         keep_panic_messages();
-        let slot = guarded::slot();
+        let slot = guarded::slot().filter(|slot| registry::may_link_guard(slot));
         // Written in the box, not moved into it: a guard's box is some hundred bytes.
         let boxed = Box::leak(Box::new(MaybeUninit::<Boxed<F>>::uninit())).write(Boxed {
             head: Head {
@@ -379,9 +382,14 @@ impl Guard {
         // SAFETY: the box is alive until `free` below, and only read.
         let head = unsafe { self.head.as_ref() };
         let panic = match head.slot {
-            Some(slot) => {
-                registry::finish_linked(slot, &head.link, &head.header, exit, guarded::slot())
-            }
+            Some(slot) => registry::finish_linked(
+                slot,
+                &head.link,
+                &head.header,
+                exit,
+                guarded::slot(),
+                Lives::InBox,
+            ),
             // Known to no one else: no claim to make.
             None => exit.and_then(|exit| registry::call_unlinked(&head.header, exit)),
         };
@@ -392,12 +400,9 @@ impl Guard {
                 guardian::disarm(id);
             }
         }
-        // Dropped by a cleanup that a walk runs: the walk may still read the node, which it
-        // copied from the list. The process is ending: the box stays.
-        if !standby::is_walker() {
-            // SAFETY: unlinked, and no walk reads it any more (`finish_linked` stood by).
-            unsafe { (head.free)(self.head) };
-        }
+        // SAFETY: unlinked, and no one else uses it: `release` leaves it to a walk that may
+        // still read it.
+        unsafe { registry::release(head.slot, self.head.as_ptr().cast(), head.free) };
         if let Some(payload) = panic {
             if !std::thread::panicking() {
                 resume_unwind(payload);
@@ -409,9 +414,7 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         let exit = if std::thread::panicking() {
-            Exit::Panicked {
-                message: PANIC_MESSAGE.with(|message| message.borrow().clone()),
-            }
+            stop::unwinding()
         } else {
             Exit::Returned
         };
@@ -427,14 +430,10 @@ impl fmt::Debug for Guard {
     }
 }
 
-thread_local! {
-    /// The message of this thread's latest panic, kept by the hook of [`keep_panic_messages`]:
-    /// a guard dropped while a panic unwinds cannot see the panic's payload.
-    static PANIC_MESSAGE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Chains a panic hook that keeps each panic's message for the guards, once the first guard is
-/// made (a program without guards keeps its hook as it is). The hook before it runs after.
+/// Chains a panic hook that keeps each panic's message for the guards (a guard dropped while a
+/// panic unwinds cannot see the panic's payload: `stop::unwinding` tells it), once the first
+/// guard is made (a program without guards keeps its hook as it is). The hook before it runs
+/// after.
 fn keep_panic_messages() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     if std::thread::panicking() {
@@ -444,12 +443,7 @@ fn keep_panic_messages() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let message = crate::exit::panic_message(info.payload()).map(str::to_owned);
-            let _ = PANIC_MESSAGE.try_with(|kept| {
-                if let Ok(mut kept) = kept.try_borrow_mut() {
-                    *kept = message;
-                }
-            });
+            stop::panic_began(crate::exit::panic_message(info.payload()).map(str::to_owned));
             previous(info);
         }));
     });
@@ -487,8 +481,8 @@ where
 ///
 /// # Safety
 ///
-/// `head` must start a `Boxed<F>` leaked by [`Guard::new`], which nothing reads any more.
-unsafe fn free<F>(head: NonNull<Head>) {
+/// `boxed` must be a `Boxed<F>` leaked by [`Guard::new`], which nothing reads any more.
+unsafe fn free<F>(boxed: *mut ()) {
     // SAFETY: the caller vouches for it.
-    drop(unsafe { Box::from_raw(head.cast::<Boxed<F>>().as_ptr()) });
+    drop(unsafe { Box::from_raw(boxed.cast::<Boxed<F>>()) });
 }

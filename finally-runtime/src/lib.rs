@@ -29,6 +29,7 @@ mod registry;
 mod request;
 mod shutdown;
 mod standby;
+mod stop;
 
 mod exit_hook;
 #[cfg(unix)]
@@ -59,7 +60,7 @@ pub mod __private {
     pub use crate::cleanup::{cleanup, CallWith, CallWithout, Cleanup, NoArgument, Run, WithExit};
     pub use crate::config::Options;
     pub use crate::exit::Signal;
-    pub use crate::guarded::{guard_call, guard_future, Guarded, Site};
+    pub use crate::guarded::{guard_call, guard_future, guard_main, Guarded, Site};
     pub use crate::guardian::{guardian, guardian_pid};
     pub use crate::install::configure;
     pub use core::time::Duration;

@@ -46,7 +46,7 @@ use crate::cleanup::Run;
 use crate::flag::SHUTDOWN;
 use crate::protocol::{Header, Stack};
 use crate::report::report;
-use crate::{request, standby, sys, Exit};
+use crate::{request, standby, stop, sys, Exit};
 
 /// A pending cleanup, kept in the frame of the guarded call.
 #[repr(C)]
@@ -318,28 +318,40 @@ fn call(mine: Option<&Slot>, header: &Header, exit: &Exit) -> Option<Panic> {
 /// innermost pending cleanup of the calling thread, whose slot is `slot`, which must not be
 /// cleaning. The node must stay where it is until [`finish`] (or [`unpush`]).
 ///
-/// Does not return once the shutdown is closed: a body that has not started never will.
+/// Returns `false` where the body must not start (see [`entered_during_shutdown`]): the node is
+/// off the stack again, and the caller stops the thread (`stop.rs`), or runs the body
+/// unregistered, as a cleanup's calls are, if it is unwinding already.
 #[inline]
-pub(crate) fn push(slot: &Slot, header: &Header) {
-    if slot.stack.push(header, &SHUTDOWN).is_err() {
-        entered_during_shutdown(header);
-    }
+#[must_use]
+pub(crate) fn push(slot: &Slot, header: &Header) -> bool {
+    slot.stack.push(header, &SHUTDOWN).is_ok() || entered_during_shutdown(slot, header)
 }
 
 /// A push met the flag. During a shutdown, on a thread with nothing else pending, the body runs,
 /// its node pending like any other (a walk that saw it takes it over): that thread is one the
 /// shutdown does not concern, as if it had not started, and it may hold a lock that a cleanup
 /// needs. Inside a function that the shutdown takes over, or once the shutdown is closed, the
-/// body never starts.
+/// body never starts: the node is withdrawn and taken off the stack, and the thread is to be
+/// stopped, so that the locks it holds are released on the way out.
 #[cold]
-fn entered_during_shutdown(header: &Header) {
+fn entered_during_shutdown(slot: &Slot, header: &Header) -> bool {
     SHUTDOWN.start_thread_if_forked();
     let nested = !header.prev.load(Relaxed).is_null();
-    if SHUTDOWN.is_closed() || (SHUTDOWN.is_started() && nested) {
-        // Its cleanup is no one's to run: the body never ran.
-        header.withdraw();
-        standby::park_for_good();
+    if !refused(nested) {
+        return true;
     }
+    // Its cleanup is no one's to run: the body never ran. (A walk that saw it may have taken it
+    // first, and runs it, once.)
+    header.withdraw();
+    let _ = slot.stack.pop(header, &SHUTDOWN);
+    standby::wait_while_walking(slot.address());
+    false
+}
+
+/// Whether a guarded body, or a guard, must not start now: once the shutdown is closed, or
+/// during it if `nested` in a pending function, which the shutdown takes over.
+fn refused(nested: bool) -> bool {
+    SHUTDOWN.is_closed() || (SHUTDOWN.is_started() && nested)
 }
 
 /// A pop (or an unlink) of `slot`'s met the flag: during a shutdown, the owner stands by while
@@ -355,7 +367,7 @@ fn left_during_shutdown(slot: &Slot) {
 /// Claims `header` for its owner, runs its cleanup and pops it.
 ///
 /// Returns the cleanup's panic, if it panicked. Runs nothing if the shutdown took the node over
-/// (it runs the cleanup itself). Does not return once the shutdown is closed.
+/// (it runs the cleanup itself). Once the shutdown is closed, stops the thread (`stop.rs`).
 ///
 /// Always inlined: in an executor's big poll function, LLVM would otherwise call it, and a
 /// guarded future would pay a call more than a guarded function.
@@ -416,18 +428,25 @@ pub(crate) fn link_future(slot: &Slot, link: &Link, header: &Header) {
     link_in(slot, link, header, header.prev.load(Relaxed));
 }
 
+/// Whether a guard made now by the calling thread, whose slot is `slot`, may be linked there:
+/// not where a guarded body could not start (see [`entered_during_shutdown`]); then the thread
+/// was stopped, unless it is unwinding already: the guard then runs on drop only. In a forked
+/// child that has no signal thread yet, starts it first, so that a signal finds the guard.
+pub(crate) fn may_link_guard(slot: &Slot) -> bool {
+    SHUTDOWN.start_thread_if_forked();
+    if !refused(!slot.innermost().is_null()) {
+        return true;
+    }
+    stop::stop();
+    false
+}
+
 /// Links the node of a guard made by the calling thread, whose slot is `slot`, nested in
-/// `enclosing` (see [`Slot::innermost`]).
-///
-/// Does not return once the shutdown is closed, nor during it if `enclosing` is a node: a
-/// guard is made as a guarded body starts.
+/// `enclosing` (see [`Slot::innermost`]). A walk that copied the list before started the flag
+/// before, and [`may_link_guard`] said yes after that; one that copies it after takes the guard
+/// over, as any other it finds.
 pub(crate) fn link_guard(slot: &Slot, link: &Link, header: &Header, enclosing: *mut Header) {
     link_in(slot, link, header, enclosing);
-    // The lock stands for the store-then-load pair: a walk that copied the list before the link
-    // started the flag before.
-    if SHUTDOWN.is_started() || SHUTDOWN.is_closed() {
-        entered_during_shutdown(header);
-    }
 }
 
 fn link_in(slot: &Slot, link: &Link, header: &Header, enclosing: *mut Header) {
@@ -443,27 +462,45 @@ fn link_in(slot: &Slot, link: &Link, header: &Header, enclosing: *mut Header) {
     list.0 = link;
 }
 
+/// Where a linked node lives, which says what its owner must wait for during a shutdown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lives {
+    /// In a future, freed by its executor once dropped: while a walk may read it, the thread
+    /// that finishes it keeps it.
+    InFuture,
+    /// In a guard's box, which a walk frees if it may still read it ([`release`]).
+    InBox,
+}
+
 /// Claims a linked node (a future's, a guard's) for the calling thread, runs its cleanup, unless
 /// `exit` is `None` (a guard dismissed), and unlinks it.
 ///
-/// As [`finish`]: returns the cleanup's panic, runs nothing if the shutdown took the node, and
-/// does not return once the shutdown is closed. `mine` is the calling thread's slot, if any.
+/// As [`finish`]: returns the cleanup's panic, and runs nothing if the shutdown took the node.
+/// `mine` is the calling thread's slot, if any. During a shutdown, the thread stands by while the
+/// walk is on `slot` where it must: where the node lives in a future (which it may free next),
+/// or where it is that slot's own thread, for which this is the end of a guarded scope, as the
+/// end of a guarded call is ([`standby::stand_by`]). A guard dropped by another thread does not
+/// wait for the walk at all: it may hold a lock that one of the maker's cleanups needs.
 pub(crate) fn finish_linked(
     slot: &Slot,
     link: &Link,
     header: &Header,
     exit: Option<&Exit>,
     mine: Option<&Slot>,
+    lives: Lives,
 ) -> Option<Panic> {
     let stopped = exit.and_then(request::stopped);
     let exit = exit.map(|exit| stopped.as_ref().unwrap_or(exit));
+    let stands_by = lives == Lives::InFuture || mine.is_some_and(|mine| ptr::eq(mine, slot));
     let panic = if header.own() {
         let panic = exit.and_then(|exit| call(mine, header, exit));
         header.done();
         panic
     } else {
         // The walk took it: it may be running it still.
-        standby::stand_by(slot.address());
+        if stands_by {
+            standby::stand_by(slot.address());
+        }
         None
     };
     let mut list = slot.linked();
@@ -478,10 +515,53 @@ pub(crate) fn finish_linked(
         older.newer.store(newer, Relaxed);
     }
     drop(list);
-    if SHUTDOWN.is_started() {
+    if stands_by && SHUTDOWN.is_started() {
         standby::stand_by(slot.address());
     }
     panic
+}
+
+/// A box that its owner let go of while a walk could still read it: freed by the walk.
+struct Left {
+    boxed: *mut (),
+    free: unsafe fn(*mut ()),
+}
+
+// SAFETY: a box that no thread uses any more, freed by whichever thread.
+unsafe impl Send for Left {}
+
+/// The boxes let go of while the walk was on their slot ([`release`]).
+static LEFT: Mutex<Vec<Left>> = Mutex::new(Vec::new());
+
+/// Frees `boxed` with `free`, a node's box that was linked into `slot` and has been unlinked
+/// since: now, unless a walk may still read it (the walk is on `slot`, or the calling thread is
+/// the walker, running a cleanup that let it go): then the walk frees it once it leaves the
+/// slot it is on.
+///
+/// # Safety
+///
+/// `free(boxed)` must be sound once no walk reads the box, and nothing else may use it.
+pub(crate) unsafe fn release(slot: Option<&Slot>, boxed: *mut (), free: unsafe fn(*mut ())) {
+    let walked = slot.is_some_and(|slot| standby::is_walking(slot.address()));
+    if walked || standby::is_walker() {
+        LEFT.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Left { boxed, free });
+    } else {
+        // SAFETY: the caller vouches for it, and no walk reads it: one that copied the list it
+        // was in was on `slot` when it did, and has left it since (`standby::walked`).
+        unsafe { free(boxed) };
+    }
+}
+
+/// The walk has left a slot: frees what was let go of while it was there (or on another slot
+/// before: it reads no box of a slot it has left).
+fn free_left() {
+    let left = std::mem::take(&mut *LEFT.lock().unwrap_or_else(PoisonError::into_inner));
+    for Left { boxed, free } in left {
+        // SAFETY: let go of by its owner (`release`), and no walk reads it any more.
+        unsafe { free(boxed) };
+    }
 }
 
 /// Runs a node's cleanup where no slot could be had: on completion or drop only.
@@ -557,6 +637,7 @@ pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
             }
         }
         standby::walked();
+        free_left();
     }
     if let Some(last) = before_last.take() {
         last();

@@ -1,11 +1,11 @@
-//! How owners and the shutdown wait for each other, and where a thread waits for good.
+//! How owners and the shutdown wait for each other.
 //!
 //! During a shutdown, the walk waits for an owner that is running its own cleanup, and an owner
 //! whose stack is being walked waits for the walk to be done with it (`protocol.rs`). Both are
 //! short waits on one condition variable, bounded so that a missed notification costs at most
-//! [`A_LITTLE`]. A thread waits for good only where nothing else is right: a guarded body that
-//! would start once the shutdown is closed, or `exit` called while another thread ends the
-//! process.
+//! [`A_LITTLE`]. An owner that must not go on once the walk is done with it is stopped
+//! (`stop.rs`), never parked where it may hold what a cleanup needs; a thread waits for good
+//! only inside `exit` (while another thread ends the process), or in `main`.
 
 use std::ptr;
 use std::sync::atomic::Ordering::SeqCst;
@@ -14,6 +14,7 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::flag::SHUTDOWN;
+use crate::stop;
 
 /// The longest a waiting side sleeps before it looks again.
 const A_LITTLE: Duration = Duration::from_millis(20);
@@ -51,6 +52,11 @@ pub(crate) fn is_walker() -> bool {
     WALK.load(SeqCst) != NONE && WALKER.load(SeqCst) == crate::sys::thread_id()
 }
 
+/// Whether the walk is on `slot` (an address): it may read what was linked there.
+pub(crate) fn is_walking(slot: usize) -> bool {
+    WALK.load(SeqCst) == slot
+}
+
 /// The walk: from now on it may read the nodes of `slot` (an address), until [`walked`].
 pub(crate) fn walking(slot: usize) {
     WALKER.store(crate::sys::thread_id(), SeqCst);
@@ -68,14 +74,15 @@ pub(crate) fn walked() {
 
 /// An owner that met the shutdown flag after a store to the stack of `slot` (an address), or
 /// to a list of it: while the walk is on that slot, the walk may still read the node just
-/// unlinked, so the owner keeps its frame. Once the shutdown is closed, it waits for the end of
-/// the process: the code after a guarded function does not run past the last walk. Before that,
+/// unlinked, so the owner keeps its frame. Once the shutdown is closed, the thread is stopped
+/// (`stop.rs`): the code after a guarded function does not run past the last walk. Before that,
 /// it waits while the walk is not busy elsewhere, and goes on while the walk runs another
 /// thread's cleanups: one of them may need a lock that this thread holds across the guarded
 /// call, and would wait for it for ever.
 ///
 /// So in a program with one thread of guarded calls, the code after a guarded function that
-/// met the shutdown never runs.
+/// met the shutdown never runs. Returns once the thread may go on, or if it is unwinding
+/// already.
 pub(crate) fn stand_by(slot: usize) {
     if is_walker() {
         return;
@@ -87,12 +94,26 @@ pub(crate) fn stand_by(slot: usize) {
         let walk = WALK.load(SeqCst);
         if walk != slot {
             if SHUTDOWN.is_closed() {
-                park_for_good();
+                return stop::stop();
             }
             if walk != NONE {
                 return;
             }
         }
+        wait_a_little();
+    }
+}
+
+/// Waits while the walk is on `slot` (an address): it may still read a node that its owner
+/// just unlinked, and is about to leave.
+pub(crate) fn wait_while_walking(slot: usize) {
+    if is_walker() {
+        return;
+    }
+    notify();
+    // As in `stand_by`.
+    fence(SeqCst);
+    while WALK.load(SeqCst) == slot {
         wait_a_little();
     }
 }

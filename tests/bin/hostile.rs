@@ -6,7 +6,7 @@
 //! action, as many programs do.
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Mutex, PoisonError};
+use std::sync::mpsc;
 use std::{env, process, thread};
 
 use finally::{with_cleanup, Exit};
@@ -86,30 +86,6 @@ fn exits_5(exit: &Exit) {
 
 #[with_cleanup(exits_5)]
 fn worker_exiting_5(entered: mpsc::Sender<()>) {
-    entered.send(()).unwrap();
-    wait_forever();
-}
-
-/// The lock that the loop holds across a guarded call, and that a cleanup needs.
-static LOCK: Mutex<()> = Mutex::new(());
-static LOOPS: AtomicUsize = AtomicUsize::new(0);
-
-fn tiny_cleanup() {}
-
-#[with_cleanup(tiny_cleanup)]
-fn guarded_tiny() {
-    LOOPS.fetch_add(1, SeqCst);
-}
-
-/// Needs the lock: on a signal it runs while the loop thread may hold it.
-fn locking_cleanup(exit: &Exit) {
-    mark("start locking");
-    let _lock = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-    mark(&format!("end locking {exit:?}"));
-}
-
-#[with_cleanup(locking_cleanup)]
-fn waits_with_locking_cleanup(entered: mpsc::Sender<()>) {
     entered.send(()).unwrap();
     wait_forever();
 }
@@ -223,21 +199,6 @@ fn main() {
             start_worker(worker_exiting_5);
             ready();
         }
-        // A thread loops `lock; guarded_tiny(); unlock` while another's pending cleanup needs
-        // the lock.
-        "lock-loop" => {
-            let (entered, other_in) = mpsc::channel();
-            thread::spawn(move || waits_with_locking_cleanup(entered));
-            other_in.recv().unwrap();
-            thread::spawn(|| loop {
-                let _lock = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-                guarded_tiny();
-            });
-            while LOOPS.load(SeqCst) < 1000 {
-                thread::yield_now();
-            }
-            main_guarded_wait();
-        }
         // `fork` inside a guarded function, while another thread's cleanup is pending.
         "fork" => {
             let (entered, worker_in) = mpsc::channel();
@@ -254,10 +215,4 @@ fn main() {
         }
         other => panic!("unknown scenario {other}"),
     }
-}
-
-#[with_cleanup(main_cleanup)]
-fn main_guarded_wait() {
-    ready();
-    wait_forever();
 }

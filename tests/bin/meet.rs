@@ -121,6 +121,17 @@ fn looper() {
     }
 }
 
+fn graceful_cleanup(exit: &Exit) {
+    record("graceful", exit);
+}
+
+/// Returns once it learns of the stop, within its grace period.
+#[with_cleanup(graceful_cleanup, grace = "5s")]
+fn returns_on_stop_within_its_grace(entered: mpsc::Sender<()>) {
+    entered.send(()).unwrap();
+    while finally::wait_for_stop(Duration::from_secs(60)).is_none() {}
+}
+
 fn maker_cleanup(exit: &Exit) {
     mark("start maker");
     let _lock = lock();
@@ -263,14 +274,41 @@ fn main() {
         }),
         // During main's grace, a function without one returns on the stop.
         "returns-during-grace" => graceful_main(returns_on_stop_with_a_guard),
-        // A thread loops `lock; guarded_tiny(); unlock` in a guarded function, while another's
-        // pending cleanup needs the lock.
+        // A thread loops `lock; guarded_tiny(); unlock`, while another's pending cleanup needs
+        // the lock.
+        "lock-loop" => guarded_main(|| {
+            start_locking_waiter();
+            thread::spawn(|| loop {
+                let _lock = lock();
+                guarded_tiny();
+            });
+            while LOOPS.load(SeqCst) < 1000 {
+                thread::yield_now();
+            }
+            ready();
+            wait_forever();
+        }),
+        // The same in a guarded function: its inner calls are entered while the shutdown may
+        // have taken it over.
         "lock-nested" => guarded_main(|| {
             start_locking_waiter();
             thread::spawn(looper);
             while LOOPS.load(SeqCst) < 1000 {
                 thread::yield_now();
             }
+            ready();
+            wait_forever();
+        }),
+        // A thread holds the lock around a function with a grace period, which returns on the
+        // stop, while another's pending cleanup needs the lock.
+        "lock-around-grace" => guarded_main(|| {
+            start_locking_waiter();
+            let (entered, graceful_in) = mpsc::channel();
+            thread::spawn(move || {
+                let _lock = lock();
+                returns_on_stop_within_its_grace(entered);
+            });
+            graceful_in.recv().unwrap();
             ready();
             wait_forever();
         }),

@@ -233,6 +233,15 @@ impl Scenario {
             .unwrap_or_else(|| panic!("unexpected line {line:?}"))
     }
 
+    /// Waits for the line `child-ready PID`, from a process the scenario forked, and returns
+    /// that pid.
+    pub fn forked_pid(&self) -> i32 {
+        let line = self.next_line();
+        line.strip_prefix("child-ready ")
+            .and_then(|pid| pid.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+    }
+
     /// Writes `line` to the child's stdin, which `setup` made a pipe.
     pub fn say(&mut self, line: &str) {
         use std::io::Write;

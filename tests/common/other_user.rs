@@ -48,7 +48,10 @@ impl OtherUser {
     /// A copy of `program` that this user can run.
     pub fn copy(&self, program: &str) -> PathBuf {
         let program = Path::new(program);
-        let copy = self.folder.path().join(program.file_name().expect("a file"));
+        let copy = self
+            .folder
+            .path()
+            .join(program.file_name().expect("a file"));
         if !copy.exists() {
             std::fs::copy(program, &copy).expect("copy the program");
             open_to_all(&copy, 0o755);

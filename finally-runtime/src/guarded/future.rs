@@ -11,8 +11,8 @@ use std::task::{Context, Poll};
 use super::{end, ended, rethrow, Grace, Site};
 use crate::cleanup::Run;
 use crate::protocol::Header;
-use crate::registry::{self, Link, Node, Panic, Slot};
-use crate::Exit;
+use crate::registry::{self, Link, Lives, Node, Panic, Slot};
+use crate::{stop, Exit};
 
 /// Wraps the future of a guarded `async fn` body; see [`Guarded`]. `GRACE`: whether `site` has
 /// a grace period, told by the attribute, so that a future without one does not look.
@@ -84,7 +84,8 @@ impl<C, F, const GRACE: bool> Guarded<C, F, GRACE> {
             Some(slot) => {
                 // SAFETY: a future pending in a slot's list has its link.
                 let link = unsafe { self.link.assume_init_ref() };
-                registry::finish_linked(slot, link, header, Some(&exit), super::slot())
+                let mine = super::slot();
+                registry::finish_linked(slot, link, header, Some(&exit), mine, Lives::InFuture)
             }
             None => registry::call_unlinked(header, &exit),
         };
@@ -114,7 +115,13 @@ where
         let node = &*self
             .node
             .write(Node::above(self.cleanup, &self.site.name, top));
-        registry::push(slot, node.header());
+        if !registry::push(slot, node.header()) {
+            grace.abandon();
+            stop::stop();
+            // Unwinding already: as a cleanup's calls are, return and panic only.
+            self.state = State::Pending(None, Grace(None));
+            return self.poll_again(context);
+        }
         // SAFETY: `future` is structurally pinned: never moved, dropped in place.
         let body = unsafe { Pin::new_unchecked(&mut *self.future) };
         let result = match catch_unwind(AssertUnwindSafe(|| body.poll(context))) {
@@ -136,8 +143,10 @@ where
         let header = unsafe { self.node.assume_init_ref() }.header();
         let link = self.link.write(Link::new());
         registry::link_future(slot, link, header);
-        registry::unpush(slot, header);
+        // Pending before the node leaves the stack: a shutdown may stop the thread there, and
+        // the future, dropped then, must unlink it.
         self.state = State::Pending(Some(slot), grace);
+        registry::unpush(slot, header);
     }
 
     /// A poll after the first, or a first where no slot could be had.

@@ -7,10 +7,11 @@ use std::thread;
 use std::time::Duration;
 
 use crate::cleanup::Run;
+use crate::exit::Stopped;
 use crate::protocol::Header;
 use crate::registry::{self, Node, Panic, Slot};
 use crate::shutdown::Period;
-use crate::{install, Exit};
+use crate::{install, standby, stop, Exit};
 
 pub use future::{guard_future, Guarded};
 
@@ -79,9 +80,25 @@ pub fn guard_call<C: Run, R>(cleanup: C, site: &'static Site, body: impl FnOnce(
     };
     let grace = Grace::start(&site.grace);
     let node = Node::above(cleanup, &site.name, top);
-    registry::push(slot, node.header());
+    if !registry::push(slot, node.header()) {
+        grace.abandon();
+        stop::stop();
+        return call_unregistered(cleanup, site, body);
+    }
     let result = catch_unwind(AssertUnwindSafe(body));
     end(result, grace, slot, &node)
+}
+
+/// [`guard_call`] for `fn main`: the unwinding that stops a thread during a shutdown
+/// (`stop.rs`) ends here, and `main` waits for the end of the process, which the shutdown
+/// decides. Nothing above `main` is the program's, so nothing it holds can keep a cleanup
+/// waiting; leaving `main` instead would run `exit`'s hooks while the cleanups run.
+pub fn guard_main<C: Run, R>(cleanup: C, site: &'static Site, body: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(|| guard_call(cleanup, site, body))) {
+        Ok(value) => value,
+        Err(payload) if payload.is::<Stopped>() => standby::park_for_good(),
+        Err(payload) => resume_unwind(payload),
+    }
 }
 
 /// Runs the cleanup of `node`, on `slot`'s stack, whose body ended with `result`, and returns
@@ -147,6 +164,14 @@ impl Grace {
     fn finish(self) {
         if let Some(period) = self.0 {
             period.finished();
+        }
+    }
+
+    /// The body never started.
+    #[cold]
+    fn abandon(self) {
+        if let Some(period) = self.0 {
+            period.abandoned();
         }
     }
 }

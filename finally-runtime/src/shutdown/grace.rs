@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr};
 use std::time::{Duration, Instant};
 
 use super::runner::is_mine;
-use crate::{config, request, standby};
+use crate::{config, request, standby, stop};
 
 /// A guarded function's grace period, and how many of its calls are under way.
 #[derive(Debug)]
@@ -64,16 +64,22 @@ impl Period {
     }
 
     /// A call with this grace period finished its cleanup. Once a stop is requested, the code
-    /// after it must not run: this waits for good, and the last such call lets the shutdown go
-    /// on.
+    /// after it must not run: the thread is stopped (`stop.rs`), and the last such call lets the
+    /// shutdown go on. Returns if it may go on, or is unwinding already.
     pub(crate) fn finished(&self) {
         self.running.fetch_sub(1, SeqCst);
         if request::requested().is_some() {
             standby::notify();
             if !is_mine() {
-                standby::park_for_good();
+                stop::stop();
             }
         }
+    }
+
+    /// A call with this grace period never started its body.
+    pub(crate) fn abandoned(&self) {
+        self.running.fetch_sub(1, SeqCst);
+        standby::notify();
     }
 }
 

@@ -36,7 +36,7 @@ use std::time::Instant;
 use self::runner::claim;
 use crate::flag::SHUTDOWN;
 use crate::sys::end;
-use crate::{fence, reason, registry, request, standby, Exit, Signal};
+use crate::{fence, reason, registry, request, standby, stop, Exit, Signal};
 
 pub(crate) use self::deadline::arm as arm_deadline;
 pub use self::grace::Period;
@@ -132,7 +132,8 @@ pub(crate) fn on_exit(exit: &Exit) {
 /// there is no grace period (the application had its own), `timeout` and `force_quit_after`
 /// hold, and where SIGINT does not end the process (PID 1) it exits with `128 + 2`. Called
 /// while the process is already ending, the shutdown under way decides how it ends: from one
-/// of its cleanups, the others still run, once; from another thread, it waits for the end.
+/// of its cleanups, the others still run, once; from another thread, that thread is stopped as
+/// a guarded function's would be (it unwinds, releasing what it holds), and waits for the end.
 pub fn end_by(signal: Signal) -> ! {
     let exit = Exit::Signal(signal);
     if claim(Kind::Exit) {
@@ -155,6 +156,7 @@ pub fn end_by(signal: Signal) -> ! {
         }
     }
     registry::abandon_mine();
+    stop::stop();
     standby::park_for_good()
 }
 

@@ -1,0 +1,66 @@
+//! Stopping a thread that must not go on, without keeping what it holds.
+//!
+//! During a shutdown, some code must not run: a guarded body nested in a function the shutdown
+//! took over (its cleanup has run), and the code after a guarded function once the stop has
+//! taken effect. The thread that would run it may hold the program's locks, across the guarded
+//! call or the guard's drop, and a cleanup still to run may need one of them. So the thread is
+//! never parked for good there: it *unwinds*, as a panic that no hook reports, with [`Stopped`]
+//! as the payload. Every lock guard and destructor on the way runs; each guarded function it
+//! leaves runs its cleanup, if the shutdown has not taken it over, told the shutdown's reason
+//! (`Exit::panicked` reads it from the payload); `main` waits there for the end of the process
+//! (`guarded::guard_main`), since nothing above it is the program's.
+//!
+//! A thread that is unwinding already needs no second unwinding: [`stop`] then returns, and the
+//! unwinding under way takes the thread out. Where nothing unwinds (a `panic = "abort"` build),
+//! the thread waits for the end of the process where it is.
+
+use std::cell::RefCell;
+use std::panic::resume_unwind;
+
+use crate::exit::{Exit, Stopped};
+use crate::reason;
+use crate::sys::end::park_for_good;
+
+thread_local! {
+    /// Why the calling thread is unwinding, for a guard dropped on the way: the shutdown's
+    /// reason while [`stop`] unwinds it, else the latest panic, as the panic hook of
+    /// `guard.rs` keeps it.
+    static UNWINDING: RefCell<Option<Exit>> = const { RefCell::new(None) };
+}
+
+/// Stops the calling thread, which must not go on (module docs): unwinds with [`Stopped`]. Returns
+/// only if the thread is unwinding already; where nothing unwinds, waits for the end of the
+/// process.
+pub(crate) fn stop() {
+    if std::thread::panicking() {
+        return;
+    }
+    if cfg!(panic = "abort") {
+        park_for_good();
+    }
+    let reason = reason::get().cloned().unwrap_or(Exit::Returned);
+    kept(reason.clone());
+    resume_unwind(Box::new(Stopped(reason)))
+}
+
+/// A panic began on this thread, with `message`: for the guards dropped while it unwinds.
+pub(crate) fn panic_began(message: Option<String>) {
+    kept(Exit::Panicked { message });
+}
+
+fn kept(exit: Exit) {
+    let _ = UNWINDING.try_with(|kept| {
+        if let Ok(mut kept) = kept.try_borrow_mut() {
+            *kept = Some(exit);
+        }
+    });
+}
+
+/// Why the calling thread is unwinding, as far as it is known.
+pub(crate) fn unwinding() -> Exit {
+    UNWINDING
+        .try_with(|kept| kept.try_borrow().ok().and_then(|kept| kept.clone()))
+        .ok()
+        .flatten()
+        .unwrap_or(Exit::Panicked { message: None })
+}
