@@ -119,6 +119,66 @@ fn a_lock_held_while_dropping_another_thread_s_guard_is_released() {
     ends_every_time("lock-guard-drop", &["maker", "main"]);
 }
 
+/// The lines the program a cleanup started printed, after `when: `.
+fn child_lines(ended: &Ended, when: &str) -> Vec<String> {
+    let prefix = format!("{when}: ");
+    ended
+        .marker
+        .iter()
+        .filter_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
+        .collect()
+}
+
+/// A program started by a cleanup got the signal mask and dispositions the program had, and a
+/// pipeline in it ended; and the cleanup's own write to a closed pipe failed with EPIPE,
+/// whatever the program had SIGPIPE set to.
+fn assert_child_as_before(ended: &Ended) {
+    let before = child_lines(ended, "before");
+    let cleanup = child_lines(ended, "cleanup");
+    assert!(before.len() >= 3, "marker: {:?}", ended.marker);
+    assert_eq!(cleanup, before, "marker: {:?}", ended.marker);
+    assert_eq!(
+        ended.count("closed pipe: BrokenPipe"),
+        1,
+        "marker: {:?}",
+        ended.marker
+    );
+}
+
+/// The scenario whose cleanup starts programs, then (`wait`) stopped by a signal or (`exit`)
+/// exiting with 4; with SIGPIPE at its default action, as many programs set it, or not.
+fn child_starting(then: &str, sigpipe_default: bool) -> Scenario {
+    Scenario::start_bin(
+        env!("CARGO_BIN_EXE_meet").as_ref(),
+        &["cleanup-starts-a-child", then],
+        |command| {
+            if sigpipe_default {
+                command.env("FINALLY_TEST_SIGPIPE_DEFAULT", "1");
+            }
+        },
+    )
+}
+
+#[test]
+fn a_program_a_cleanup_starts_on_a_signal_has_the_program_s_signal_mask() {
+    for sigpipe_default in [false, true] {
+        let ended = child_starting("wait", sigpipe_default).signal_when_ready(SIGTERM);
+        ended.assert_killed_by(SIGTERM);
+        ended.assert_cleaned_once("child-starting", &signal_reason(SIGTERM));
+        assert_child_as_before(&ended);
+    }
+}
+
+#[test]
+fn a_program_a_cleanup_starts_on_exit_has_the_program_s_signal_mask() {
+    for sigpipe_default in [false, true] {
+        let ended = child_starting("exit", sigpipe_default).wait();
+        ended.assert_exit_code(4);
+        ended.assert_cleaned_once("child-starting", &exited(4));
+        assert_child_as_before(&ended);
+    }
+}
+
 /// A forking scenario, started, and its child's pid from the `child-ready` line.
 fn forking(name: &str) -> (Scenario, i32) {
     let scenario = meet(name, &[]);

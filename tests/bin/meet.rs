@@ -199,8 +199,27 @@ fn start_children(when: &str) {
     spawn(when, "sh", &["-c", "yes | head -n 1"]);
 }
 
+/// Writes to a pipe whose reader is gone: what the write says, if SIGPIPE did not end the
+/// process.
+fn write_to_a_closed_pipe() -> String {
+    let mut ends = [0; 2];
+    // SAFETY: `pipe` fills the two descriptors, which are closed here.
+    unsafe {
+        assert_eq!(libc::pipe(ends.as_mut_ptr()), 0);
+        libc::close(ends[0]);
+        let written = libc::write(ends[1], b"x".as_ptr().cast(), 1);
+        let error = std::io::Error::last_os_error();
+        libc::close(ends[1]);
+        match written {
+            -1 => format!("{:?}", error.kind()),
+            _ => "written".to_owned(),
+        }
+    }
+}
+
 fn starts_a_child(exit: &Exit) {
     mark("start child-starting");
+    mark(&format!("closed pipe: {}", write_to_a_closed_pipe()));
     start_children("cleanup");
     mark(&format!("end child-starting {exit:?}"));
 }

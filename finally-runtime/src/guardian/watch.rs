@@ -164,6 +164,6 @@ pub(super) unsafe fn shrug_off_terminal_signals() {
     {
         // SAFETY: a handler that does nothing, which is async-signal-safe; the caller accepts
         // the change.
-        unsafe { signal::catch(signal, nothing) };
+        unsafe { signal::catch_plain(signal, nothing) };
     }
 }

@@ -42,10 +42,15 @@ pub(crate) use self::deadline::arm as arm_deadline;
 pub use self::grace::Period;
 pub(crate) use self::runner::{is_mine, kind, Kind};
 
-/// The shutdown claimed, says why: publishes the reason, then starts the deadline.
-fn decided(exit: &Exit) {
+/// The shutdown claimed, says why: publishes the reason, then starts the deadline. Until the
+/// result is dropped (the process ends first, but after `exit`'s cleanups), a cleanup whose
+/// output goes to a closed pipe (a terminal gone, a reader gone) sees EPIPE, as Rust programs
+/// do, even if the program set SIGPIPE back to its default: a SIGPIPE must not end the process
+/// half-way through its cleanups. The programs they start get SIGPIPE as the program had it.
+fn decided(exit: &Exit) -> end::SigpipeHeld {
     reason::publish(exit);
     deadline::start();
+    end::hold_sigpipe()
 }
 
 /// Starts the flag: from now on, owners that reach a guarded function's entry or exit meet the
@@ -55,18 +60,14 @@ fn begin() {
     fence::heavy(asymmetric);
 }
 
-/// The two walks (module docs). A cleanup whose output goes to a closed pipe (a terminal gone,
-/// a reader gone) sees EPIPE, as Rust programs do, even if the program set SIGPIPE back to its
-/// default: a SIGPIPE must not end the process half-way through its cleanups.
+/// The two walks (module docs).
 fn walk() {
     let exit = reason::get().expect("published before any walk");
-    end::without_sigpipe(|| {
-        registry::walk(exit, || {
-            let asymmetric = SHUTDOWN.close();
-            fence::heavy(asymmetric);
-        });
-        registry::walk(exit, || {});
+    registry::walk(exit, || {
+        let asymmetric = SHUTDOWN.close();
+        fence::heavy(asymmetric);
     });
+    registry::walk(exit, || {});
 }
 
 /// Handles a signal: requests the stop, waits out the grace period, runs every pending cleanup.
@@ -77,7 +78,7 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
         return false;
     }
     let signalled = Instant::now();
-    decided(&Exit::Signal(signal));
+    let _sigpipe = decided(&Exit::Signal(signal));
     if grace::pending() {
         request::request(signal);
         grace::wait_out(signalled);
@@ -96,7 +97,7 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
 /// resumes the walks instead.
 pub(crate) fn on_exit(exit: &Exit) {
     if claim(Kind::Exit) {
-        decided(exit);
+        let _sigpipe = decided(exit);
         begin();
         walk();
     } else if is_mine() {
@@ -137,7 +138,7 @@ pub(crate) fn on_exit(exit: &Exit) {
 pub fn end_by(signal: Signal) -> ! {
     let exit = Exit::Signal(signal);
     if claim(Kind::Exit) {
-        decided(&exit);
+        let _sigpipe = decided(&exit);
         begin();
         request::request(signal);
         walk();

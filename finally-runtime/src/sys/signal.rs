@@ -11,7 +11,8 @@ pub(crate) type Handler = extern "C" fn(c_int, *mut siginfo_t, *mut c_void);
 
 /// Runs `f` with SIGPIPE blocked on the calling thread, and takes back a SIGPIPE that `f`
 /// raised (one pending before stays): a write to a closed pipe then fails with EPIPE instead of
-/// ending the process, whatever the program set SIGPIPE to.
+/// ending the process, whatever the program set SIGPIPE to. For the runtime's own writes, which
+/// start no program (that would inherit the mask).
 pub(crate) fn without_sigpipe<T>(f: impl FnOnce() -> T) -> T {
     let pipe = set_of([libc::SIGPIPE]);
     // SAFETY: zeroed `sigset_t`s are valid out-parameters; plain calls on this thread's signal
@@ -31,6 +32,40 @@ pub(crate) fn without_sigpipe<T>(f: impl FnOnce() -> T) -> T {
         }
         libc::pthread_sigmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
         result
+    }
+}
+
+/// SIGPIPE caught, for a while (see [`hold_sigpipe`]).
+#[must_use = "SIGPIPE is held until this is dropped"]
+pub(crate) struct SigpipeHeld(bool);
+
+/// Does nothing: a write to a closed pipe then fails with EPIPE.
+extern "C" fn pipe_broken(_: c_int) {}
+
+/// Keeps SIGPIPE from ending the process until the result is dropped: where it is at its
+/// default action (Rust's runtime ignores it, but a program may set it back), catches it with
+/// a handler that does nothing, so that a write to a closed pipe fails with EPIPE instead, on
+/// every thread. Caught, not ignored nor blocked: `exec` resets a caught signal to its default
+/// action, so a program started meanwhile gets SIGPIPE and the signal mask as this one had
+/// them. A signal ignored or handled by the program is left as it is.
+pub(crate) fn hold_sigpipe() -> SigpipeHeld {
+    let held = action(libc::SIGPIPE).is_some_and(|action| action.sa_sigaction == libc::SIG_DFL);
+    if held {
+        // SAFETY: the handler does nothing, which is async-signal-safe.
+        unsafe { catch_plain(libc::SIGPIPE, pipe_broken) };
+    }
+    SigpipeHeld(held)
+}
+
+impl Drop for SigpipeHeld {
+    /// SIGPIPE's default action again, unless the program has changed it meanwhile.
+    fn drop(&mut self) {
+        let still = action(libc::SIGPIPE)
+            .is_some_and(|action| action.sa_sigaction == pipe_broken as *const () as usize);
+        if self.0 && still {
+            // SAFETY: restoring the default action.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        }
     }
 }
 
@@ -80,8 +115,7 @@ pub(crate) fn action(signal: c_int) -> Option<libc::sigaction> {
 ///
 /// `handler` must be async-signal-safe, and fit to replace the signal's action for the whole
 /// process.
-#[cfg(target_os = "linux")]
-pub(crate) unsafe fn catch(signal: c_int, handler: extern "C" fn(c_int)) {
+pub(crate) unsafe fn catch_plain(signal: c_int, handler: extern "C" fn(c_int)) {
     // SAFETY: a zeroed `sigaction` is valid before it is filled; the caller vouches for the
     // handler.
     unsafe {
