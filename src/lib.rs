@@ -173,9 +173,12 @@
 //!   library does not, the code is 1.)
 //! - `fork` without `exec` (daemons, pre-fork servers): the child runs only the cleanups of the
 //!   thread that forked (of the functions it forked inside, and of those it enters later), never
-//!   those of the parent's other threads, which it does not have. It gets a signal thread of its
-//!   own; a signal with nothing pending in it has its default effect. It has no guardian: the
-//!   parent's stays the parent's.
+//!   those of the parent's other threads, which it does not have. A guard belongs to the process
+//!   that made it: the child's copy of a guard made before the fork never runs, dropped or not
+//!   (a pre-fork server's workers do not remove the parent's scratch directory, and a guard
+//!   that another thread held at the fork runs once, in the parent); the guards the child makes
+//!   are its own. The child gets a signal thread of its own; a signal with nothing pending in it
+//!   has its default effect. It has no guardian: the parent's stays the parent's.
 //! - stderr that cannot be written (a closed terminal gives EIO, a closed pipe EPIPE, a full
 //!   disk ENOSPC): `finally`'s own reports are one line each, written when stderr can take it
 //!   and dropped when not; they never panic, never wait more than a moment, never raise

@@ -198,3 +198,22 @@ fn a_guard_made_in_a_forked_child_runs_on_the_child_s_signal() {
     ended.assert_cleaned_once("guard@child", &signal_reason(SIGTERM));
     ended.assert_cleaned_once("main", "Returned");
 }
+
+#[test]
+fn a_guard_made_before_a_fork_runs_in_the_parent_only() {
+    // One held by another thread at the fork, which the child's exit must not run; one held by
+    // the forking thread, which the child drops.
+    let (scenario, _) = forking("fork-with-guards");
+    scenario.expect_line("child ended with 0");
+    let ended = scenario.signal_when_ready(SIGTERM);
+    ended.assert_killed_by(SIGTERM);
+    for guard in ["held", "mine"] {
+        assert_eq!(
+            ended.count(&format!("start {guard}@child")),
+            0,
+            "{:?}",
+            ended.marker
+        );
+        ended.assert_cleaned_once(&format!("{guard}@parent"), "Returned");
+    }
+}

@@ -30,7 +30,7 @@ use crate::{stop, Error, Exit};
 /// `exit`, pending guards and guarded functions run newest first on each thread, and a guard
 /// made inside a guarded function runs before that function's cleanup. A guard may be made on
 /// any thread, in any function, and moved to another thread: its place stays the one it was
-/// made at.
+/// made at. It belongs to the process that made it: after a `fork`, the child's copy never runs.
 ///
 /// `cleanup` returns `()`, or `Result<(), E>` with `E: Display`: an error is reported in one
 /// line on stderr, naming where the guard was made. Making a guard allocates once.
@@ -302,6 +302,9 @@ struct Head {
     /// Whose list the node is linked into; none where no slot could be had.
     slot: Option<&'static Slot>,
     made_at: &'static Location<'static>,
+    /// The process it was made in, as `registry::generation` tells it: a copy that `fork` made
+    /// in a child is the parent's to run, never the child's.
+    made_in: u32,
     /// Frees the box this head starts, given its address.
     free: unsafe fn(*mut ()),
     /// For a guard of [`guard_with`]: its id in the guardian, or why it has none.
@@ -334,6 +337,7 @@ impl Guard {
                 link: Link::new(),
                 slot,
                 made_at,
+                made_in: registry::generation(),
                 free: free::<F>,
                 guardian: None,
             },
@@ -471,6 +475,10 @@ where
     // SAFETY: `Boxed<F>` is `repr(C)` with the header first, and the caller vouches for it; the
     // claim makes the caller the only one to touch the cleanup.
     let boxed = unsafe { &*header.cast::<Boxed<F>>() };
+    if boxed.head.made_in != registry::generation() {
+        // A copy in a forked child: the guard is the parent's, which runs it.
+        return;
+    }
     // SAFETY: as above.
     if let Some(cleanup) = unsafe { (*boxed.cleanup.get()).take() } {
         cleanup(exit).report(&MadeAt(boxed.head.made_at));

@@ -716,10 +716,20 @@ pub(crate) fn any_pending() -> bool {
         .any(|slot| !slot.stack.is_empty() || !slot.linked().0.is_null())
 }
 
+/// How many `fork`s this process is from the one that started the program: what was made
+/// before the last fork belongs to the parent.
+static GENERATION: AtomicU32 = AtomicU32::new(0);
+
+/// This process's generation (see [`GENERATION`]).
+pub(crate) fn generation() -> u32 {
+    GENERATION.load(Relaxed)
+}
+
 /// In a forked child, with its one thread: the slots of every other thread are the parent's.
 /// Returns whether the child's thread has a cleanup pending. Async-signal-safe.
 #[cfg(unix)]
 pub(crate) fn forget_other_threads() -> bool {
+    GENERATION.fetch_add(1, SeqCst);
     let me = sys::thread_id();
     let mut pending = false;
     for slot in slots() {

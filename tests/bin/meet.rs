@@ -366,15 +366,22 @@ fn main() {
             ready();
             wait_forever();
         }
-        // A guard made on the forking thread, held by another thread at the fork.
-        "fork-with-a-held-guard" => {
+        // Guards made on the forking thread before the fork: one held by another thread, one by
+        // the forking thread, which the child drops.
+        "fork-with-guards" => {
             let held = guard(|exit| record(&format!("held@{}", role()), exit));
+            let mine = guard(|exit| record(&format!("mine@{}", role()), exit));
             let (drop_it, when) = mpsc::channel::<()>();
             let holder = thread::spawn(move || {
                 when.recv().unwrap();
                 drop(held);
             });
-            fork(|| process::exit(0));
+            let mine = std::cell::Cell::new(Some(mine));
+            fork(|| {
+                drop(mine.take());
+                process::exit(0)
+            });
+            drop(mine);
             drop_it.send(()).unwrap();
             holder.join().unwrap();
             ready();
