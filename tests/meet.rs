@@ -217,3 +217,30 @@ fn a_guard_made_before_a_fork_runs_in_the_parent_only() {
         ended.assert_cleaned_once(&format!("{guard}@parent"), "Returned");
     }
 }
+
+#[test]
+fn a_deadline_thread_that_cannot_start_is_said_and_the_signals_still_run_the_cleanups() {
+    let Some(user) = OtherUser::new() else {
+        return eprintln!("skipped: running as another user needs root");
+    };
+    let no_deadline = "could not start the deadline thread: the cleanups have no deadline, \
+                       everything else is installed";
+    for how in ["explicit", "implicit"] {
+        // The main thread and the signal thread: no room for the deadline's.
+        let meet = env!("CARGO_BIN_EXE_meet");
+        let scenario = user.start(meet, &["timeout-without-threads", how], 2);
+        if how == "explicit" {
+            // `install` returned it: the program says it, not the runtime.
+            let said = scenario.next_line();
+            assert!(
+                said.starts_with(&format!("install: {no_deadline}")),
+                "{said}"
+            );
+        }
+        let ended = scenario.signal_when_ready(SIGTERM);
+        ended.assert_killed_by(SIGTERM);
+        ended.assert_cleaned_once("main", &signal_reason(SIGTERM));
+        let reported = ended.stderr.contains(&format!("finally: {no_deadline} ("));
+        assert_eq!(reported, how == "implicit", "stderr: {}", ended.stderr);
+    }
+}

@@ -46,7 +46,9 @@ pub fn configure(options: Options) -> bool {
 ///
 /// When the options come too late (installed before with other options), name a signal that
 /// cannot run the cleanups, or the handlers, the signal thread or the exit hook cannot be set
-/// up. Later calls with the same options return the same result.
+/// up. Later calls with the same options return the same result. An error that the `timeout`'s
+/// thread could not be made (a pids limit) leaves everything else installed: the cleanups then
+/// run without a deadline.
 pub fn install(options: Options) -> Result<(), Error> {
     if let Some(signal) = options.unhandleable() {
         return Err(Error::new(
@@ -89,13 +91,20 @@ fn handleable() -> String {
 pub(crate) fn install_once() {
     if INSTALLED.get().is_none() {
         if let Err(error) = install(*config::get()) {
-            report(format_args!(
-                "{error} ({}): only return, panic and exit are covered",
-                error.source
-            ));
+            let left = match error.context {
+                // Everything else is installed: the message says so.
+                NO_DEADLINE => "",
+                _ => ": only return, panic and exit are covered",
+            };
+            report(format_args!("{error} ({}){left}", error.source));
         }
     }
 }
+
+/// What is said when the deadline thread cannot be made: the one part of the install that
+/// fails alone.
+const NO_DEADLINE: &str =
+    "start the deadline thread: the cleanups have no deadline, everything else is installed";
 
 fn install_now() -> Result<(), Error> {
     let options = config::get();
@@ -103,28 +112,35 @@ fn install_now() -> Result<(), Error> {
     // The thread first: a handler with no thread to act on what it records would swallow the
     // signals it was meant to handle.
     signals::start_thread().map_err(|e| Error::new("start the signal thread", e))?;
-    if let Some(limit) = options.timeout {
-        shutdown::arm_deadline(limit).map_err(|e| Error::new("start the deadline thread", e))?;
-    }
     #[cfg(unix)]
     {
         flag::when_forked_start(start_threads_in_child);
         fork_hook::register().map_err(|e| Error::new("register the fork hook", e))?;
     }
-    signals::register(options).map_err(|e| Error::new("install the signal handlers", e))
+    signals::register(options).map_err(|e| Error::new("install the signal handlers", e))?;
+    // Last, and alone: where no more threads can be made (a pids limit), the rest is installed.
+    arm_deadline().map_err(|e| Error::new(NO_DEADLINE, e))
+}
+
+/// Makes the deadline thread, if the options have a `timeout`.
+fn arm_deadline() -> io::Result<()> {
+    match config::get().timeout {
+        Some(limit) => shutdown::arm_deadline(limit),
+        None => Ok(()),
+    }
 }
 
 /// In a forked child, whose signal thread and deadline thread stayed in the parent: starts them
 /// (see `flag.rs` for when).
 #[cfg(unix)]
 fn start_threads_in_child() {
-    let started = signals::start_thread().and_then(|()| match config::get().timeout {
-        Some(limit) => shutdown::arm_deadline(limit),
-        None => Ok(()),
-    });
-    if let Err(error) = started {
+    if let Err(error) = signals::start_thread() {
         report(format_args!(
             "could not start the signal thread in a forked child ({error}): signals end it without its cleanups"
+        ));
+    } else if let Err(error) = arm_deadline() {
+        report(format_args!(
+            "could not start the deadline thread in a forked child ({error}): its cleanups have no deadline"
         ));
     }
 }

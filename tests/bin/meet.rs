@@ -387,9 +387,14 @@ fn main() {
             ready();
             wait_forever();
         }
-        // The process-wide options, where the deadline thread cannot be started.
+        // A `timeout` where the deadline thread cannot be made: given to `install`, which
+        // returns the error, or (`implicit`) set as the attribute on `main` sets it, and
+        // installed by the first guarded call, which reports it.
         "timeout-without-threads" => {
-            if let Err(error) = finally::install(Options::new().timeout(Duration::from_secs(2))) {
+            let options = Options::new().timeout(Duration::from_secs(2));
+            if arg == "implicit" {
+                finally::__private::configure(options);
+            } else if let Err(error) = finally::install(options) {
                 println!("install: {error}");
             }
             guarded_main(|| {
