@@ -10,7 +10,7 @@ pub(crate) use imp::*;
 mod imp {
     use super::*;
     use crate::sys::signal::reraise;
-    pub(crate) use crate::sys::signal::{hold_sigpipe, without_sigpipe, SigpipeHeld};
+    pub(crate) use crate::sys::signal::{hold_sigpipe, SigpipeHeld};
 
     /// Ends the process by `signal`, as if no handler had been installed: through `exit`'s hooks
     /// (ours among them) where the signal does not end it, as for PID 1 in a container, where
@@ -62,11 +62,6 @@ mod imp {
     };
 
     use super::*;
-
-    /// Nothing to hold back: Windows has no SIGPIPE.
-    pub(crate) fn without_sigpipe<T>(f: impl FnOnce() -> T) -> T {
-        f()
-    }
 
     /// Nothing held: Windows has no SIGPIPE.
     pub(crate) struct SigpipeHeld;

@@ -18,7 +18,7 @@ pub(crate) fn write(bytes: &[u8]) {
     if polled != 1 || ready.revents & libc::POLLOUT == 0 {
         return;
     }
-    super::end::without_sigpipe(|| {
+    super::signal::without_sigpipe(|| {
         // SAFETY: writing a live buffer to stderr; a failure is ignored.
         unsafe { libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len()) };
     });

@@ -45,11 +45,54 @@ mod imp {
     /// which never blocks.
     static ENDS: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
 
-    /// Makes the pipe, once. Async-signal-safe (`pipe` and `fcntl`).
+    /// Makes the pipe, once. Async-signal-safe (`pipe2`, or `pipe` and `fcntl`).
     pub(crate) fn prepare() -> io::Result<()> {
         if ENDS[0].load(SeqCst) >= 0 {
             return Ok(());
         }
+        let ends = close_on_exec_pipe()?;
+        // SAFETY: `fcntl` on a descriptor of ours.
+        unsafe {
+            let flags = libc::fcntl(ends[1], libc::F_GETFL);
+            libc::fcntl(ends[1], libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        ENDS[1].store(ends[1], SeqCst);
+        ENDS[0].store(ends[0], SeqCst);
+        Ok(())
+    }
+
+    /// A pipe whose ends close on `exec`, from the start: no program that another thread starts
+    /// meanwhile can inherit them.
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "dragonfly",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "solaris",
+        target_os = "illumos"
+    ))]
+    fn close_on_exec_pipe() -> io::Result<[c_int; 2]> {
+        let mut ends = [-1 as c_int; 2];
+        // SAFETY: `pipe2` fills the two descriptors.
+        check(unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) })?;
+        Ok(ends)
+    }
+
+    /// A pipe whose ends close on `exec`, where there is no `pipe2` (macOS): a program that
+    /// another thread starts between the two calls may inherit them.
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "dragonfly",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "solaris",
+        target_os = "illumos"
+    )))]
+    fn close_on_exec_pipe() -> io::Result<[c_int; 2]> {
         let mut ends = [-1 as c_int; 2];
         // SAFETY: `pipe` fills the two descriptors; `fcntl` on descriptors of ours.
         unsafe {
@@ -57,12 +100,8 @@ mod imp {
             for end in ends {
                 libc::fcntl(end, libc::F_SETFD, libc::FD_CLOEXEC);
             }
-            let flags = libc::fcntl(ends[1], libc::F_GETFL);
-            libc::fcntl(ends[1], libc::F_SETFL, flags | libc::O_NONBLOCK);
         }
-        ENDS[1].store(ends[1], SeqCst);
-        ENDS[0].store(ends[0], SeqCst);
-        Ok(())
+        Ok(ends)
     }
 
     /// Sleeps while `word` holds `value`, until a [`wake`] (or a spurious wake-up: callers look
