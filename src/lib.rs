@@ -388,6 +388,11 @@
 //!   cleanup: give `timeout`.
 //! - Text printed with `print!` and no newline by a body stopped by a signal may stay in
 //!   `stdout`'s buffer: the process ends by the signal without flushing it.
+//! - A guard in the main thread's thread-local storage, at `exit`: glibc drops the main
+//!   thread's thread-locals before any exit hook runs, and tells no one that the process is
+//!   exiting, so such a guard is dropped as in any scope, told [`Exit::Returned`]. A guard meant
+//!   to last as long as the process belongs in a `static` (or is `mem::forget`ten): `exit` then
+//!   runs it, told [`Exit::Exited`].
 //!
 //! # Who owns the signals: libraries and applications
 //!

@@ -244,3 +244,15 @@ fn a_deadline_thread_that_cannot_start_is_said_and_the_signals_still_run_the_cle
         assert_eq!(reported, how == "implicit", "stderr: {}", ended.stderr);
     }
 }
+
+#[test]
+fn a_guard_kept_for_good_is_told_the_exit_and_one_in_a_thread_local_was_dropped_before() {
+    let ended = meet("kept-guards", &[]).wait();
+    ended.assert_exit_code(6);
+    // Never dropped: `exit` runs it.
+    ended.assert_cleaned_once("static", &exited(6));
+    // glibc drops the main thread's thread-locals before any exit hook runs, and tells no one
+    // that it is exiting: the guard's drop is an ordinary one (the documented limitation).
+    ended.assert_cleaned_once("thread-local", "Returned");
+    assert!(ended.position("end thread-local Returned") < ended.position("start static"));
+}

@@ -282,7 +282,9 @@ where
 /// A cleanup made at run time; see [`guard`].
 ///
 /// `mem::forget` of a guard leaves its cleanup pending for the rest of the process: it then runs
-/// on a handled signal or on `exit`, and never otherwise.
+/// on a handled signal or on `exit`, and never otherwise. So does a guard kept in a `static`.
+/// One kept in the main thread's thread-local storage is dropped by `exit` (glibc's, before
+/// any exit hook runs), told [`Exit::Returned`].
 #[must_use = "a guard runs its cleanup when it is dropped: keep it in a variable (`let _cleanup = ...`), or dismiss it"]
 pub struct Guard {
     head: NonNull<Head>,

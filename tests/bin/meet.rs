@@ -275,6 +275,9 @@ thread_local! {
     static KEPT: RefCell<Option<Guard>> = const { RefCell::new(None) };
 }
 
+/// A guard kept for the life of the process.
+static KEPT_FOR_GOOD: Mutex<Option<Guard>> = Mutex::new(None);
+
 fn main() {
     PARENT.store(process::id() as usize, SeqCst);
     let mut args = env::args().skip(1);
@@ -402,9 +405,11 @@ fn main() {
                 wait_forever();
             });
         }
-        // A guard in the main thread's thread-local storage while the process exits.
-        "thread-local-guard" => {
-            KEPT.with(|kept| *kept.borrow_mut() = Some(recording("kept")));
+        // A guard in the main thread's thread-local storage, and one in a static, while the
+        // process exits.
+        "kept-guards" => {
+            KEPT.with(|kept| *kept.borrow_mut() = Some(recording("thread-local")));
+            *KEPT_FOR_GOOD.lock().unwrap() = Some(recording("static"));
             process::exit(6);
         }
         other => panic!("unknown scenario {other}"),
