@@ -152,7 +152,7 @@ impl Scenario {
             });
         }
         setup(&mut command);
-        let mut child = command.spawn().expect("start the scenario binary");
+        let mut child = spawn_retrying(&mut command);
         let lines = lines::lines(child.stdout.take().unwrap());
         // A test may have sent stderr elsewhere (a terminal, a closed pipe, a full disk).
         let pipe = child.stderr.take();
@@ -365,6 +365,23 @@ pub fn first_exit_code(code: i32) -> i32 {
         1
     } else {
         code
+    }
+}
+
+/// Starts `command`. A program just copied (to run it as another user) may be held open for
+/// writing a moment longer by a child that another test's thread forked meanwhile, which
+/// inherited the descriptor and has not reached its `exec` yet: `exec` then fails with ETXTBSY,
+/// and is tried again, for a second at most.
+fn spawn_retrying(command: &mut Command) -> Child {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(error) if error.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                thread::sleep(Duration::from_millis(10));
+            }
+            spawned => return spawned.expect("start the scenario binary"),
+        }
     }
 }
 
