@@ -24,7 +24,9 @@ fn without_the_option_there_is_no_guardian_and_the_program_is_told_why() {
 #[test]
 fn a_guardian_that_cannot_be_forked_is_reported_and_the_program_runs_on() {
     let Some(user) = OtherUser::new() else {
-        return eprintln!("skipped: only root can run the program as another user, with few processes");
+        return eprintln!(
+            "skipped: only root can run the program as another user, with few processes"
+        );
     };
     // As a user of its own, allowed 2 processes (root is not held to it): the program, and the
     // intermediate process, whose fork of the guardian then fails.
