@@ -419,11 +419,20 @@
 //!   application's, process-wide: given to [`install`] first thing in `main`, or on `main`'s
 //!   `#[with_cleanup]`. Once a guarded call has installed the defaults, other options are
 //!   refused with an error (from `install`) or a line on stderr (from `main`'s attribute).
+//! - **Two copies of `finally`** (two libraries built against semver-incompatible versions):
+//!   each recognises the other's handler, so neither takes it for the application's. On a
+//!   signal, every copy's pending cleanups run once, the copy installed last first, and the
+//!   first one installed ends the process by the signal; with nothing pending, the signal has
+//!   its default effect; an application's own handler still wins over both. The application's
+//!   options are its own copy's: its `timeout` and `force_quit_after` count from the signal,
+//!   whichever copy runs its cleanups first.
 //!
 //! How `finally` tells: its handler, installed with `sigaction`, chains to the one it replaced.
 //! A handler that was there before it, or one installed over it that calls it (signal-hook's,
 //! and so tokio's, do), means someone else handles the signal. A handler installed over it that
-//! does not call it (ctrlc's) replaces it: the application's handler runs alone, as it chose.
+//! does not call it (ctrlc's) replaces it: the application's handler runs alone, as it chose. A
+//! copy of `finally` installs its handler with SIGURG and SIGWINCH blocked while it runs: that
+//! is how another copy knows it, and asks it rather than leaving the signal to it.
 //!
 //! ```no_run
 //! use finally::{with_cleanup, Signal};

@@ -31,7 +31,10 @@ mod runner;
 
 use std::sync::atomic::AtomicI32;
 use std::sync::atomic::Ordering::SeqCst;
+use std::sync::OnceLock;
 use std::time::Instant;
+
+use libc::c_int;
 
 use self::runner::claim;
 use crate::flag::SHUTDOWN;
@@ -41,6 +44,33 @@ use crate::{fence, reason, registry, request, standby, stop, Exit, Signal};
 pub(crate) use self::deadline::arm as arm_deadline;
 pub use self::grace::Period;
 pub(crate) use self::runner::{is_mine, kind, Kind};
+
+/// How the process ends by a signal once the cleanups have run: `end::die_by`, unless the
+/// signals' layer, which knows what its handler replaced, says otherwise (it hands the signal
+/// on to another copy of `finally`).
+static ENDING_BY_A_SIGNAL: OnceLock<fn(c_int) -> !> = OnceLock::new();
+
+/// Sets how the process ends by a signal once the cleanups have run (see
+/// [`ENDING_BY_A_SIGNAL`]).
+#[cfg(unix)]
+pub(crate) fn when_ending_by_a_signal(end: fn(c_int) -> !) {
+    let _ = ENDING_BY_A_SIGNAL.set(end);
+}
+
+/// Ends the process by `signal`, the cleanups done.
+fn die_by(signal: c_int) -> ! {
+    match ENDING_BY_A_SIGNAL.get() {
+        Some(end) => end(signal),
+        None => end::die_by(signal),
+    }
+}
+
+/// A copy of `finally` installed over this one acts on `signal`: this copy's deadline counts
+/// from now, as it would from its own signal. (Once, from the signal thread.)
+#[cfg(unix)]
+pub(crate) fn start_deadline_above(signal: Signal) {
+    deadline::start_above(signal);
+}
 
 /// The shutdown claimed, says why: publishes the reason, then starts the deadline. Until the
 /// result is dropped (the process ends first, but after `exit`'s cleanups), a cleanup whose
@@ -142,13 +172,13 @@ pub fn end_by(signal: Signal) -> ! {
         begin();
         request::request(signal);
         walk();
-        end::die_by(signal.number())
+        die_by(signal.number())
     }
     if is_mine() {
         let first = reason::get().expect("published by the shutdown's thread");
         resume();
         match first {
-            Exit::Signal(first) => end::die_by(first.number()),
+            Exit::Signal(first) => die_by(first.number()),
             // A `panic = "abort"` build's panic.
             Exit::Panicked { .. } => std::process::abort(),
             // In `exit`: `exit` again, from an exit hook, with the first code: the C library

@@ -3,6 +3,8 @@
 //! on a thread of its own for each event.
 
 #[cfg(unix)]
+mod copies;
+#[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 pub(crate) use unix::{register, reset_in_child, start_thread};

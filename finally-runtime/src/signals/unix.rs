@@ -5,9 +5,11 @@
 //! it too, the application or a library, whether they installed their handler before ours (it
 //! is the action ours replaced) or after (theirs is installed now, and calls ours, as
 //! signal-hook's and so tokio's do): the signal is then theirs, and the cleanups run when the
-//! application ends. When it is `finally`'s, the handler only records the first signal's number
-//! in an atomic and wakes the `finally-signals` thread (`sys::wakeup`), both async-signal-safe.
-//! All the work happens on that thread.
+//! application ends. Another copy of `finally` in the process is not someone else: the copies
+//! ask each other (`copies.rs`), act one after the other, and the first installed ends the
+//! process. When it is `finally`'s, the handler only records the first signal's number in an
+//! atomic and wakes the `finally-signals` thread (`sys::wakeup`), both async-signal-safe. All
+//! the work happens on that thread.
 //!
 //! `finally` does not register through signal-hook's registry: once a signal has a slot there,
 //! a later registration (tokio's) changes nothing that can be seen, and `finally` could not know
@@ -22,6 +24,7 @@ use std::thread;
 
 use libc::{c_int, siginfo_t};
 
+use super::copies;
 use crate::config::Options;
 use crate::flag::SHUTDOWN;
 use crate::report::report;
@@ -42,7 +45,7 @@ pub(crate) fn register(options: &Options) -> io::Result<()> {
         let slot = &REPLACED[signal as usize];
         slot.store(Box::into_raw(Box::new(before)), SeqCst);
         // SAFETY: the handler is async-signal-safe (below); the options ask for it.
-        let replaced = unsafe { sys_signal::install(signal, handler) }?;
+        let replaced = unsafe { sys_signal::install(signal, handler, &copies::fingerprint()) }?;
         if replaced.sa_sigaction != before.sa_sigaction || replaced.sa_flags != before.sa_flags {
             slot.store(Box::into_raw(Box::new(replaced)), SeqCst);
         }
@@ -54,30 +57,93 @@ pub(crate) fn register(options: &Options) -> io::Result<()> {
 /// Leaked: a handler may read it at any time.
 static REPLACED: [AtomicPtr<libc::sigaction>; 64] = [const { AtomicPtr::new(ptr::null_mut()) }; 64];
 
-/// The handler: chains to the action it replaced, then, if the signal is `finally`'s, records
-/// it. Only atomics and async-signal-safe system calls.
-extern "C" fn handler(signal: c_int, info: *mut siginfo_t, context: *mut c_void) {
-    let _errno = ErrnoKept::new();
+/// The action the handler replaced for `signal`, once installed. Async-signal-safe.
+fn replaced(signal: c_int) -> Option<&'static libc::sigaction> {
     let replaced = REPLACED
         .get(signal as usize)
         .map_or(ptr::null_mut(), |slot| slot.load(SeqCst));
     // SAFETY: leaked, never freed once stored.
-    let replaced = unsafe { replaced.as_ref() };
-    if let Some(replaced) = replaced {
-        // SAFETY: the kernel's own arguments, passed on.
-        unsafe { sys_signal::chain(replaced, signal, info, context) };
+    unsafe { replaced.as_ref() }
+}
+
+/// The handler: chains to the action it replaced (or asks the copy of `finally` it replaced),
+/// then, if the signal is `finally`'s, records it. Only atomics and async-signal-safe system
+/// calls.
+extern "C" fn handler(signal: c_int, info: *mut siginfo_t, context: *mut c_void) {
+    let _errno = ErrnoKept::new();
+    if let Some(call) = copies::read(signal, info) {
+        return called_by_a_copy(call, context);
     }
-    let handled_before = replaced.is_some_and(sys_signal::is_handler);
-    // Someone installed a handler over ours, and calls ours: they handle the signal.
-    let handled_after = !sys_signal::is_installed(signal, handler);
-    if handled_before || handled_after {
+    // Someone installed a handler over ours, and calls ours: they handle the signal. The ones
+    // below get it as they would have.
+    if !sys_signal::is_installed(signal, handler) {
+        if let Some(replaced) = replaced(signal) {
+            // SAFETY: the kernel's own arguments, passed on.
+            unsafe { sys_signal::chain(replaced, signal, info, context) };
+        }
+        return;
+    }
+    // SAFETY: the kernel's own arguments.
+    if unsafe { handled_below(signal, info, context) } {
         return;
     }
     arrived(signal);
-    match FORCE_QUIT_AFTER.load(SeqCst) {
-        0 => {}
-        count => force_quit(count),
+    force_quit_if_due();
+}
+
+/// Whether someone else handles `signal` below this copy's handler: the action it replaced is
+/// someone's handler, which is called now, or another copy of `finally` says so.
+///
+/// # Safety
+///
+/// `info` and `context` must be what the kernel passed for `signal`.
+unsafe fn handled_below(signal: c_int, info: *mut siginfo_t, context: *mut c_void) -> bool {
+    match replaced(signal) {
+        // SAFETY: a copy's action; the caller vouches for the rest.
+        Some(below) if copies::is_copy(below) => unsafe {
+            copies::ask(below, signal, info, context)
+        },
+        Some(below) => {
+            // SAFETY: as above.
+            unsafe { sys_signal::chain(below, signal, info, context) };
+            sys_signal::is_handler(below)
+        }
+        None => false,
     }
+}
+
+/// The copy of `finally` installed over this one calls.
+fn called_by_a_copy(call: copies::Call, context: *mut c_void) {
+    match call {
+        copies::Call::Ask(asked) => {
+            let signal = asked.signal;
+            // SAFETY: the kernel's `info`, which the asking copy passed on, and its `context`.
+            let handled = unsafe { handled_below(signal, asked.info, context) };
+            asked.answer(handled);
+            if !handled {
+                arrived_above(signal);
+                force_quit_if_due();
+            }
+        }
+        copies::Call::HandOn(signal) => {
+            let _ = ARRIVED.fetch_update(SeqCst, SeqCst, |word| {
+                (word & ACTING == 0).then_some(word | signal as u32)
+            });
+            wakeup::wake(&ARRIVED);
+        }
+    }
+}
+
+/// The cleanups of this copy have run: ends the process by `signal`, or, where this copy's
+/// handler replaced another copy's, hands the signal on to it, which runs its own cleanups and
+/// ends the process (`copies.rs`).
+fn end_by(signal: c_int) -> ! {
+    if let Some(below) = replaced(signal).filter(|below| copies::is_copy(below)) {
+        // SAFETY: a copy's action.
+        unsafe { copies::hand_on(below, signal) };
+        end::park_for_good();
+    }
+    end::die_by(signal)
 }
 
 /// The `force_quit_after` option, or 0 for none.
@@ -87,12 +153,13 @@ static FORCE_QUIT_AFTER: AtomicU32 = AtomicU32::new(0);
 /// shutdown, and ends the process by the signal. Nothing unwinds out of it before then.
 pub(crate) fn start_thread() -> io::Result<()> {
     wakeup::prepare()?;
+    shutdown::when_ending_by_a_signal(end_by);
     thread::Builder::new()
         .name("finally-signals".into())
         .spawn(|| {
             let signal = first_signal();
             match catch_unwind(|| shutdown::on_signal(Signal::new(signal))) {
-                Ok(true) => end::die_by(signal),
+                Ok(true) => end_by(signal),
                 // The process is already exiting: that shutdown decides how it ends, and later
                 // signals change nothing.
                 Ok(false) => {}
@@ -107,13 +174,17 @@ pub(crate) fn start_thread() -> io::Result<()> {
         .map(drop)
 }
 
-/// The number of the first handled signal, or 0: only the first matters, since it starts the
-/// shutdown, and a shutdown is never started twice.
+/// The first handled signal this copy acts on, in the low byte ([`ACTING`]), and the first
+/// that a copy of `finally` installed over this one acts on, above it ([`ABOVE`]); 0 for none.
+/// Only the first of each matters: it starts the shutdown (or this copy's deadline), and a
+/// shutdown is never started twice.
 ///
 /// It is also the word the signal thread sleeps on (`sys::wakeup`): on Linux a futex, whose wake
 /// is the least the kernel can do to wake a thread (as `ctrlc` does, through `sem_post`), less
 /// than writing to a pipe.
 static ARRIVED: AtomicU32 = AtomicU32::new(0);
+const ACTING: u32 = 0xff;
+const ABOVE: u32 = 0xff << 8;
 
 /// How many handled signals have arrived, the first included.
 static SEEN: AtomicU32 = AtomicU32::new(0);
@@ -122,7 +193,9 @@ static SEEN: AtomicU32 = AtomicU32::new(0);
 /// Async-signal-safe.
 fn arrived(signal: c_int) {
     SEEN.fetch_add(1, SeqCst);
-    let _ = ARRIVED.compare_exchange(0, signal as u32, SeqCst, SeqCst);
+    let _ = ARRIVED.fetch_update(SeqCst, SeqCst, |word| {
+        (word & ACTING == 0).then_some(word | signal as u32)
+    });
     if SHUTDOWN.has_no_thread() && !registry::has_pending() {
         // A forked child with nothing pending and no signal thread yet: the signal has its
         // default effect, as if `finally` were not there.
@@ -131,9 +204,24 @@ fn arrived(signal: c_int) {
     wakeup::wake(&ARRIVED);
 }
 
-/// The number of the first handled signal, or 0. Async-signal-safe.
+/// A copy of `finally` installed over this one acts on `signal`: counts it, records it unless
+/// one came first, and wakes the signal thread, which starts this copy's deadline.
+/// Async-signal-safe.
+fn arrived_above(signal: c_int) {
+    SEEN.fetch_add(1, SeqCst);
+    let _ = ARRIVED.fetch_update(SeqCst, SeqCst, |word| {
+        (word & ABOVE == 0).then_some(word | (signal as u32) << 8)
+    });
+    wakeup::wake(&ARRIVED);
+}
+
+/// The number of the first handled signal, here or above, or 0. Async-signal-safe.
 fn first_signal_number() -> c_int {
-    ARRIVED.load(SeqCst) as c_int
+    let word = ARRIVED.load(SeqCst);
+    match word & ACTING {
+        0 => ((word & ABOVE) >> 8) as c_int,
+        signal => signal as c_int,
+    }
 }
 
 /// In a forked child: no signal has arrived. Async-signal-safe.
@@ -143,15 +231,33 @@ pub(crate) fn reset_in_child() {
     wakeup::reset_in_child();
 }
 
-/// Sleeps until a handled signal arrives, and returns its number.
+/// Sleeps until a handled signal arrives that this copy acts on, and returns its number. Once
+/// a copy of `finally` installed over this one acts on one first, starts the deadline.
 fn first_signal() -> c_int {
+    let mut deadline_started = false;
     loop {
-        match ARRIVED.load(SeqCst) {
-            // Sleeps only while it still holds 0: a signal between the load and the wait makes
-            // the kernel return at once, as does any wake-up; each ends in the load again.
-            0 => wakeup::wait(&ARRIVED, 0),
+        // Sleeps only while the word holds what was seen: a signal between the load and the
+        // wait makes the kernel return at once, as does any wake-up; each ends in the load
+        // again.
+        let word = ARRIVED.load(SeqCst);
+        match word & ACTING {
+            0 => {
+                if word & ABOVE != 0 && !deadline_started {
+                    shutdown::start_deadline_above(Signal::new(((word & ABOVE) >> 8) as c_int));
+                    deadline_started = true;
+                }
+                wakeup::wait(&ARRIVED, word);
+            }
             signal => return signal as c_int,
         }
+    }
+}
+
+/// [`force_quit`], where the option is set.
+fn force_quit_if_due() {
+    match FORCE_QUIT_AFTER.load(SeqCst) {
+        0 => {}
+        count => force_quit(count),
     }
 }
 
@@ -164,6 +270,8 @@ fn first_signal() -> c_int {
 /// signal is one more: each was held back.
 fn force_quit(count: u32) {
     let more = match shutdown::kind() {
+        // A copy of `finally` over this one acts on the first: the others are more.
+        None if ARRIVED.load(SeqCst) & ABOVE != 0 => SEEN.load(SeqCst) - 1,
         None => return,
         Some(shutdown::Kind::Signal) => SEEN.load(SeqCst) - 1,
         Some(shutdown::Kind::Exit) => SEEN.load(SeqCst),

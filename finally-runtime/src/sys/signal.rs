@@ -127,21 +127,25 @@ pub(crate) unsafe fn catch_plain(signal: c_int, handler: extern "C" fn(c_int)) {
     }
 }
 
-/// Installs `handler` for `signal`, restarting interrupted calls, and returns the action it
-/// replaced, which the handler is to [`chain`] to.
+/// Installs `handler` for `signal`, restarting interrupted calls, with `mask` blocked while it
+/// runs, and returns the action it replaced, which the handler is to [`chain`] to.
 ///
 /// # Safety
 ///
 /// `handler` must be async-signal-safe, and fit to replace the signal's action for the whole
 /// process.
-pub(crate) unsafe fn install(signal: c_int, handler: Handler) -> io::Result<libc::sigaction> {
+pub(crate) unsafe fn install(
+    signal: c_int,
+    handler: Handler,
+    mask: &libc::sigset_t,
+) -> io::Result<libc::sigaction> {
     // SAFETY: zeroed `sigaction`s are valid before they are filled; the caller vouches for the
     // handler.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = handler as *const () as usize;
         action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
+        action.sa_mask = *mask;
         let mut replaced: libc::sigaction = std::mem::zeroed();
         super::check(libc::sigaction(signal, &action, &mut replaced))?;
         Ok(replaced)
@@ -186,6 +190,13 @@ pub(crate) unsafe fn chain(
             handler(signal);
         }
     }
+}
+
+/// Whether two signal sets hold the same signals. Async-signal-safe.
+pub(crate) fn same_set(one: &libc::sigset_t, other: &libc::sigset_t) -> bool {
+    // SAFETY: valid sets; a number beyond the system's signals is a member of neither.
+    (1..65)
+        .all(|signal| unsafe { libc::sigismember(one, signal) == libc::sigismember(other, signal) })
 }
 
 /// A signal set holding `signals`. Async-signal-safe.

@@ -1,0 +1,151 @@
+//! Two copies of `finally` in one process, as two libraries built against semver-incompatible
+//! versions bring: each installs its handler, the later over the earlier, and each would take
+//! the other for the application's handler and leave the signal to it. They recognise each
+//! other instead, and talk through the handler each replaced.
+//!
+//! - **Recognised**: a copy installs its handler with the [`FINGERPRINT`] as its mask (the
+//!   signals blocked while it runs: two that only a terminal's window or a socket sends, which
+//!   then wait some microseconds). An action with `SA_SIGINFO` and exactly that mask is a
+//!   copy's ([`is_copy`]).
+//! - **Asked**: when a signal comes, a copy whose handler replaced another copy's calls it with
+//!   [`ask`]: the copy below looks further down as it would for itself (it chains to the
+//!   application's handler, if one was there before it, or asks the copy below it) and answers
+//!   whether someone else handles the signal. It also counts the signal, for its
+//!   `force_quit_after`, and starts its deadline. The copy above acts only if no one below
+//!   handles the signal, as it would on its own.
+//! - **Handed on**: the copy that acted runs its cleanups and, instead of ending the process,
+//!   calls the copy below with [`hand_on`]: that one acts as if the kernel had delivered the
+//!   signal to it, and so on down to the first copy installed, which ends the process by the
+//!   signal. Every copy's cleanups run once, the last installed's first.
+//!
+//! A copy is called so with a signal number whose high bits say what is asked, and the
+//! protocol's version; only a copy's handler is ever called with such a number, and `info`
+//! then points at a [`Message`]. A later version keeps what version 1 says, so that copies of
+//! any two versions understand each other.
+
+use std::ffi::c_void;
+
+use libc::{c_int, siginfo_t};
+
+use crate::sys::signal::{self as sys_signal, Handler};
+
+/// The mask that says "a copy of `finally`".
+pub(crate) fn fingerprint() -> libc::sigset_t {
+    sys_signal::set_of([libc::SIGURG, libc::SIGWINCH])
+}
+
+/// Whether `action` is the handler of a copy of `finally`. Async-signal-safe.
+pub(crate) fn is_copy(action: &libc::sigaction) -> bool {
+    action.sa_flags & libc::SA_SIGINFO != 0
+        && sys_signal::is_handler(action)
+        && sys_signal::same_set(&action.sa_mask, &fingerprint())
+}
+
+/// The high bits of a signal number that a copy calls another with.
+const MARK: c_int = 0x4e00_0000;
+const VERSION: c_int = 1;
+const ASK: c_int = 1;
+const HAND_ON: c_int = 2;
+
+/// What a copy says to the copy below, through the `info` argument.
+#[repr(C)]
+struct Message {
+    /// The kernel's `info`, for the handlers further down.
+    info: *mut siginfo_t,
+    /// The answer to [`ask`]: [`HANDLED`] or [`NOT_HANDLED`]; 0 until then.
+    answer: u32,
+}
+
+const HANDLED: u32 = 1;
+const NOT_HANDLED: u32 = 2;
+
+/// A call from the copy above.
+pub(crate) enum Call {
+    /// Whether someone else handles `signal` below (see [`Asked::answer`]).
+    Ask(Asked),
+    /// The copies above have run their cleanups: act on `signal` now.
+    HandOn(c_int),
+}
+
+/// A question from the copy above.
+pub(crate) struct Asked {
+    pub(crate) signal: c_int,
+    /// The kernel's `info`.
+    pub(crate) info: *mut siginfo_t,
+    message: *mut Message,
+}
+
+impl Asked {
+    /// Answers whether someone else handles the signal below this copy.
+    pub(crate) fn answer(self, handled: bool) {
+        let answer = if handled { HANDLED } else { NOT_HANDLED };
+        // SAFETY: the asking copy's live message (`read`).
+        unsafe { (*self.message).answer = answer };
+    }
+}
+
+/// The call from the copy above that `signal` and `info` make, if they make one.
+/// Async-signal-safe.
+pub(crate) fn read(signal: c_int, info: *mut siginfo_t) -> Option<Call> {
+    if signal & 0x7f00_0000 != MARK || (signal >> 16) & 0xff < 1 {
+        return None;
+    }
+    let number = signal & 0xff;
+    match (signal >> 8) & 0xff {
+        ASK => {
+            let message = info.cast::<Message>();
+            // SAFETY: only a copy calls with the mark, and then `info` is its message.
+            let info = unsafe { (*message).info };
+            Some(Call::Ask(Asked {
+                signal: number,
+                info,
+                message,
+            }))
+        }
+        HAND_ON => Some(Call::HandOn(number)),
+        _ => None,
+    }
+}
+
+/// Asks the copy whose handler is `below` whether someone else handles `signal` below it.
+/// Async-signal-safe, as far as the handlers below are.
+///
+/// # Safety
+///
+/// `below` must be a copy's action ([`is_copy`]); `info` and `context` what the kernel passed.
+pub(crate) unsafe fn ask(
+    below: &libc::sigaction,
+    signal: c_int,
+    info: *mut siginfo_t,
+    context: *mut c_void,
+) -> bool {
+    let mut message = Message { info, answer: 0 };
+    let call = MARK | VERSION << 16 | ASK << 8 | signal;
+    // SAFETY: a copy's handler, which reads the message for a marked call; the caller vouches
+    // for the rest.
+    unsafe { handler(below)(call, std::ptr::addr_of_mut!(message).cast(), context) };
+    // No answer: not a copy after all, but a handler of someone's that ran.
+    message.answer != NOT_HANDLED
+}
+
+/// Hands `signal` on to the copy whose handler is `below`: it runs its cleanups, then ends the
+/// process (or hands it on further).
+///
+/// # Safety
+///
+/// `below` must be a copy's action ([`is_copy`]).
+pub(crate) unsafe fn hand_on(below: &libc::sigaction, signal: c_int) {
+    let call = MARK | VERSION << 16 | HAND_ON << 8 | signal;
+    // SAFETY: a copy's handler, which reads nothing else for this call.
+    unsafe { handler(below)(call, std::ptr::null_mut(), std::ptr::null_mut()) };
+}
+
+/// The function of a copy's action.
+///
+/// # Safety
+///
+/// `action` must be a copy's.
+unsafe fn handler(action: &libc::sigaction) -> Handler {
+    // SAFETY: a copy installs an `SA_SIGINFO` handler.
+    unsafe { std::mem::transmute::<usize, Handler>(action.sa_sigaction) }
+}
