@@ -33,6 +33,27 @@ fn a_signal_runs_the_cleanups_of_both_copies_once_and_ends_the_process_by_it() {
 }
 
 #[test]
+fn a_thread_whose_functions_are_of_both_copies_runs_each_cleanup_once() {
+    for order in ORDERS {
+        for signal in [SIGINT, SIGTERM] {
+            let reason = signal_reason(signal);
+            let ended = copies(order, "mixed-wait").signal_when_ready(signal);
+            ended.assert_killed_by(signal);
+            for name in ["outer", "inner", "app"] {
+                ended.assert_cleaned_once(name, &reason);
+            }
+            // The library's function is entered again and again inside the application's: one
+            // copy stops the thread, and the other knows why.
+            let ended = copies(order, "mixed-loop").signal_when_ready(signal);
+            ended.assert_killed_by(signal);
+            for name in ["outer", "app"] {
+                ended.assert_cleaned_once(name, &reason);
+            }
+        }
+    }
+}
+
+#[test]
 fn with_nothing_pending_in_either_copy_a_signal_has_its_default_effect() {
     for order in ORDERS {
         let ended = copies(order, "idle").signal_when_ready(SIGTERM);

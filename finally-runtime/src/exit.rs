@@ -38,16 +38,43 @@ pub enum Exit {
     },
 }
 
-/// The payload of the unwinding that stops a thread during a shutdown (`stop.rs`), with the
-/// shutdown's reason: not a panic, but why the functions it leaves ended.
-pub(crate) struct Stopped(pub(crate) Exit);
+/// The payload of the unwinding that stops a thread during a shutdown (`stop.rs`): not a panic,
+/// but why the functions it leaves ended, the shutdown's reason.
+///
+/// Std's types only, so that every copy of `finally` in the process knows it, whichever copy
+/// stopped the thread: [`STOPPED`], then a signal's number, or 0 and an exit code (`i32::MIN`
+/// if unknown).
+pub(crate) type Stopped = (&'static str, i32, i32);
+
+/// The mark of a [`Stopped`] payload, compared by its text.
+const STOPPED: &str = "finally: this thread is stopped while the process ends";
+
+/// The payload that stops a thread for `reason`.
+pub(crate) fn stopped(reason: &Exit) -> Stopped {
+    match reason {
+        Exit::Signal(signal) => (STOPPED, signal.number(), 0),
+        Exit::Exited { code } => (STOPPED, 0, code.unwrap_or(i32::MIN)),
+        _ => (STOPPED, 0, i32::MIN),
+    }
+}
+
+/// The reason a [`Stopped`] payload carries, if `payload` is one.
+pub(crate) fn stopped_for(payload: &(dyn Any + Send)) -> Option<Exit> {
+    match payload.downcast_ref::<Stopped>() {
+        Some(&(mark, signal, code)) if mark == STOPPED => Some(match signal {
+            0 => Exit::exited((code != i32::MIN).then_some(code)),
+            _ => Exit::Signal(Signal::new(signal)),
+        }),
+        _ => None,
+    }
+}
 
 impl Exit {
     /// `Exit::Panicked` with the message of a panic payload; for the unwinding that stops a
     /// thread, the shutdown's reason that it carries.
     pub(crate) fn panicked(payload: &(dyn Any + Send)) -> Self {
-        if let Some(Stopped(reason)) = payload.downcast_ref() {
-            return reason.clone();
+        if let Some(reason) = stopped_for(payload) {
+            return reason;
         }
         Exit::Panicked {
             message: panic_message(payload).map(str::to_owned),

@@ -4,10 +4,11 @@
 //! took over (its cleanup has run), and the code after a guarded function once the stop has
 //! taken effect. The thread that would run it may hold the program's locks, across the guarded
 //! call or the guard's drop, and a cleanup still to run may need one of them. So the thread is
-//! never parked for good there: it *unwinds*, as a panic that no hook reports, with [`Stopped`]
-//! as the payload. Every lock guard and destructor on the way runs; each guarded function it
-//! leaves runs its cleanup, if the shutdown has not taken it over, told the shutdown's reason
-//! (`Exit::panicked` reads it from the payload); `main` waits there for the end of the process
+//! never parked for good there: it *unwinds*, as a panic that no hook reports, with
+//! `exit::Stopped` as the payload, which every copy of `finally` in the process knows. Every
+//! lock guard and destructor on the way runs; each guarded function it leaves runs its
+//! cleanup, if the shutdown has not taken it over, told the shutdown's reason (`Exit::panicked`
+//! reads it from the payload); `main` waits there for the end of the process
 //! (`guarded::guard_main`), since nothing above it is the program's.
 //!
 //! A thread that is unwinding already needs no second unwinding: [`stop`] then returns, and the
@@ -17,7 +18,7 @@
 use std::cell::RefCell;
 use std::panic::resume_unwind;
 
-use crate::exit::{Exit, Stopped};
+use crate::exit::{self, Exit};
 use crate::reason;
 use crate::sys::end::park_for_good;
 
@@ -28,7 +29,7 @@ thread_local! {
     static UNWINDING: RefCell<Option<Exit>> = const { RefCell::new(None) };
 }
 
-/// Stops the calling thread, which must not go on (module docs): unwinds with [`Stopped`]. Returns
+/// Stops the calling thread, which must not go on (module docs): unwinds with `Stopped`. Returns
 /// only if the thread is unwinding already; where nothing unwinds, waits for the end of the
 /// process.
 pub(crate) fn stop() {
@@ -40,7 +41,7 @@ pub(crate) fn stop() {
     }
     let reason = reason::get().cloned().unwrap_or(Exit::Returned);
     kept(reason.clone());
-    resume_unwind(Box::new(Stopped(reason)))
+    resume_unwind(Box::new(exit::stopped(&reason)))
 }
 
 /// A panic began on this thread, with `message`: for the guards dropped while it unwinds.

@@ -6,8 +6,10 @@
 //! - `SITUATION`: `pending` (each copy has a cleanup pending), `idle` (nothing pending),
 //!   `app-handler-before` / `app-handler-after` (the application handles SIGINT and SIGTERM
 //!   itself with signal-hook, installed before or after both copies, and returns from `main`
-//!   when one arrives), or `slow-library` (the application's options are `timeout = 1s` and
-//!   `force_quit_after = 2`, and the library's cleanup says `cleaning` and takes a minute).
+//!   when one arrives), `slow-library` (the application's options are `timeout = 1s` and
+//!   `force_quit_after = 2`, and the library's cleanup says `cleaning` and takes a minute), or
+//!   `mixed-wait` / `mixed-loop` (a thread's application function calls into the library: a
+//!   library function that waits, or one that returns at once, called again and again).
 //!
 //! Each scenario prints `ready` on stdout once it is where the test wants it; the cleanups write
 //! to the marker file (see `tests/common/child.rs`).
@@ -47,6 +49,38 @@ fn library_waits_with_a_slow_cleanup(entered: mpsc::Sender<()>) {
     entered.send(()).unwrap();
     wait_forever();
 }
+
+fn outer_cleanup(exit: &Exit) {
+    record("outer", exit);
+}
+
+fn inner_cleanup(exit: &finally_second::Exit) {
+    child::mark("start inner");
+    child::mark(&format!("end inner {exit:?}"));
+}
+
+/// The application's function, which calls into the library: once (`inner` waits), or again
+/// and again.
+#[with_cleanup(outer_cleanup)]
+fn app_calls_the_library(entered: mpsc::Sender<()>, again: bool) {
+    if again {
+        library_tiny();
+        entered.send(()).unwrap();
+        loop {
+            library_tiny();
+        }
+    }
+    library_waits_inside(entered);
+}
+
+#[with_cleanup(inner_cleanup, crate = "::finally_second")]
+fn library_waits_inside(entered: mpsc::Sender<()>) {
+    entered.send(()).unwrap();
+    wait_forever();
+}
+
+#[with_cleanup(|| {}, crate = "::finally_second")]
+fn library_tiny() {}
 
 #[with_cleanup(|| {})]
 fn app_installs() {}
@@ -117,6 +151,15 @@ fn main() {
     match situation.as_str() {
         "pending" => {
             start_library_waiter(library_waits);
+            app_waits();
+        }
+        "mixed-wait" | "mixed-loop" => {
+            let again = situation == "mixed-loop";
+            start_library_waiter(if again {
+                |entered| app_calls_the_library(entered, true)
+            } else {
+                |entered| app_calls_the_library(entered, false)
+            });
             app_waits();
         }
         "slow-library" => {

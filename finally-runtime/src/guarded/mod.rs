@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::cleanup::Run;
-use crate::exit::Stopped;
+use crate::exit::stopped_for;
 use crate::protocol::Header;
 use crate::registry::{self, Node, Panic, Slot};
 use crate::shutdown::Period;
@@ -96,7 +96,7 @@ pub fn guard_call<C: Run, R>(cleanup: C, site: &'static Site, body: impl FnOnce(
 pub fn guard_main<C: Run, R>(cleanup: C, site: &'static Site, body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(|| guard_call(cleanup, site, body))) {
         Ok(value) => value,
-        Err(payload) if payload.is::<Stopped>() => standby::park_for_good(),
+        Err(payload) if stopped_for(&*payload).is_some() => standby::park_for_good(),
         Err(payload) => resume_unwind(payload),
     }
 }
