@@ -113,6 +113,27 @@ fn the_application_s_timeout_holds_while_the_library_s_copy_cleans_up() {
 }
 
 #[test]
+fn the_application_s_timeout_holds_while_the_library_s_copy_cleans_up_at_exit() {
+    // The library's exit hook runs first when its copy was installed last: the application's
+    // deadline counts from the exit all the same.
+    for order in ORDERS {
+        let scenario = copies(order, "slow-library-exit");
+        scenario.expect_line("ready");
+        let exited_at = Instant::now();
+        scenario.expect_line("cleaning");
+        let ended = scenario.wait();
+        ended.assert_exit_code(first_exit_code(5));
+        assert!(
+            ended.stderr.contains("did not finish within 1s"),
+            "{}",
+            ended.stderr
+        );
+        let took = exited_at.elapsed();
+        assert!(took < Duration::from_secs(30), "{order}: {took:?}");
+    }
+}
+
+#[test]
 fn the_application_s_force_quit_counts_the_signals_that_the_library_s_copy_holds_back() {
     for order in ORDERS {
         let (ended, _) = stop_slow_library(order, SIGINT, 2);

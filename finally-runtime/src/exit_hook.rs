@@ -104,6 +104,9 @@ extern "C" fn at_exit(code: c_int, _: *mut c_void) {
         shutdown::exiting_with(code);
     }
     let _ = catch_unwind(|| {
+        // The deadlines of every copy of `finally` count from here, this one's too.
+        #[cfg(unix)]
+        crate::signals::exiting(code);
         #[cfg(unix)]
         if registry::any_pending() {
             catch_reentry();

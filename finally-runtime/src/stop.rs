@@ -19,8 +19,8 @@ use std::cell::RefCell;
 use std::panic::resume_unwind;
 
 use crate::exit::{self, Exit};
-use crate::reason;
 use crate::sys::end::park_for_good;
+use crate::{reason, request};
 
 thread_local! {
     /// Why the calling thread is unwinding, for a guard dropped on the way: the shutdown's
@@ -39,7 +39,11 @@ pub(crate) fn stop() {
     if cfg!(panic = "abort") {
         park_for_good();
     }
-    let reason = reason::get().cloned().unwrap_or(Exit::Returned);
+    // Before this copy's shutdown has a reason, a stop requested by another copy of `finally`.
+    let reason = reason::get()
+        .cloned()
+        .or_else(|| request::requested().map(Exit::Signal))
+        .unwrap_or(Exit::Returned);
     kept(reason.clone());
     resume_unwind(Box::new(exit::stopped(&reason)))
 }

@@ -7,7 +7,8 @@
 //!   `app-handler-before` / `app-handler-after` (the application handles SIGINT and SIGTERM
 //!   itself with signal-hook, installed before or after both copies, and returns from `main`
 //!   when one arrives), `slow-library` (the application's options are `timeout = 1s` and
-//!   `force_quit_after = 2`, and the library's cleanup says `cleaning` and takes a minute), or
+//!   `force_quit_after = 2`, and the library's cleanup says `cleaning` and takes a minute; with
+//!   `slow-library-exit`, `main` calls `exit(5)` once ready), or
 //!   `mixed-wait` / `mixed-loop` (a thread's application function calls into the library: a
 //!   library function that waits, or one that returns at once, called again and again).
 //!
@@ -130,7 +131,7 @@ fn main() {
     let order = args.next().expect("order");
     let situation = args.next().expect("situation");
     let before = (situation == "app-handler-before").then(app_handler);
-    if situation == "slow-library" {
+    if situation.starts_with("slow-library") {
         let options = finally::Options::new()
             .timeout(Duration::from_secs(1))
             .force_quit_after(2);
@@ -165,6 +166,11 @@ fn main() {
         "slow-library" => {
             start_library_waiter(library_waits_with_a_slow_cleanup);
             app_waits();
+        }
+        "slow-library-exit" => {
+            start_library_waiter(library_waits_with_a_slow_cleanup);
+            ready();
+            std::process::exit(5);
         }
         "idle" => {
             ready();

@@ -6,13 +6,13 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicI32, AtomicPtr};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64};
 use std::thread::{self, Thread};
 use std::time::Duration;
 
 use super::exit_code;
 use crate::report::report;
-use crate::sys::end;
+use crate::sys::{self, end};
 #[cfg(unix)]
 use crate::Signal;
 use crate::{reason, standby, Exit};
@@ -20,12 +20,44 @@ use crate::{reason, standby, Exit};
 /// The deadline thread, once made: leaked, so that a forked child can forget it.
 static WATCHER: AtomicPtr<Thread> = AtomicPtr::new(ptr::null_mut());
 
-/// The signal that a copy of `finally` installed over this one acts on, or 0: the deadline
-/// counts from it too, before this copy's own shutdown has a reason.
+/// What a copy of `finally` installed over this one has started: a shutdown by this signal,
+/// or by `exit` ([`EXIT`]), or nothing (0). The deadline counts from there too, before this
+/// copy's own shutdown has a reason.
 static ABOVE: AtomicI32 = AtomicI32::new(0);
+const EXIT: i32 = -1;
+
+/// The `timeout`, in nanoseconds, once its thread is made; 0 for none.
+static LIMIT: AtomicU64 = AtomicU64::new(0);
+
+/// The latest a grace period may last, on the monotonic clock (`sys::monotonic_nanos`): three
+/// quarters into the deadline that ends first of those this copy knows, its own and those that
+/// other copies of `finally` told (`signals/copies.rs`); `u64::MAX` while none is known. The
+/// cleanups keep the last quarter, whichever copy's deadline it is.
+static GRACE_ENDS_BY: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// This copy's deadline starts now: the latest a grace period may last follows from it.
+/// Async-signal-safe.
+pub(crate) fn starts_now() {
+    let limit = LIMIT.load(SeqCst);
+    if limit != 0 {
+        learn(sys::monotonic_nanos().saturating_add(limit - limit / 4));
+    }
+}
+
+/// Another copy of `finally` says that grace periods must end by `by` (as [`GRACE_ENDS_BY`]),
+/// or this copy's deadline does: the earlier stands. Async-signal-safe.
+pub(crate) fn learn(by: u64) {
+    GRACE_ENDS_BY.fetch_min(by, SeqCst);
+}
+
+/// The latest a grace period may last (see [`GRACE_ENDS_BY`]). Async-signal-safe.
+pub(crate) fn grace_ends_by() -> u64 {
+    GRACE_ENDS_BY.load(SeqCst)
+}
 
 /// Makes the deadline thread for `limit`.
 pub(crate) fn arm(limit: Duration) -> std::io::Result<()> {
+    LIMIT.store(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX), SeqCst);
     let watcher = thread::Builder::new()
         .name("finally-deadline".into())
         .spawn(move || {
@@ -40,10 +72,10 @@ pub(crate) fn arm(limit: Duration) -> std::io::Result<()> {
                 "the cleanups did not finish within {limit:?} (still running: {}); ending the process",
                 standby::running_name()
             ));
-            match reason::get() {
-                Some(Exit::Signal(signal)) => end::die_by_now(signal.number()),
-                Some(_) => end::exit_now(exit_code()),
-                None => end::die_by_now(ABOVE.load(SeqCst)),
+            match (reason::get(), ABOVE.load(SeqCst)) {
+                (Some(Exit::Signal(signal)), _) => end::die_by_now(signal.number()),
+                (Some(_), _) | (None, EXIT) => end::exit_now(exit_code()),
+                (None, signal) => end::die_by_now(signal),
             }
         })?;
     let watcher = Box::into_raw(Box::new(watcher.thread().clone()));
@@ -53,16 +85,18 @@ pub(crate) fn arm(limit: Duration) -> std::io::Result<()> {
 
 /// The shutdown has published its reason: the deadline runs from now.
 pub(super) fn start() {
+    starts_now();
     // SAFETY: leaked, never freed.
     if let Some(watcher) = unsafe { WATCHER.load(SeqCst).as_ref() } {
         watcher.unpark();
     }
 }
 
-/// A copy of `finally` installed over this one acts on `signal`: the deadline runs from now.
+/// A copy of `finally` installed over this one acts on `signal` (`None`: the process exits):
+/// the deadline runs from now.
 #[cfg(unix)]
-pub(super) fn start_above(signal: Signal) {
-    ABOVE.store(signal.number(), SeqCst);
+pub(super) fn start_above(signal: Option<Signal>) {
+    ABOVE.store(signal.map_or(EXIT, Signal::number), SeqCst);
     start();
 }
 
@@ -70,4 +104,5 @@ pub(super) fn start_above(signal: Signal) {
 pub(super) fn reset_in_child() {
     WATCHER.store(ptr::null_mut(), SeqCst);
     ABOVE.store(0, SeqCst);
+    GRACE_ENDS_BY.store(u64::MAX, SeqCst);
 }

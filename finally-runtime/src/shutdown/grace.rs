@@ -1,6 +1,7 @@
 //! Grace periods: on a signal, the shutdown waits for the guarded functions that have one and
 //! are under way to return on their own, each for its own period, and at most three quarters
-//! of the `timeout`, so that the cleanups keep the last quarter.
+//! of the `timeout` (this copy's, or another copy's of `finally` that ends sooner), so that the
+//! cleanups keep the last quarter.
 //!
 //! Each function with a grace period has a [`Period`] in its `static` site, which counts its
 //! calls under way and joins a list of periods the first time one starts. At the signal, the
@@ -10,10 +11,11 @@
 use std::ptr;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::deadline;
 use super::runner::is_mine;
-use crate::{config, request, standby, stop};
+use crate::{request, standby, stop, sys};
 
 /// A guarded function's grace period, and how many of its calls are under way.
 #[derive(Debug)]
@@ -107,20 +109,14 @@ pub(super) fn pending() -> bool {
     longest_running().is_some()
 }
 
-/// The longest a grace period may last: three quarters of the `timeout`, if there is one.
-fn limit() -> Duration {
-    config::get()
-        .timeout
-        .map_or(Duration::MAX, |timeout| timeout - timeout / 4)
-}
-
-/// Waits, from `since` (the signal), until each guarded function with a grace period that is
-/// under way has returned or had its period, within [`limit`].
-pub(super) fn wait_out(since: Instant) {
-    let limit = limit();
+/// Waits, from `since` (the signal, on the monotonic clock), until each guarded function with a
+/// grace period that is under way has returned or had its period, and grace periods may last
+/// no longer (`deadline::grace_ends_by`).
+pub(super) fn wait_out(since: u64) {
     while let Some(longest) = longest_running() {
-        let waited = since.elapsed();
-        if waited >= longest.min(limit) {
+        let longest = u64::try_from(longest.as_nanos()).unwrap_or(u64::MAX);
+        let until = since.saturating_add(longest).min(deadline::grace_ends_by());
+        if sys::monotonic_nanos() >= until {
             break;
         }
         standby::wait_a_little();

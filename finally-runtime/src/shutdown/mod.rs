@@ -32,45 +32,77 @@ mod runner;
 use std::sync::atomic::AtomicI32;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use libc::c_int;
 
 use self::runner::claim;
 use crate::flag::SHUTDOWN;
-use crate::sys::end;
+use crate::sys::{self, end};
 use crate::{fence, reason, registry, request, standby, stop, Exit, Signal};
 
 pub(crate) use self::deadline::arm as arm_deadline;
 pub use self::grace::Period;
 pub(crate) use self::runner::{is_mine, kind, Kind};
 
-/// How the process ends by a signal once the cleanups have run: `end::die_by`, unless the
-/// signals' layer, which knows what its handler replaced, says otherwise (it hands the signal
-/// on to another copy of `finally`).
-static ENDING_BY_A_SIGNAL: OnceLock<fn(c_int) -> !> = OnceLock::new();
+/// What the shutdown does for the other copies of `finally` in the process, through the
+/// signals' layer, which knows their handlers (`signals/copies.rs`).
+pub(crate) struct OtherCopies {
+    /// A stop is requested: tells them first.
+    pub(crate) requested: fn(Signal),
+    /// The cleanups have run: ends the process by the signal, or hands it on to them.
+    pub(crate) end_by: fn(c_int) -> !,
+}
 
-/// Sets how the process ends by a signal once the cleanups have run (see
-/// [`ENDING_BY_A_SIGNAL`]).
+static OTHER_COPIES: OnceLock<OtherCopies> = OnceLock::new();
+
+/// Sets what the shutdown does for the other copies of `finally`; without, it knows of none.
 #[cfg(unix)]
-pub(crate) fn when_ending_by_a_signal(end: fn(c_int) -> !) {
-    let _ = ENDING_BY_A_SIGNAL.set(end);
+pub(crate) fn with_other_copies(others: OtherCopies) {
+    let _ = OTHER_COPIES.set(others);
 }
 
 /// Ends the process by `signal`, the cleanups done.
 fn die_by(signal: c_int) -> ! {
-    match ENDING_BY_A_SIGNAL.get() {
-        Some(end) => end(signal),
+    match OTHER_COPIES.get() {
+        Some(others) => (others.end_by)(signal),
         None => end::die_by(signal),
     }
+}
+
+/// Requests the stop for `signal`, the other copies of `finally` first.
+fn request(signal: Signal) {
+    if let Some(others) = OTHER_COPIES.get() {
+        (others.requested)(signal);
+    }
+    request::request(signal);
+}
+
+/// A copy of `finally` installed over this one requests the stop for `signal`: so does this
+/// one, though its own shutdown has not started.
+#[cfg(unix)]
+pub(crate) fn request_here(signal: Signal) {
+    request::request(signal);
 }
 
 /// A copy of `finally` installed over this one acts on `signal`: this copy's deadline counts
 /// from now, as it would from its own signal. (Once, from the signal thread.)
 #[cfg(unix)]
 pub(crate) fn start_deadline_above(signal: Signal) {
-    deadline::start_above(signal);
+    deadline::start_above(Some(signal));
 }
+
+/// The process is exiting, with `code` if known, as the exit hook of this copy of `finally`, or
+/// of one installed after it, says: this copy's deadline counts from now.
+#[cfg(unix)]
+pub(crate) fn exiting_above(code: Option<i32>) {
+    if let Some(code) = code {
+        exiting_with(code);
+    }
+    deadline::start_above(None);
+}
+
+#[cfg(unix)]
+pub(crate) use self::deadline::{grace_ends_by, learn as learn_grace_ends_by, starts_now};
 
 /// The shutdown claimed, says why: publishes the reason, then starts the deadline. Until the
 /// result is dropped (the process ends first, but after `exit`'s cleanups), a cleanup whose
@@ -107,15 +139,15 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
     if !claim(Kind::Signal) {
         return false;
     }
-    let signalled = Instant::now();
+    let signalled = sys::monotonic_nanos();
     let _sigpipe = decided(&Exit::Signal(signal));
     if grace::pending() {
-        request::request(signal);
+        request(signal);
         grace::wait_out(signalled);
         begin();
     } else {
         begin();
-        request::request(signal);
+        request(signal);
     }
     walk();
     true
@@ -170,7 +202,7 @@ pub fn end_by(signal: Signal) -> ! {
     if claim(Kind::Exit) {
         let _sigpipe = decided(&exit);
         begin();
-        request::request(signal);
+        request(signal);
         walk();
         die_by(signal.number())
     }

@@ -11,12 +11,21 @@
 //!   [`ask`]: the copy below looks further down as it would for itself (it chains to the
 //!   application's handler, if one was there before it, or asks the copy below it) and answers
 //!   whether someone else handles the signal. It also counts the signal, for its
-//!   `force_quit_after`, and starts its deadline. The copy above acts only if no one below
-//!   handles the signal, as it would on its own.
+//!   `force_quit_after`, and starts its deadline, and answers the latest its grace periods may
+//!   last: the copy above keeps to it too, so that the application's `timeout`, set on one
+//!   copy, leaves the cleanups of all their time.
 //! - **Handed on**: the copy that acted runs its cleanups and, instead of ending the process,
 //!   calls the copy below with [`hand_on`]: that one acts as if the kernel had delivered the
-//!   signal to it, and so on down to the first copy installed, which ends the process by the
-//!   signal. Every copy's cleanups run once, the last installed's first.
+//!   signal to it, its grace periods within what the copy above knew, and so on down to the
+//!   first copy installed, which ends the process by the signal. Every copy's cleanups run
+//!   once, the last installed's first.
+//!
+//! - **Requested**: the copy that acts tells the copies below that a stop is requested, before
+//!   it requests its own ([`tell_requested`]): their `stop_requested` is true from then on, and
+//!   what of theirs returns is told the signal, as the copy's own is.
+//! - **Exiting**: the exit hooks of the copies run one after the other, the last installed's
+//!   first; its hook tells the copies below that the process is exiting ([`tell_exiting`]), so
+//!   that their deadlines count from there too.
 //!
 //! A copy is called so with a signal number whose high bits say what is asked, and the
 //! protocol's version; only a copy's handler is ever called with such a number, and `info`
@@ -46,14 +55,21 @@ const MARK: c_int = 0x4e00_0000;
 const VERSION: c_int = 1;
 const ASK: c_int = 1;
 const HAND_ON: c_int = 2;
+const EXITING: c_int = 3;
+const REQUESTED: c_int = 4;
 
-/// What a copy says to the copy below, through the `info` argument.
+/// What a copy says to the copy below, and hears back, through the `info` argument.
 #[repr(C)]
 struct Message {
     /// The kernel's `info`, for the handlers further down.
     info: *mut siginfo_t,
     /// The answer to [`ask`]: [`HANDLED`] or [`NOT_HANDLED`]; 0 until then.
     answer: u32,
+    /// The latest grace periods may last, on the monotonic clock (`sys::monotonic_nanos`), or
+    /// `u64::MAX`: what the caller knows, and after [`ask`], what the asked copy does.
+    grace_ends_by: u64,
+    /// For [`tell_exiting`]: the exit code, or `i32::MIN` if unknown.
+    code: i32,
 }
 
 const HANDLED: u32 = 1;
@@ -63,8 +79,15 @@ const NOT_HANDLED: u32 = 2;
 pub(crate) enum Call {
     /// Whether someone else handles `signal` below (see [`Asked::answer`]).
     Ask(Asked),
-    /// The copies above have run their cleanups: act on `signal` now.
-    HandOn(c_int),
+    /// The copies above have run their cleanups: act on the signal now, grace periods ending
+    /// by the time given.
+    HandOn { signal: c_int, grace_ends_by: u64 },
+    /// The process is exiting, with `code` if known. Not from a signal handler: from the exit
+    /// hook of the copy above.
+    Exiting { code: Option<i32> },
+    /// A stop is requested, for the signal. Not from a signal handler: from the shutdown of the
+    /// copy above.
+    Requested(c_int),
 }
 
 /// A question from the copy above.
@@ -76,11 +99,15 @@ pub(crate) struct Asked {
 }
 
 impl Asked {
-    /// Answers whether someone else handles the signal below this copy.
-    pub(crate) fn answer(self, handled: bool) {
+    /// Answers whether someone else handles the signal below this copy, and the latest its
+    /// grace periods may last.
+    pub(crate) fn answer(self, handled: bool, grace_ends_by: u64) {
         let answer = if handled { HANDLED } else { NOT_HANDLED };
         // SAFETY: the asking copy's live message (`read`).
-        unsafe { (*self.message).answer = answer };
+        unsafe {
+            (*self.message).answer = answer;
+            (*self.message).grace_ends_by = grace_ends_by;
+        }
     }
 }
 
@@ -102,12 +129,28 @@ pub(crate) fn read(signal: c_int, info: *mut siginfo_t) -> Option<Call> {
                 message,
             }))
         }
-        HAND_ON => Some(Call::HandOn(number)),
+        HAND_ON => {
+            // SAFETY: only a copy calls with the mark, and then `info` is its message.
+            let grace_ends_by = unsafe { (*info.cast::<Message>()).grace_ends_by };
+            Some(Call::HandOn {
+                signal: number,
+                grace_ends_by,
+            })
+        }
+        REQUESTED => Some(Call::Requested(number)),
+        EXITING => {
+            // SAFETY: as above.
+            let code = unsafe { (*info.cast::<Message>()).code };
+            Some(Call::Exiting {
+                code: (code != i32::MIN).then_some(code),
+            })
+        }
         _ => None,
     }
 }
 
-/// Asks the copy whose handler is `below` whether someone else handles `signal` below it.
+/// Asks the copy whose handler is `below` whether someone else handles `signal` below it;
+/// returns that, and the latest its grace periods may last (`u64::MAX`: no deadline known).
 /// Async-signal-safe, as far as the handlers below are.
 ///
 /// # Safety
@@ -118,26 +161,79 @@ pub(crate) unsafe fn ask(
     signal: c_int,
     info: *mut siginfo_t,
     context: *mut c_void,
-) -> bool {
-    let mut message = Message { info, answer: 0 };
+) -> (bool, u64) {
+    let mut message = Message {
+        info,
+        answer: 0,
+        grace_ends_by: u64::MAX,
+        code: i32::MIN,
+    };
     let call = MARK | VERSION << 16 | ASK << 8 | signal;
     // SAFETY: a copy's handler, which reads the message for a marked call; the caller vouches
     // for the rest.
     unsafe { handler(below)(call, std::ptr::addr_of_mut!(message).cast(), context) };
     // No answer: not a copy after all, but a handler of someone's that ran.
-    message.answer != NOT_HANDLED
+    (message.answer != NOT_HANDLED, message.grace_ends_by)
 }
 
-/// Hands `signal` on to the copy whose handler is `below`: it runs its cleanups, then ends the
-/// process (or hands it on further).
+/// Hands `signal` on to the copy whose handler is `below`, its grace periods to end by
+/// `grace_ends_by`: it runs its cleanups, then ends the process (or hands it on further).
 ///
 /// # Safety
 ///
 /// `below` must be a copy's action ([`is_copy`]).
-pub(crate) unsafe fn hand_on(below: &libc::sigaction, signal: c_int) {
+pub(crate) unsafe fn hand_on(below: &libc::sigaction, signal: c_int, grace_ends_by: u64) {
+    let mut message = Message {
+        info: std::ptr::null_mut(),
+        answer: 0,
+        grace_ends_by,
+        code: i32::MIN,
+    };
     let call = MARK | VERSION << 16 | HAND_ON << 8 | signal;
-    // SAFETY: a copy's handler, which reads nothing else for this call.
+    // SAFETY: a copy's handler, which reads the message for a marked call.
+    unsafe {
+        handler(below)(
+            call,
+            std::ptr::addr_of_mut!(message).cast(),
+            std::ptr::null_mut(),
+        )
+    };
+}
+
+/// Tells the copy whose handler is `below` that a stop is requested for `signal`. Not from a
+/// signal handler.
+///
+/// # Safety
+///
+/// `below` must be a copy's action ([`is_copy`]).
+pub(crate) unsafe fn tell_requested(below: &libc::sigaction, signal: c_int) {
+    let call = MARK | VERSION << 16 | REQUESTED << 8 | signal;
+    // SAFETY: a copy's handler, which reads nothing more for this call.
     unsafe { handler(below)(call, std::ptr::null_mut(), std::ptr::null_mut()) };
+}
+
+/// Tells the copy whose handler (for `signal`) is `below` that the process is exiting, with
+/// `code` if known. From an exit hook, not a signal handler.
+///
+/// # Safety
+///
+/// `below` must be a copy's action ([`is_copy`]).
+pub(crate) unsafe fn tell_exiting(below: &libc::sigaction, signal: c_int, code: Option<i32>) {
+    let mut message = Message {
+        info: std::ptr::null_mut(),
+        answer: 0,
+        grace_ends_by: u64::MAX,
+        code: code.unwrap_or(i32::MIN),
+    };
+    let call = MARK | VERSION << 16 | EXITING << 8 | signal;
+    // SAFETY: a copy's handler, which reads the message for a marked call.
+    unsafe {
+        handler(below)(
+            call,
+            std::ptr::addr_of_mut!(message).cast(),
+            std::ptr::null_mut(),
+        )
+    };
 }
 
 /// The function of a copy's action.

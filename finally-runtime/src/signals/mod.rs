@@ -7,7 +7,7 @@ mod copies;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub(crate) use unix::{register, reset_in_child, start_thread};
+pub(crate) use unix::{exiting, register, reset_in_child, start_thread};
 
 #[cfg(windows)]
 mod windows;

@@ -99,10 +99,12 @@ extern "C" fn handler(signal: c_int, info: *mut siginfo_t, context: *mut c_void)
 /// `info` and `context` must be what the kernel passed for `signal`.
 unsafe fn handled_below(signal: c_int, info: *mut siginfo_t, context: *mut c_void) -> bool {
     match replaced(signal) {
-        // SAFETY: a copy's action; the caller vouches for the rest.
-        Some(below) if copies::is_copy(below) => unsafe {
-            copies::ask(below, signal, info, context)
-        },
+        Some(below) if copies::is_copy(below) => {
+            // SAFETY: a copy's action; the caller vouches for the rest.
+            let (handled, grace_ends_by) = unsafe { copies::ask(below, signal, info, context) };
+            shutdown::learn_grace_ends_by(grace_ends_by);
+            handled
+        }
         Some(below) => {
             // SAFETY: as above.
             unsafe { sys_signal::chain(below, signal, info, context) };
@@ -119,18 +121,55 @@ fn called_by_a_copy(call: copies::Call, context: *mut c_void) {
             let signal = asked.signal;
             // SAFETY: the kernel's `info`, which the asking copy passed on, and its `context`.
             let handled = unsafe { handled_below(signal, asked.info, context) };
-            asked.answer(handled);
+            if !handled {
+                // The copy above acts: this copy's deadline starts too.
+                shutdown::starts_now();
+            }
+            asked.answer(handled, shutdown::grace_ends_by());
             if !handled {
                 arrived_above(signal);
                 force_quit_if_due();
             }
         }
-        copies::Call::HandOn(signal) => {
+        copies::Call::Exiting { code } => exiting(code),
+        copies::Call::Requested(signal) => {
+            requested(signal);
+            shutdown::request_here(Signal::new(signal));
+        }
+        copies::Call::HandOn {
+            signal,
+            grace_ends_by,
+        } => {
+            shutdown::learn_grace_ends_by(grace_ends_by);
             let _ = ARRIVED.fetch_update(SeqCst, SeqCst, |word| {
                 (word & ACTING == 0).then_some(word | signal as u32)
             });
             wakeup::wake(&ARRIVED);
         }
+    }
+}
+
+/// A stop is requested for `signal`, by this copy or one installed after it: the copies of
+/// `finally` installed before it are told (`copies.rs`). Not from a signal handler.
+fn requested(signal: c_int) {
+    if let Some(below) = replaced(signal).filter(|below| copies::is_copy(below)) {
+        // SAFETY: a copy's action.
+        unsafe { copies::tell_requested(below, signal) };
+    }
+}
+
+/// The process is exiting, with `code` if known: this copy's deadline counts from now, and
+/// the copies of `finally` installed before it are told (`copies.rs`). Called by the exit hook
+/// of this copy, or of a copy installed after it; not from a signal handler.
+pub(crate) fn exiting(code: Option<i32>) {
+    shutdown::exiting_above(code);
+    let below = (1..64).find_map(|signal| {
+        let below = replaced(signal).filter(|below| copies::is_copy(below))?;
+        Some((signal, below))
+    });
+    if let Some((signal, below)) = below {
+        // SAFETY: a copy's action.
+        unsafe { copies::tell_exiting(below, signal, code) };
     }
 }
 
@@ -140,7 +179,7 @@ fn called_by_a_copy(call: copies::Call, context: *mut c_void) {
 fn end_by(signal: c_int) -> ! {
     if let Some(below) = replaced(signal).filter(|below| copies::is_copy(below)) {
         // SAFETY: a copy's action.
-        unsafe { copies::hand_on(below, signal) };
+        unsafe { copies::hand_on(below, signal, shutdown::grace_ends_by()) };
         end::park_for_good();
     }
     end::die_by(signal)
@@ -153,7 +192,10 @@ static FORCE_QUIT_AFTER: AtomicU32 = AtomicU32::new(0);
 /// shutdown, and ends the process by the signal. Nothing unwinds out of it before then.
 pub(crate) fn start_thread() -> io::Result<()> {
     wakeup::prepare()?;
-    shutdown::when_ending_by_a_signal(end_by);
+    shutdown::with_other_copies(shutdown::OtherCopies {
+        requested: |signal| requested(signal.number()),
+        end_by,
+    });
     thread::Builder::new()
         .name("finally-signals".into())
         .spawn(|| {

@@ -46,6 +46,27 @@ pub(crate) fn thread_id() -> usize {
     unsafe { windows_sys::Win32::System::Threading::GetCurrentThreadId() as usize }
 }
 
+/// Nanoseconds on the monotonic clock: comparable across the copies of `finally` in the
+/// process, and read in a signal handler too. Async-signal-safe on Unix.
+#[cfg(unix)]
+pub(crate) fn monotonic_nanos() -> u64 {
+    // SAFETY: a zeroed `timespec` is a valid out-parameter; the clock always exists.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
+}
+
+/// Nanoseconds on a monotonic clock, from the first time it is read.
+#[cfg(windows)]
+pub(crate) fn monotonic_nanos() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let elapsed = START.get_or_init(std::time::Instant::now).elapsed();
+    u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// The result of a call that returns -1 and sets `errno` on failure.
 #[cfg(unix)]
 pub(crate) fn check(result: libc::c_int) -> std::io::Result<libc::c_int> {
