@@ -1,15 +1,17 @@
 //! Running a scenario of `tests/bin/scenario.rs` as a child process.
 
-#![allow(dead_code)] // each test file uses its own part of this module
+#![allow(dead_code, unused_imports)] // each test file uses its own part of this module
 
 pub mod ended;
 pub mod fresh_signals;
 pub mod lines;
 pub mod other_user;
+pub mod plan;
+pub mod random;
 
 pub use ended::Ended;
-#[allow(unused_imports)] // used by the tests that run a program as another user
 pub use other_user::OtherUser;
+pub use random::Random;
 
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -424,37 +426,6 @@ pub fn signal_reason(signal: libc::c_int) -> String {
         _ => unreachable!("not a handled signal"),
     };
     format!("Signal({name}={signal})")
-}
-
-/// A small, seeded random number generator for randomised timings (xorshift).
-pub struct Random(u64);
-
-impl Random {
-    /// Seeded from the clock; the seed is in `Debug`, to repeat a failing run.
-    pub fn new() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        Random(nanos as u64 | 1)
-    }
-
-    /// Repeats the numbers of the generator `seed` made.
-    pub fn from_seed(seed: u64) -> Self {
-        Random(seed | 1)
-    }
-
-    pub fn seed(&self) -> u64 {
-        self.0
-    }
-
-    /// A number in `0..bound`.
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
 }
 
 /// A process that is not the test's child (a guardian), held by a pidfd: a signal never reaches
