@@ -53,6 +53,19 @@ fn the_grace_waited_is_that_of_the_functions_pending_at_the_signal() {
 }
 
 #[test]
+fn an_async_main_that_returns_on_the_stop_waits_for_the_end_where_it_is() {
+    // Guarded above `#[tokio::main]`: unwinding out of the runtime would drop it, cancelling its
+    // tasks, and then wait for its blocking task, for ever.
+    let scenario = Scenario::start_bin(env!("CARGO_BIN_EXE_async-main").as_ref(), &[], |_| {});
+    let (ended, _) = stop(scenario, SIGTERM);
+    ended.assert_killed_by(SIGTERM);
+    // The runtime's tasks were not cancelled by `main` leaving it: the stop ran them.
+    for name in ["main", "stopping", "waiting"] {
+        ended.assert_cleaned_once(name, &signal_reason(SIGTERM));
+    }
+}
+
+#[test]
 fn during_a_grace_period_whatever_returns_on_the_stop_is_told_the_signal() {
     let (ended, _) = stop(meet("returns-during-grace", &[]), SIGTERM);
     ended.assert_killed_by(SIGTERM);

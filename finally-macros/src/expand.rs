@@ -227,7 +227,7 @@ fn is_main(sig: &Signature) -> bool {
 /// The body of an `async fn`: an `async move` block inside the guarded future, so that
 /// `return` and `?` stay inside it. Its output type is pinned to the declared one, as `?`
 /// cannot infer it; a mistake there is reported at the declared type. `grace`: whether the
-/// function has a grace period, in the future's type.
+/// function has a grace period, in the future's type; so is whether it is `async fn main`'s.
 fn async_body(
     sig: &Signature,
     block: &syn::Block,
@@ -250,6 +250,7 @@ fn async_body(
         _ => quote!(),
     };
     let guard_future = quote_spanned!(span=> #krate::__private::guard_future);
+    let main = is_main(sig);
     let body = Ident::new("__finally_body", Span::mixed_site());
     quote! {
         // A body that returns a future is the user's choice, made in the signature.
@@ -258,7 +259,7 @@ fn async_body(
             #pin_output
             #block
         };
-        #guard_future::<_, _, #grace>(#cleanup, &__FINALLY_SITE, #body).await
+        #guard_future::<_, _, #grace, #main>(#cleanup, &__FINALLY_SITE, #body).await
     }
 }
 

@@ -10,17 +10,20 @@ use std::task::{Context, Poll};
 
 use super::{end, ended, rethrow, Grace, Site};
 use crate::cleanup::Run;
+use crate::exit::stopped_for;
 use crate::protocol::Header;
 use crate::registry::{self, Link, Lives, Node, Panic, Slot};
-use crate::{stop, Exit};
+use crate::{standby, stop, Exit};
 
 /// Wraps the future of a guarded `async fn` body; see [`Guarded`]. `GRACE`: whether `site` has
-/// a grace period, told by the attribute, so that a future without one does not look.
-pub fn guard_future<C, F, const GRACE: bool>(
+/// a grace period, told by the attribute, so that a future without one does not look. `MAIN`:
+/// whether it is `async fn main`'s, whose thread, stopped during a shutdown, waits for the end
+/// in its poll (as `guard_main`'s does) rather than unwinding out of the runtime that drives it.
+pub fn guard_future<C, F, const GRACE: bool, const MAIN: bool>(
     cleanup: C,
     site: &'static Site,
     future: F,
-) -> Guarded<C, F, GRACE>
+) -> Guarded<C, F, GRACE, MAIN>
 where
     C: Run,
     F: Future,
@@ -42,7 +45,7 @@ where
 /// Made in the caller's frame and moved into place before its first poll, it holds little until
 /// then: the node and the link are written where the future stays, when they are needed.
 #[must_use = "futures do nothing unless awaited"]
-pub struct Guarded<C, F, const GRACE: bool = false> {
+pub struct Guarded<C, F, const GRACE: bool = false, const MAIN: bool = false> {
     cleanup: C,
     site: &'static Site,
     /// Made at the first poll, on the polling thread's stack then, and in a slot's list through
@@ -64,7 +67,7 @@ enum State {
     Finished,
 }
 
-impl<C, F, const GRACE: bool> Guarded<C, F, GRACE> {
+impl<C, F, const GRACE: bool, const MAIN: bool> Guarded<C, F, GRACE, MAIN> {
     fn body(&mut self) -> Pin<&mut F> {
         // SAFETY: `future` is structurally pinned: never moved, dropped in place.
         unsafe { Pin::new_unchecked(&mut *self.future) }
@@ -94,7 +97,7 @@ impl<C, F, const GRACE: bool> Guarded<C, F, GRACE> {
     }
 }
 
-impl<C, F, const GRACE: bool> Guarded<C, F, GRACE>
+impl<C, F, const GRACE: bool, const MAIN: bool> Guarded<C, F, GRACE, MAIN>
 where
     C: Run,
     F: Future,
@@ -168,7 +171,7 @@ where
     }
 }
 
-impl<C, F, const GRACE: bool> Future for Guarded<C, F, GRACE>
+impl<C, F, const GRACE: bool, const MAIN: bool> Future for Guarded<C, F, GRACE, MAIN>
 where
     C: Run,
     F: Future,
@@ -179,16 +182,40 @@ where
     fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<F::Output> {
         // SAFETY: nothing is moved out of `this`; `future` is pinned along with it.
         let this = unsafe { self.get_unchecked_mut() };
-        if let State::Unpolled = this.state {
-            if let Some(registering) = super::registering() {
-                return this.first_poll(registering, context);
-            }
+        if MAIN {
+            return this.poll_main(context);
         }
-        this.poll_again(context)
+        this.poll_here(context)
     }
 }
 
-impl<C, F, const GRACE: bool> Drop for Guarded<C, F, GRACE> {
+impl<C, F, const GRACE: bool, const MAIN: bool> Guarded<C, F, GRACE, MAIN>
+where
+    C: Run,
+    F: Future,
+{
+    #[inline]
+    fn poll_here(&mut self, context: &mut Context<'_>) -> Poll<F::Output> {
+        if let State::Unpolled = self.state {
+            if let Some(registering) = super::registering() {
+                return self.first_poll(registering, context);
+            }
+        }
+        self.poll_again(context)
+    }
+
+    /// `async fn main`'s poll: a stop ends here (see [`guard_future`]).
+    #[cold]
+    fn poll_main(&mut self, context: &mut Context<'_>) -> Poll<F::Output> {
+        match catch_unwind(AssertUnwindSafe(|| self.poll_here(context))) {
+            Ok(poll) => poll,
+            Err(payload) if stopped_for(&*payload).is_some() => standby::park_for_good(),
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+}
+
+impl<C, F, const GRACE: bool, const MAIN: bool> Drop for Guarded<C, F, GRACE, MAIN> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: dropped in place, once: here, and nowhere else.
@@ -199,7 +226,7 @@ impl<C, F, const GRACE: bool> Drop for Guarded<C, F, GRACE> {
     }
 }
 
-impl<C, F, const GRACE: bool> Guarded<C, F, GRACE> {
+impl<C, F, const GRACE: bool, const MAIN: bool> Guarded<C, F, GRACE, MAIN> {
     /// Dropped while pending.
     #[cold]
     fn cancelled(&mut self) {
