@@ -30,7 +30,7 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
     let body = if sig.asyncness.is_some() {
         async_body(&sig, &block, &cleanup, args.grace.is_some(), &krate, span)
     } else {
-        sync_body(&sig, &block, &cleanup, &krate, span)
+        sync_body(&sig, &block, &cleanup, args.grace.is_some(), &krate, span)
     };
     Ok(quote! {
         #(#attrs)*
@@ -203,11 +203,13 @@ fn duration(duration: Option<Duration>, krate: &TokenStream, span: Span) -> Toke
 
 /// The body of a function: a closure, so that `return` and `?` stay inside it; its return type
 /// is inferred from the signature's. `main` has a call of its own, where a thread that a
-/// shutdown stops waits for the end of the process.
+/// shutdown stops waits for the end of the process. `grace`: whether the function has a grace
+/// period, in the call's type.
 fn sync_body(
     sig: &Signature,
     block: &syn::Block,
     cleanup: &TokenStream,
+    grace: bool,
     krate: &TokenStream,
     span: Span,
 ) -> TokenStream {
@@ -216,7 +218,7 @@ fn sync_body(
     } else {
         quote_spanned!(span=> #krate::__private::guard_call)
     };
-    quote!(#call(#cleanup, &__FINALLY_SITE, move || #block))
+    quote!(#call::<_, _, #grace>(#cleanup, &__FINALLY_SITE, move || #block))
 }
 
 /// Whether `sig` is that of a program's `main`: named so, with no arguments and no generics.

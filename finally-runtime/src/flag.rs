@@ -90,6 +90,13 @@ impl Flag {
         self.0.fetch_or(CLOSED, SeqCst) & ASYMMETRIC != 0
     }
 
+    /// Whether nothing is under way: no stop requested, no shutdown, no forked child without a
+    /// signal thread. One load, for the owners' paths that are not store-then-load pairs.
+    #[inline]
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.0.load(SeqCst) & !ASYMMETRIC == 0
+    }
+
     pub(crate) fn is_started(&self) -> bool {
         self.0.load(SeqCst) & STARTED != 0
     }
@@ -117,9 +124,11 @@ impl Flag {
         self.0.load(SeqCst) & ASYMMETRIC != 0
     }
 
-    /// Takes the "no signal thread" mark: `true` for the one caller that must start it.
+    /// Takes the "no signal thread" mark: `true` for the one caller that must start it. A load
+    /// first: where the mark is not set (all but a forked child), no read-modify-write.
     fn take_no_thread(&self) -> bool {
-        self.0.fetch_and(!NO_THREAD, SeqCst) & NO_THREAD != 0
+        self.0.load(SeqCst) & NO_THREAD != 0
+            && self.0.fetch_and(!NO_THREAD, SeqCst) & NO_THREAD != 0
     }
 
     /// In a forked child that has no signal thread yet: starts it (with what [`when_forked_start`]

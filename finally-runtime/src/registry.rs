@@ -432,7 +432,13 @@ pub(crate) fn link_future(slot: &Slot, link: &Link, header: &Header) {
 /// not where a guarded body could not start (see [`entered_during_shutdown`]); then the thread
 /// was stopped, unless it is unwinding already: the guard then runs on drop only. In a forked
 /// child that has no signal thread yet, starts it first, so that a signal finds the guard.
+#[inline]
 pub(crate) fn may_link_guard(slot: &Slot) -> bool {
+    SHUTDOWN.is_quiet() || may_link_guard_now(slot)
+}
+
+#[cold]
+fn may_link_guard_now(slot: &Slot) -> bool {
     SHUTDOWN.start_thread_if_forked();
     if !refused(!slot.innermost().is_null()) {
         return true;
@@ -489,7 +495,10 @@ pub(crate) fn finish_linked(
     mine: Option<&Slot>,
     lives: Lives,
 ) -> Option<Panic> {
-    let stopped = exit.and_then(request::stopped);
+    let stopped = match SHUTDOWN.is_quiet() {
+        true => None,
+        false => exit.and_then(request::stopped),
+    };
     let exit = exit.map(|exit| stopped.as_ref().unwrap_or(exit));
     let stands_by = lives == Lives::InFuture || mine.is_some_and(|mine| ptr::eq(mine, slot));
     let panic = if header.own() {
@@ -541,17 +550,24 @@ static LEFT: Mutex<Vec<Left>> = Mutex::new(Vec::new());
 /// # Safety
 ///
 /// `free(boxed)` must be sound once no walk reads the box, and nothing else may use it.
+#[inline]
 pub(crate) unsafe fn release(slot: Option<&Slot>, boxed: *mut (), free: unsafe fn(*mut ())) {
-    let walked = slot.is_some_and(|slot| standby::is_walking(slot.address()));
-    if walked || standby::is_walker() {
-        LEFT.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Left { boxed, free });
-    } else {
+    if standby::no_walk() || !walk_may_read(slot) {
         // SAFETY: the caller vouches for it, and no walk reads it: one that copied the list it
         // was in was on `slot` when it did, and has left it since (`standby::walked`).
         unsafe { free(boxed) };
+    } else {
+        LEFT.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Left { boxed, free });
     }
+}
+
+/// Whether the walk under way may still read a box that was linked into `slot` (see
+/// [`release`]).
+#[cold]
+fn walk_may_read(slot: Option<&Slot>) -> bool {
+    slot.is_some_and(|slot| standby::is_walking(slot.address())) || standby::is_walker()
 }
 
 /// The walk has left a slot: frees what was let go of while it was there (or on another slot

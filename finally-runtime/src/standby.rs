@@ -52,6 +52,12 @@ pub(crate) fn is_walker() -> bool {
     WALK.load(SeqCst) != NONE && WALKER.load(SeqCst) == crate::sys::thread_id()
 }
 
+/// Whether no walk is on any slot now (between two, or none under way). One load.
+#[inline]
+pub(crate) fn no_walk() -> bool {
+    WALK.load(SeqCst) == NONE
+}
+
 /// Whether the walk is on `slot` (an address): it may read what was linked there.
 pub(crate) fn is_walking(slot: usize) -> bool {
     WALK.load(SeqCst) == slot

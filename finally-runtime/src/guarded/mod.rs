@@ -69,16 +69,25 @@ fn first_slot() -> Option<&'static Slot> {
     registry::take()
 }
 
-/// Runs `body` with `cleanup` pending, then the cleanup: once, however the body ends.
+/// Runs `body` with `cleanup` pending, then the cleanup: once, however the body ends. `GRACE`:
+/// whether `site` has a grace period, told by the attribute, so that a call without one does
+/// not look (a site is a `static` with atomics, which the compiler cannot read ahead).
 ///
 /// The body's value is returned unchanged and its panic continues after the cleanup. A cleanup
 /// that panics after a normal return panics the caller.
 #[inline]
-pub fn guard_call<C: Run, R>(cleanup: C, site: &'static Site, body: impl FnOnce() -> R) -> R {
+pub fn guard_call<C: Run, R, const GRACE: bool>(
+    cleanup: C,
+    site: &'static Site,
+    body: impl FnOnce() -> R,
+) -> R {
     let Some((slot, top)) = registering() else {
         return call_unregistered(cleanup, site, body);
     };
-    let grace = Grace::start(&site.grace);
+    let grace = match GRACE {
+        true => Grace::start(&site.grace),
+        false => Grace(None),
+    };
     let node = Node::above(cleanup, &site.name, top);
     if !registry::push(slot, node.header()) {
         grace.abandon();
@@ -93,8 +102,14 @@ pub fn guard_call<C: Run, R>(cleanup: C, site: &'static Site, body: impl FnOnce(
 /// (`stop.rs`) ends here, and `main` waits for the end of the process, which the shutdown
 /// decides. Nothing above `main` is the program's, so nothing it holds can keep a cleanup
 /// waiting; leaving `main` instead would run `exit`'s hooks while the cleanups run.
-pub fn guard_main<C: Run, R>(cleanup: C, site: &'static Site, body: impl FnOnce() -> R) -> R {
-    match catch_unwind(AssertUnwindSafe(|| guard_call(cleanup, site, body))) {
+pub fn guard_main<C: Run, R, const GRACE: bool>(
+    cleanup: C,
+    site: &'static Site,
+    body: impl FnOnce() -> R,
+) -> R {
+    match catch_unwind(AssertUnwindSafe(|| {
+        guard_call::<C, R, GRACE>(cleanup, site, body)
+    })) {
         Ok(value) => value,
         Err(payload) if stopped_for(&*payload).is_some() => standby::park_for_good(),
         Err(payload) => resume_unwind(payload),
