@@ -17,6 +17,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::Stdio;
@@ -83,15 +84,17 @@ fn every_combination_of_features_and_endings_holds_to_the_table() {
     });
     let ran = ran.into_inner().unwrap();
     let total: u64 = ran.values().sum();
-    eprintln!(
-        "{total} of {} cases (seed {seed}) in {:.0?}, by ending: {ran:?}",
-        cases.len(),
-        started.elapsed()
-    );
-    if total < cases.len() as u64 {
-        eprintln!("stopped early: out of time");
-    }
     let failures = failures.into_inner().unwrap();
+    // Past the harness's capture of `eprintln!`: the run's size and seed are worth seeing when it
+    // passes too.
+    let _ = writeln!(
+        std::io::stderr(),
+        "combinations: {total} of {} cases (seed {seed}) in {:.0?}, {} failed; by ending: {ran:?}{}",
+        cases.len(),
+        started.elapsed(),
+        failures.len(),
+        if total < cases.len() as u64 { "; stopped early: out of time" } else { "" },
+    );
     assert!(
         failures.is_empty(),
         "{} of {total} cases failed:\n{}",

@@ -18,7 +18,9 @@ pub enum Exit {
         message: Option<String>,
     },
     /// A signal (SIGINT, SIGTERM, SIGHUP or SIGQUIT) arrived while the cleanup was pending; the
-    /// process ends by that signal after the cleanups.
+    /// process ends by that signal after the cleanups. A function that returns (or a guard
+    /// dropped other than by a panic) once the stop is requested is told this too: it may have
+    /// returned because of it.
     Signal(Signal),
     /// The process exited (`std::process::exit`, or the end of `main` while another thread's
     /// cleanup was pending); the exit code is kept.
