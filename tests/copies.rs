@@ -113,6 +113,25 @@ fn the_application_s_timeout_holds_while_the_library_s_copy_cleans_up() {
 }
 
 #[test]
+fn a_main_that_returns_on_the_stop_does_not_turn_the_signal_into_an_exit() {
+    // `main` returns once the stop is requested, while the library's copy runs a cleanup that
+    // the deadline cuts: the process ends by the signal, not with `main`'s code.
+    for order in ORDERS {
+        let scenario = copies(order, "slow-library-returns");
+        scenario.expect_line("ready");
+        scenario.signal(SIGTERM);
+        scenario.expect_line("cleaning");
+        let ended = scenario.wait();
+        ended.assert_killed_by(SIGTERM);
+        assert!(
+            ended.stderr.contains("did not finish within 1s"),
+            "{}",
+            ended.stderr
+        );
+    }
+}
+
+#[test]
 fn the_application_s_timeout_holds_while_the_library_s_copy_cleans_up_at_exit() {
     // The library's exit hook runs first when its copy was installed last: the application's
     // deadline counts from the exit all the same.

@@ -8,7 +8,8 @@
 //!   itself with signal-hook, installed before or after both copies, and returns from `main`
 //!   when one arrives), `slow-library` (the application's options are `timeout = 1s` and
 //!   `force_quit_after = 2`, and the library's cleanup says `cleaning` and takes a minute; with
-//!   `slow-library-exit`, `main` calls `exit(5)` once ready), or
+//!   `slow-library-exit`, `main` calls `exit(5)` once ready; with `slow-library-returns`, `main`
+//!   returns once the stop is requested), or
 //!   `mixed-wait` / `mixed-loop` (a thread's application function calls into the library: a
 //!   library function that waits, or one that returns at once, called again and again).
 //!
@@ -166,6 +167,13 @@ fn main() {
         "slow-library" => {
             start_library_waiter(library_waits_with_a_slow_cleanup);
             app_waits();
+        }
+        "slow-library-returns" => {
+            start_library_waiter(library_waits_with_a_slow_cleanup);
+            ready();
+            while !finally::stop_requested() {
+                thread::sleep(Duration::from_millis(5));
+            }
         }
         "slow-library-exit" => {
             start_library_waiter(library_waits_with_a_slow_cleanup);

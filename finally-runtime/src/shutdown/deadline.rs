@@ -93,11 +93,26 @@ pub(super) fn start() {
 }
 
 /// A copy of `finally` installed over this one acts on `signal` (`None`: the process exits):
-/// the deadline runs from now.
+/// the deadline runs from now. The first stands: a process that a signal is ending may exit
+/// meanwhile (`main` returns on the stop), and still ends by the signal.
 #[cfg(unix)]
 pub(super) fn start_above(signal: Option<Signal>) {
-    ABOVE.store(signal.map_or(EXIT, Signal::number), SeqCst);
+    mark_above(signal);
     start();
+}
+
+/// Notes what a copy of `finally` installed over this one has started (see [`start_above`]),
+/// without starting the deadline. Async-signal-safe.
+#[cfg(unix)]
+pub(super) fn mark_above(signal: Option<Signal>) {
+    let above = signal.map_or(EXIT, Signal::number);
+    let _ = ABOVE.compare_exchange(0, above, SeqCst, SeqCst);
+}
+
+/// Whether a copy of `finally` installed over this one acts on a signal.
+#[cfg(unix)]
+pub(super) fn signal_above() -> bool {
+    ABOVE.load(SeqCst) > 0
 }
 
 #[cfg(unix)]

@@ -84,11 +84,25 @@ pub(crate) fn request_here(signal: Signal) {
     request::request(signal);
 }
 
+/// A copy of `finally` installed over this one acts on `signal`, as it told this one from its
+/// signal handler. Async-signal-safe.
+#[cfg(unix)]
+pub(crate) fn signal_above(signal: Signal) {
+    deadline::mark_above(Some(signal));
+}
+
 /// A copy of `finally` installed over this one acts on `signal`: this copy's deadline counts
 /// from now, as it would from its own signal. (Once, from the signal thread.)
 #[cfg(unix)]
 pub(crate) fn start_deadline_above(signal: Signal) {
     deadline::start_above(Some(signal));
+}
+
+/// Whether a signal is ending the process, as this copy of `finally` or one installed over it
+/// acts on it: an `exit` meanwhile (`main` returning on the stop) changes nothing.
+#[cfg(unix)]
+pub(crate) fn ending_by_a_signal() -> bool {
+    kind() == Some(Kind::Signal) || deadline::signal_above()
 }
 
 /// The process is exiting, with `code` if known, as the exit hook of this copy of `finally`, or

@@ -162,6 +162,9 @@ fn requested(signal: c_int) {
 /// the copies of `finally` installed before it are told (`copies.rs`). Called by the exit hook
 /// of this copy, or of a copy installed after it; not from a signal handler.
 pub(crate) fn exiting(code: Option<i32>) {
+    if shutdown::ending_by_a_signal() {
+        return;
+    }
     shutdown::exiting_above(code);
     let below = (1..64).find_map(|signal| {
         let below = replaced(signal).filter(|below| copies::is_copy(below))?;
@@ -251,6 +254,7 @@ fn arrived(signal: c_int) {
 /// Async-signal-safe.
 fn arrived_above(signal: c_int) {
     SEEN.fetch_add(1, SeqCst);
+    shutdown::signal_above(Signal::new(signal));
     let _ = ARRIVED.fetch_update(SeqCst, SeqCst, |word| {
         (word & ABOVE == 0).then_some(word | (signal as u32) << 8)
     });
