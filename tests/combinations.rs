@@ -175,10 +175,17 @@ struct Expected {
 fn expect(plan: &Plan) -> Expected {
     let app_handles =
         |signal: i32| !plan.only_int_and_term || signal == libc::SIGINT || signal == libc::SIGTERM;
+    // A slow cleanup that runs (not a dismissed guard's, nor one dropped before the ending).
     let slow = plan
         .threads
         .iter()
         .flat_map(|thread| &thread.levels)
+        .filter(|level| {
+            !matches!(
+                level.kind,
+                Kind::Guard(Fate::Dismissed | Fate::DroppedElsewhere)
+            )
+        })
         .any(|level| level.cleanup == Cleanup::Slow);
     let longest_grace = plan
         .threads

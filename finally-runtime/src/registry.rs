@@ -501,15 +501,14 @@ pub(crate) fn finish_linked(
     };
     let exit = exit.map(|exit| stopped.as_ref().unwrap_or(exit));
     let stands_by = lives == Lives::InFuture || mine.is_some_and(|mine| ptr::eq(mine, slot));
+    // Not ours if the walk took it: it runs it, and may be running it still (the standing by
+    // below waits for that). Unlinked first all the same: standing by may stop the thread
+    // (`stop.rs`), which must not leave the link in the list when the node's memory goes.
     let panic = if header.own() {
         let panic = exit.and_then(|exit| call(mine, header, exit));
         header.done();
         panic
     } else {
-        // The walk took it: it may be running it still.
-        if stands_by {
-            standby::stand_by(slot.address());
-        }
         None
     };
     let mut list = slot.linked();
