@@ -10,8 +10,10 @@
 //!
 //! use finally::{with_cleanup, Exit};
 //!
+//! /// Named by the program's pid: `finally::program_id()` is the same in the program and in its
+//! /// guardian, if `main` has one (where `std::process::id()` would be the guardian's own).
 //! fn scratch() -> PathBuf {
-//!     std::env::temp_dir().join(format!("scratch-{}", std::process::id()))
+//!     std::env::temp_dir().join(format!("scratch-{}", finally::program_id()))
 //! }
 //!
 //! /// Runs once, whether `main` returns, panics, calls `process::exit` or gets Ctrl-C.
@@ -281,7 +283,9 @@
 //!   integers, tuples of them; up to 64 KiB encoded), sent to the guardian when the guard is
 //!   made, disarmed there when it ends. After a crash the guardian runs the armed guards, newest
 //!   first, then `main`'s cleanup. [`Guard::guardian`] returns whether the state got there, and
-//!   if not why: nothing is printed. The guardian's [`std::process::id`] is its own.
+//!   if not why: nothing is printed. The guardian's [`std::process::id`] is its own: name what
+//!   the program makes by [`program_id`], which is the program's pid in both processes (the
+//!   first example does, and stays right with `guardian` added).
 //! - With `#[tokio::main]` (or the like), put `#[with_cleanup]` *below* it, on the plain
 //!   `main` it makes: the guardian must start before the runtime's threads do.
 //! - It holds no descriptor of the program's but stdin, stdout and stderr, so spawned children
@@ -551,7 +555,7 @@
 #[doc(inline)]
 pub use finally_macros::with_cleanup;
 pub use finally_runtime::{
-    end_by, guard, guard_with, guardian_status, install, stop_requested, stop_signal,
+    end_by, guard, guard_with, guardian_status, install, program_id, stop_requested, stop_signal,
     wait_for_stop, Error, Exit, Guard, Options, Outcome, Signal, State, StopSignal,
 };
 

@@ -54,6 +54,23 @@ fn kill_9_is_cleaned_up_by_the_guardian() {
 }
 
 #[test]
+fn the_guardian_finds_what_the_program_named_by_its_pid() {
+    // The first example, with `guardian` added: the scratch directory is named by
+    // `finally::program_id()`, the program's pid in the guardian too.
+    let scenario = Scenario::start_guardian("scratch", |_| {});
+    let pid = scenario.ready_pid();
+    scenario.signal(SIGKILL);
+    let ended = scenario.wait();
+    ended.assert_cleaned_once("main", KILLED);
+    assert_eq!(
+        ended.count(&format!("removed scratch-{pid}: true")),
+        1,
+        "{:?}",
+        ended.marker
+    );
+}
+
+#[test]
 fn a_child_forked_without_exec_leaves_the_guardian_to_its_parent() {
     let ended = Scenario::start_guardian("fork", |_| {}).signal_when_ready(SIGKILL);
     ended.assert_killed_by(SIGKILL);

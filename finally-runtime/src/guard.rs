@@ -38,7 +38,7 @@ use crate::{stop, Error, Exit};
 /// ```
 /// # use finally_runtime as finally;
 /// # fn main() -> std::io::Result<()> {
-/// let dir = std::env::temp_dir().join(format!("scratch-{}", std::process::id()));
+/// let dir = std::env::temp_dir().join(format!("scratch-{}", finally::program_id()));
 /// std::fs::create_dir_all(&dir)?;
 /// let _cleanup = finally::guard(move |_| std::fs::remove_dir_all(&dir));
 /// // ... work: Ctrl-C, `kill`, `exit`, a panic or the end of the scope remove `dir` ...
@@ -78,7 +78,7 @@ where
 /// }
 ///
 /// // In a `main` under `#[with_cleanup(..., guardian)]`:
-/// let dir = std::env::temp_dir().join(format!("scratch-{}", std::process::id()));
+/// let dir = std::env::temp_dir().join(format!("scratch-{}", finally::program_id()));
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let cleanup = finally::guard_with(dir, remove);
 /// if let Err(error) = cleanup.guardian() {

@@ -49,7 +49,7 @@ pub use config::Options;
 pub use error::Error;
 pub use exit::{Exit, Signal};
 pub use guard::{guard, guard_with, Guard, State};
-pub use guardian::guardian_status;
+pub use guardian::{guardian_status, program_id};
 pub use install::install;
 pub use request::{stop_requested, stop_signal, wait_for_stop, StopSignal};
 pub use shutdown::end_by;

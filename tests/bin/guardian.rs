@@ -34,10 +34,25 @@ fn cleanup(exit: &Exit) {
             String::from_utf8_lossy(&output.stdout).trim()
         ));
     }
+    if scenario() == "scratch" {
+        // Named by the program's pid, in the program and in the guardian alike.
+        let scratch = scratch();
+        let removed = fs::remove_dir(&scratch).is_ok();
+        mark(&format!(
+            "removed {}: {removed}",
+            scratch.file_name().unwrap().to_string_lossy()
+        ));
+    }
     main_cleanup(exit);
     if scenario() == "cleanup-panics" {
         panic!("the cleanup panics");
     }
+}
+
+/// A scratch directory beside the marker, named by the program's pid.
+fn scratch() -> std::path::PathBuf {
+    let marker = std::path::PathBuf::from(env::var_os("FINALLY_TEST_MARKER").unwrap());
+    marker.with_file_name(format!("scratch-{}", finally::program_id()))
 }
 
 /// The scenario's name: the first argument, in the program and in its guardian alike.
@@ -55,6 +70,11 @@ fn main() {
         }
         "panic" => panic!("boom"),
         "exit" => process::exit(3),
+        "scratch" => {
+            fs::create_dir(scratch()).unwrap();
+            println!("ready {}", process::id());
+            wait_forever();
+        }
         "wait" | "child-of-cleanup" => {
             ready();
             wait_forever();

@@ -98,7 +98,7 @@ unsafe fn init<C: Run>(
     // SAFETY: this process's own descriptors: the program's end of the channel, which it does
     // not use, and every one it inherited but the signals' and its own end.
     let mut inbox =
-        unsafe { super::watch::enter(c"finally-init", program_end, channel, &[signals]) };
+        unsafe { super::watch::enter(c"finally-init", program, program_end, channel, &[signals]) };
     let mut told = false;
     let status = loop {
         let mut ready = [signals, inbox.link as RawFd].map(|fd| libc::pollfd {

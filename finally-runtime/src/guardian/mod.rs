@@ -269,6 +269,36 @@ pub(crate) fn forget_in_child() {
     }
 }
 
+/// In the guardian: the pid of the program it watches; 0 elsewhere.
+static PROGRAM: AtomicI32 = AtomicI32::new(0);
+
+/// This process becomes the guardian of the program `program` (its pid).
+fn guarding(program: i32) {
+    PROGRAM.store(program, SeqCst);
+    STATE.store(GUARDING, SeqCst);
+}
+
+/// The program's process id: [`std::process::id`] in the program, and in its guardian the
+/// program's still, where `std::process::id()` gives the guardian's own (a copy of the program
+/// made when `main` started, or on Windows the executable started again).
+///
+/// Name what the program makes with it, not with `std::process::id()`, so that `main`'s
+/// cleanup finds it from both processes:
+///
+/// ```
+/// # use finally_runtime as finally;
+/// fn scratch() -> std::path::PathBuf {
+///     std::env::temp_dir().join(format!("scratch-{}", finally::program_id()))
+/// }
+/// # let _ = scratch();
+/// ```
+pub fn program_id() -> u32 {
+    match PROGRAM.load(SeqCst) {
+        0 => std::process::id(),
+        program => program as u32,
+    }
+}
+
 /// The guardian's pid, while one runs: for the tests, which stop and kill it. Not a public API.
 pub fn guardian_pid() -> Option<u32> {
     u32::try_from(GUARDIAN.load(SeqCst))

@@ -9,7 +9,6 @@ use libc::{c_int, pid_t};
 
 use super::channel::Inbox;
 use super::notes::Notes;
-use super::{GUARDING, STATE};
 use crate::cleanup::Run;
 use crate::sys::{fd, proc, process, signal};
 use crate::{config, Signal};
@@ -89,20 +88,21 @@ impl Watch {
     }
 }
 
-/// Makes this process a guardian named `name` (PID 1's or not): closes `program_end` (the
-/// program's end of the channel) and every descriptor it inherited but `channel` and `keep`,
-/// and returns the inbox of `channel`.
+/// Makes this process a guardian named `name` (PID 1's or not) of the program `program` (its
+/// pid): closes `program_end` (the program's end of the channel) and every descriptor it
+/// inherited but `channel` and `keep`, and returns the inbox of `channel`.
 ///
 /// # Safety
 ///
 /// Nothing in this process may use the descriptors it closes.
 pub(super) unsafe fn enter(
     name: &CStr,
+    program: pid_t,
     program_end: RawFd,
     channel: RawFd,
     keep: &[RawFd],
 ) -> Inbox {
-    STATE.store(GUARDING, SeqCst);
+    super::guarding(program);
     let mut kept = keep.to_vec();
     kept.push(channel);
     // SAFETY: the caller vouches for them.
@@ -124,7 +124,15 @@ pub(super) fn guard<C: Run>(
 ) -> ! {
     // SAFETY: this process's own descriptors: the program's end of the channel, which it does
     // not use, and every one it inherited but its own end and the watch.
-    let mut inbox = unsafe { enter(c"finally-guardian", program, channel, &[watch.fd()]) };
+    let mut inbox = unsafe {
+        enter(
+            c"finally-guardian",
+            watch.pid,
+            program,
+            channel,
+            &[watch.fd()],
+        )
+    };
     while !watch.ended() {
         let mut ready = [inbox.link as RawFd, watch.fd()].map(|fd| libc::pollfd {
             fd,

@@ -41,8 +41,8 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use super::channel::{Inbox, HEADER, LONGEST};
+use super::failed;
 use super::notes::{Notes, Page};
-use super::{failed, GUARDING, STATE};
 use crate::cleanup::Run;
 use crate::sys::link::Link;
 
@@ -153,13 +153,13 @@ fn create_pipe(name: &[u16]) -> io::Result<HANDLE> {
 /// The guardian: connects to the program's pipe and page, waits for the program's process to
 /// end, cleans up if it died, exits.
 fn guard<C: Run>(spec: &OsStr, cleanup: C) -> ! {
-    STATE.store(GUARDING, SeqCst);
     let spec = spec.to_string_lossy();
     let mut parts = spec.split(' ');
     let (Some(pid), Some(pipe), Some(page)) = (parts.next(), parts.next(), parts.next()) else {
         std::process::exit(0)
     };
     let pid: u32 = pid.parse().unwrap_or(0);
+    super::guarding(pid as i32);
     // SAFETY: opening a process by id, only to wait for it.
     let program = unsafe {
         OpenProcess(
