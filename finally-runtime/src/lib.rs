@@ -61,7 +61,7 @@ pub mod __private {
     pub use crate::config::Options;
     pub use crate::exit::Signal;
     pub use crate::guarded::{guard_call, guard_future, guard_main, Guarded, Site};
-    pub use crate::guardian::{guardian, guardian_pid};
+    pub use crate::guardian::{guardian, guardian_looks, guardian_pid};
     pub use crate::install::configure;
     pub use core::time::Duration;
 }

@@ -43,10 +43,72 @@ fn cleanup(exit: &Exit) {
             scratch.file_name().unwrap().to_string_lossy()
         ));
     }
+    if scenario() == "drops-into-a-jail" {
+        return jail_mark(&format!("main as {}: {exit:?}", euid()));
+    }
     main_cleanup(exit);
     if scenario() == "cleanup-panics" {
         panic!("the cleanup panics");
     }
+}
+
+/// The effective user id, as the cleanups report it.
+fn euid() -> u32 {
+    // SAFETY: `geteuid` has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Gives up root for the user `FINALLY_TEST_DROP_TO`, as a daemon does once it has started;
+/// then waits until the guardian has looked at the program since (it does every tenth of a
+/// second), unless `FINALLY_TEST_NO_WAIT` says not to.
+fn drop_privileges() {
+    let user: libc::uid_t = env::var("FINALLY_TEST_DROP_TO").unwrap().parse().unwrap();
+    // SAFETY: plain system calls, on this process's one thread (the guardian is another process).
+    unsafe {
+        assert_eq!(libc::setgroups(0, std::ptr::null()), 0);
+        assert_eq!(libc::setresgid(user, user, user), 0);
+        assert_eq!(libc::setresuid(user, user, user), 0);
+    }
+    if env::var_os("FINALLY_TEST_NO_WAIT").is_none() {
+        // Two looks: one may have begun before the drop.
+        let looked = finally::__private::guardian_looks();
+        while finally::__private::guardian_looks() < looked + 2 {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// A guard's cleanup: removes `locked`, a file in a folder only root may change.
+fn remove_locked(locked: &std::path::Path, exit: &Exit) {
+    let removed = fs::remove_file(locked).is_ok();
+    mark(&format!(
+        "locked removed as {}: {removed}, {exit:?}",
+        euid()
+    ));
+}
+
+/// In the jail (the marker's folder), `/marker` is the marker; outside it, the line says so.
+fn jail_mark(line: &str) {
+    use std::io::Write;
+    let in_the_jail = std::path::Path::new("/marker");
+    let (path, line) = match in_the_jail.exists() {
+        true => (in_the_jail.to_path_buf(), line.to_owned()),
+        false => (
+            env::var_os("FINALLY_TEST_MARKER").unwrap().into(),
+            format!("outside the jail: {line}"),
+        ),
+    };
+    let mut file = fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(format!("{line}\n").as_bytes()).unwrap();
+}
+
+/// A guard's cleanup in the jail.
+fn look_around(name: &str, exit: &Exit) {
+    let root_has_the_marker = std::path::Path::new("/marker").exists();
+    jail_mark(&format!(
+        "{name} as {}: marker at the root {root_has_the_marker}, {exit:?}",
+        euid()
+    ));
 }
 
 /// A scratch directory beside the marker, named by the program's pid.
@@ -70,6 +132,26 @@ fn main() {
         }
         "panic" => panic!("boom"),
         "exit" => process::exit(3),
+        // The daemon pattern: root at start (the guardian is forked then), then a user.
+        "drops-privileges" => {
+            let locked = std::path::PathBuf::from(env::var_os("FINALLY_TEST_MARKER").unwrap())
+                .with_file_name("locked")
+                .join("file");
+            drop_privileges();
+            let _guard = finally::guard_with(locked, remove_locked);
+            println!("ready {}", process::id());
+            wait_forever();
+        }
+        // The same, in a `chroot` to the marker's folder.
+        "drops-into-a-jail" => {
+            let jail = std::path::PathBuf::from(env::var_os("FINALLY_TEST_MARKER").unwrap());
+            std::os::unix::fs::chroot(jail.parent().unwrap()).unwrap();
+            env::set_current_dir("/").unwrap();
+            drop_privileges();
+            let _guard = finally::guard_with(String::from("guard"), look_around);
+            println!("ready {}", process::id());
+            wait_forever();
+        }
         "scratch" => {
             fs::create_dir(scratch()).unwrap();
             println!("ready {}", process::id());

@@ -36,8 +36,8 @@ impl Ended {
             .collect();
         assert_eq!(
             starts, 1,
-            "cleanup `{name}` started {starts} times: {:?}",
-            self.marker
+            "cleanup `{name}` started {starts} times: {:?}; stderr: {}",
+            self.marker, self.stderr
         );
         assert_eq!(
             ends.len(),

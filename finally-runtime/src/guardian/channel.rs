@@ -84,6 +84,8 @@ pub(super) struct Inbox {
     packet: Vec<u8>,
     /// The guards armed and not disarmed, by id: in the order they were made.
     armed: BTreeMap<u64, Armed>,
+    /// How many packets the program has sent.
+    pub(super) heard: u64,
 }
 
 impl Inbox {
@@ -92,6 +94,7 @@ impl Inbox {
             link,
             packet: vec![0; HEADER + LONGEST],
             armed: BTreeMap::new(),
+            heard: 0,
         }
     }
 
@@ -99,7 +102,11 @@ impl Inbox {
     /// cleanup completed.
     pub(super) fn receive(&mut self) -> bool {
         while self.link != NONE {
-            match link::receive(self.link, &mut self.packet) {
+            let received = link::receive(self.link, &mut self.packet);
+            if matches!(received, Ok(length) if length > 0) {
+                self.heard += 1;
+            }
+            match received {
                 // Longer than any message the program sends: not one of them.
                 Ok(length) if length > self.packet.len() => {}
                 Ok(0) => self.link = NONE,

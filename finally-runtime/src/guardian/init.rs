@@ -8,10 +8,11 @@ use std::{mem, ptr};
 use libc::{c_int, pid_t};
 
 use super::failed;
+use super::follow::Follow;
 use super::notes::{Notes, Page};
 use super::start::Started;
 use crate::cleanup::Run;
-use crate::sys::{self, signal};
+use crate::sys::{self, proc, signal};
 use crate::Signal;
 
 /// The signals that PID 1 hands on to the program: those a container runtime, a user or a
@@ -100,6 +101,8 @@ unsafe fn init<C: Run>(
     let mut inbox =
         unsafe { super::watch::enter(c"finally-init", program, program_end, channel, &[signals]) };
     let mut told = false;
+    let mut follow = Follow::new(program, proc::stat(program).map(|stat| stat.start));
+    let mut at_the_end = None;
     let status = loop {
         let mut ready = [signals, inbox.link as RawFd].map(|fd| libc::pollfd {
             fd,
@@ -107,9 +110,15 @@ unsafe fn init<C: Run>(
             revents: 0,
         });
         // SAFETY: two valid `pollfd`s; one with a negative descriptor is left alone.
-        unsafe { libc::poll(ready.as_mut_ptr(), 2, -1) };
+        unsafe { libc::poll(ready.as_mut_ptr(), 2, follow.patience_with(-1)) };
         told |= inbox.receive();
-        if let Some(status) = forward_and_reap(signals, program) {
+        follow.look(inbox.heard);
+        notes.looked.fetch_add(1, SeqCst);
+        if let Some(status) = forward_and_reap(signals, program, || {
+            // Its zombie, before it is reaped: what it had when it ended, exact.
+            let follow = std::mem::replace(&mut follow, Follow::new(program, None));
+            at_the_end = Some(follow.take_on(inbox.heard));
+        }) {
             break status;
         }
     };
@@ -125,14 +134,21 @@ unsafe fn init<C: Run>(
         // As the program had it, for the programs the cleanup starts: nothing is handed on now.
         // SAFETY: a valid mask, for this process's only thread.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, ptr::null_mut()) };
-        inbox.clean_up(cleanup, signal);
+        match at_the_end.unwrap_or(Ok(())) {
+            Ok(()) => inbox.clean_up(cleanup, signal),
+            Err(why) => super::watch::refused(&why),
+        }
     }
     signal::exit_flushing(code)
 }
 
 /// Hands the signals PID 1 received on to `program`, and reaps the children that ended: the
-/// program's wait status, once it has ended.
-fn forward_and_reap(signals: RawFd, program: pid_t) -> Option<c_int> {
+/// program's wait status, once it has ended, after `before_reaping` has looked at its zombie.
+fn forward_and_reap(
+    signals: RawFd,
+    program: pid_t,
+    before_reaping: impl FnOnce(),
+) -> Option<c_int> {
     // SAFETY: all zeros is a valid `signalfd_siginfo`.
     let mut received: [libc::signalfd_siginfo; 8] = unsafe { mem::zeroed() };
     loop {
@@ -155,6 +171,20 @@ fn forward_and_reap(signals: RawFd, program: pid_t) -> Option<c_int> {
                 unsafe { libc::kill(program, signal) };
             }
         }
+    }
+    // SAFETY: a zeroed `siginfo_t` is a valid out-parameter; `WNOWAIT` leaves it a zombie.
+    let program_ended = unsafe {
+        let mut info: libc::siginfo_t = mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            program as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) == 0
+            && info.si_pid() == program
+    };
+    if program_ended {
+        before_reaping();
     }
     // SIGCHLDs coalesce: every child that ended, whether one was told or not.
     let mut ended = None;

@@ -75,6 +75,8 @@ mod channel;
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod crash;
 #[cfg(target_os = "linux")]
+mod follow;
+#[cfg(target_os = "linux")]
 mod init;
 #[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 mod notes;
@@ -273,6 +275,7 @@ pub(crate) fn forget_in_child() {
 static PROGRAM: AtomicI32 = AtomicI32::new(0);
 
 /// This process becomes the guardian of the program `program` (its pid).
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 fn guarding(program: i32) {
     PROGRAM.store(program, SeqCst);
     STATE.store(GUARDING, SeqCst);
@@ -297,6 +300,13 @@ pub fn program_id() -> u32 {
         0 => std::process::id(),
         program => program as u32,
     }
+}
+
+/// How many times the guardian has looked at the program: for the tests, which wait for it to
+/// have seen what the program changed. Not a public API.
+pub fn guardian_looks() -> u32 {
+    // SAFETY: the page, once set, stays mapped for the rest of the process's life.
+    unsafe { NOTES.load(SeqCst).as_ref() }.map_or(0, |notes| notes.looked.load(SeqCst))
 }
 
 /// The guardian's pid, while one runs: for the tests, which stop and kill it. Not a public API.

@@ -1,6 +1,6 @@
 //! The page the program shares with its guardian.
 
-use std::sync::atomic::{AtomicBool, AtomicI32};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32};
 use std::{io, mem, ptr};
 
 /// The page the program shares with its guardian: what must reach the guardian however full
@@ -11,6 +11,9 @@ pub(super) struct Notes {
     pub(super) completed: AtomicBool,
     /// The crash that is ending the program, or 0.
     pub(super) crash: AtomicI32,
+    /// How many times the guardian has looked at the program (`follow.rs`): the tests wait for
+    /// it to have seen what they changed.
+    pub(super) looked: AtomicU32,
 }
 
 impl Notes {

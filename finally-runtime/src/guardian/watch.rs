@@ -8,8 +8,10 @@ use std::sync::atomic::Ordering::SeqCst;
 use libc::{c_int, pid_t};
 
 use super::channel::Inbox;
+use super::follow::Follow;
 use super::notes::Notes;
 use crate::cleanup::Run;
+use crate::report::report;
 use crate::sys::{fd, proc, process, signal};
 use crate::{config, Signal};
 
@@ -133,24 +135,41 @@ pub(super) fn guard<C: Run>(
             &[watch.fd()],
         )
     };
+    let mut follow = Follow::new(watch.pid, watch.start);
     while !watch.ended() {
         let mut ready = [inbox.link as RawFd, watch.fd()].map(|fd| libc::pollfd {
             fd,
             events: libc::POLLIN,
             revents: 0,
         });
+        let patience = follow.patience_with(watch.patience());
         // SAFETY: two valid `pollfd`s; one with a negative descriptor is left alone.
-        unsafe { libc::poll(ready.as_mut_ptr(), 2, watch.patience()) };
+        unsafe { libc::poll(ready.as_mut_ptr(), 2, patience) };
         if inbox.receive() {
             signal::exit_flushing(0);
         }
+        follow.look(inbox.heard);
+        notes.looked.fetch_add(1, SeqCst);
     }
     // What the program sent just before it ended.
     if inbox.receive() || notes.completed.load(SeqCst) {
         signal::exit_flushing(0);
     }
-    inbox.clean_up(cleanup, notes.crash().or_else(|| watch.killed_by()));
+    // Read while the guardian may still inspect the program's zombie.
+    let signal = notes.crash().or_else(|| watch.killed_by());
+    match follow.take_on(inbox.heard) {
+        Ok(()) => inbox.clean_up(cleanup, signal),
+        Err(why) => refused(&why),
+    }
     signal::exit_flushing(0)
+}
+
+/// Says that the guardian runs no cleanup, and why: it could not follow the program's
+/// credentials.
+pub(super) fn refused(why: &io::Error) {
+    report(format_args!(
+        "the guardian ran no cleanup: it could not act with the program's credentials ({why})"
+    ));
 }
 
 /// Catches SIGINT, SIGTERM, SIGHUP and SIGQUIT with a handler that does nothing, so that

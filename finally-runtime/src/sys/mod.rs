@@ -8,6 +8,8 @@
 
 #[cfg(windows)]
 pub(crate) mod console;
+#[cfg(target_os = "linux")]
+pub(crate) mod credentials;
 pub(crate) mod end;
 #[cfg(windows)]
 pub(crate) mod exit_process;
