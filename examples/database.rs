@@ -171,6 +171,7 @@ fn insert_temporary_rows(
 
 /// The cleanup: runs once however `main` ends, in the guardian if the program died. A failure
 /// is reported by `finally`.
+#[finally::guardian_cleanup]
 fn delete_temporary_rows((path, run): &(PathBuf, String), exit: &Exit) -> rusqlite::Result<()> {
     mark_for_tests(exit);
     let deleted = delete_run(path, run)?;

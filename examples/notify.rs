@@ -115,6 +115,7 @@ fn main() {
 
 /// The guard's cleanup: sends one notification of how the program ended. Runs in the program,
 /// or, after a `kill -9` or a crash, in the guardian.
+#[finally::guardian_cleanup]
 fn notify((url, pid, started): &Run, exit: &Exit) {
     let body = report(exit, *pid, *started).to_string();
     let sent = minreq::post(url)

@@ -84,6 +84,7 @@ fn panic_after() -> Result<Option<Duration>, String> {
 /// Removes the scratch directory, once however `main` ended; in the guardian, after the program
 /// died without it. It can run twice (the guardian runs it again if the program is killed
 /// during it): a directory already gone is fine. A failure is reported by `finally`.
+#[finally::guardian_cleanup]
 fn remove_scratch(scratch: &Path, exit: &Exit) -> io::Result<()> {
     mark(exit);
     match remove(scratch) {

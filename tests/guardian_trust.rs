@@ -115,3 +115,75 @@ fn a_program_that_gives_up_root_as_it_dies_never_has_its_cleanup_run_as_root() {
     }
     eprintln!("ran as the user {ran} times, refused {refused} times");
 }
+
+#[test]
+fn the_guardian_rejects_what_the_program_did_not_send_as_it_sends() {
+    let scenario = Scenario::start_guardian("forged", |_| {});
+    let pid = scenario.ready_pid();
+    scenario.signal(libc::SIGKILL);
+    let ended = scenario.wait();
+    ended.assert_killed_by(libc::SIGKILL);
+    // The real guard and `main`'s cleanup ran, once each; nothing forged did.
+    ended.assert_cleaned_once(&format!("guard run-{pid}"), KILLED);
+    ended.assert_cleaned_once("main", KILLED);
+    assert_eq!(ended.marker.len(), 4, "{:?}", ended.marker);
+    for why in [
+        "guard 1099511627776's cleanup, number 4294967280, was never registered",
+        "guard 2199023255552's state is not one its cleanup takes",
+        "guard 8796093022208's",
+        "unknown (4 bytes, starting with 9)",
+        "it disarms guard 4398046511104, which is not armed",
+    ] {
+        let line = format!("finally: the guardian rejected a message: {why}");
+        assert!(ended.stderr.contains(&line), "{line:?} in {}", ended.stderr);
+    }
+}
+
+#[test]
+fn the_guardian_hears_the_program_alone() {
+    let scenario = Scenario::start_guardian("impostor", |_| {});
+    let pid = scenario.ready_pid();
+    scenario.signal(libc::SIGKILL);
+    let ended = scenario.wait();
+    ended.assert_cleaned_once(&format!("guard run-{pid}"), KILLED);
+    ended.assert_cleaned_once("main", KILLED);
+    assert_eq!(ended.count("start guard impostor"), 0, "{:?}", ended.marker);
+    assert_eq!(ended.marker.len(), 4, "{:?}", ended.marker);
+    assert_eq!(
+        ended
+            .stderr
+            .matches(&format!(", not the program ({pid})"))
+            .count(),
+        4,
+        "{}",
+        ended.stderr
+    );
+}
+
+#[test]
+fn a_guard_whose_cleanup_is_not_registered_says_so_and_the_guardian_has_not_got_it() {
+    let scenario = Scenario::start_guardian("unregistered", |_| {});
+    scenario.ready_pid();
+    scenario.signal(libc::SIGKILL);
+    let ended = scenario.wait();
+    ended.assert_cleaned_once("main", KILLED);
+    assert_eq!(
+        ended.count("start unregistered guard"),
+        0,
+        "{:?}",
+        ended.marker
+    );
+    let refused = "::unregistered` is not registered: mark it `#[finally::guardian_cleanup]`";
+    let told = ended
+        .marker
+        .iter()
+        .filter(|line| line.starts_with("refused: `") && line.ends_with(refused));
+    assert_eq!(told.count(), 1, "{:?}", ended.marker);
+    // Said once on stderr, for two guards.
+    assert_eq!(
+        ended.stderr.matches("is not registered").count(),
+        1,
+        "{}",
+        ended.stderr
+    );
+}

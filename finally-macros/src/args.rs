@@ -74,16 +74,7 @@ impl Parse for Args {
             let option = name.to_string();
             match option.as_str() {
                 "guardian" => once(&mut args.guardian, span, &option, Ok(span))?,
-                "crate" => {
-                    let value = string(input, &option)?;
-                    let path = value.parse().map_err(|_| {
-                        error(
-                            &value,
-                            "`crate` expects a path, as in `crate = \"::finally\"`",
-                        )
-                    });
-                    once(&mut args.krate, span, &option, path)?;
-                }
+                "crate" => once(&mut args.krate, span, &option, crate_option(input))?,
                 "grace" | "timeout" => {
                     let value = string(input, &option)?;
                     let duration = parse_duration(&value.value()).map_err(|problem| {
@@ -141,6 +132,17 @@ impl Parse for Args {
 
 fn error(tokens: impl quote::ToTokens, message: impl std::fmt::Display) -> syn::Error {
     syn::Error::new_spanned(tokens, message)
+}
+
+/// The `= "path"` of `crate`.
+pub(crate) fn crate_option(input: ParseStream) -> syn::Result<Path> {
+    let value = string(input, "crate")?;
+    value.parse().map_err(|_| {
+        error(
+            &value,
+            "`crate` expects a path, as in `crate = \"::finally\"`",
+        )
+    })
 }
 
 /// Sets an option, refusing it the second time.

@@ -23,7 +23,7 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
     check_captures(&args, &sig)?;
     // The calls are spanned at the user's cleanup, so a wrong signature is reported there.
     let span = args.cleanup.span();
-    let krate = crate_path(&args, span);
+    let krate = crate_path(args.krate.as_ref(), span);
     let cleanup = cleanup(&args, &krate, span);
     let site = site(&args, &sig, &krate, span);
     let configure = configure(&args, &krate, span);
@@ -125,8 +125,8 @@ fn check_captures(args: &Args, sig: &Signature) -> syn::Result<()> {
 }
 
 /// Where the `finally` crate is: `crate = "path"`, or `::finally`.
-fn crate_path(args: &Args, span: Span) -> TokenStream {
-    match &args.krate {
+pub(crate) fn crate_path(krate: Option<&syn::Path>, span: Span) -> TokenStream {
+    match krate {
         Some(path) => respan(quote!(#path), span),
         None => quote_spanned!(span=> ::finally),
     }

@@ -6,6 +6,7 @@
 //! would. The box is freed once the guard has ended (dropped, dismissed, or its cleanup taken
 //! over and run) and no walk can still read it.
 
+use std::any::{type_name, TypeId};
 use std::borrow::Borrow;
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -16,9 +17,10 @@ use std::ptr::NonNull;
 
 use crate::cleanup::Outcome;
 use crate::guarded;
-use crate::guardian::{self, RunInGuardian};
+use crate::guardian;
 use crate::protocol::Header;
 use crate::registry::{self, Link, Lives, Slot};
+use crate::state::{State, StateRef};
 use crate::{stop, Error, Exit};
 
 /// Makes a guard: `cleanup` runs exactly once, when the guard is dropped ([`Exit::Returned`],
@@ -60,19 +62,22 @@ where
 }
 
 /// Makes a guard whose cleanup also runs in the guardian, if the program dies without running
-/// it (SIGKILL, a crash): `cleanup` is a function, called with `state` (or what it borrows as:
-/// a `PathBuf` as a `&Path`, a `String` as a `&str`).
+/// it (SIGKILL, a crash): `cleanup` is a function registered with
+/// [`#[guardian_cleanup]`](macro@crate::guardian_cleanup), called with `state` (or what it
+/// borrows as: a `PathBuf` as a `&Path`, a `String` as a `&str`).
 ///
 /// The guardian is a copy of the program made when `main` started; it knows `cleanup` (the
-/// same function of the same program) but not what the program made since. So `state` is sent
-/// to it, encoded, when the guard is made, and it is told when the guard ends. In the program,
-/// the guard is a [`guard`] calling `cleanup(&state, exit)`; in the guardian, after a crash,
-/// `cleanup(&decoded_state, &Exit::Died { .. })` runs, newest guard first, before `main`'s
-/// own cleanup. Whether the state reached the guardian, [`Guard::guardian`] says.
+/// same function of the same program, registered there too) but not what the program made
+/// since. So `state` is sent to it, encoded, when the guard is made, and it is told when the
+/// guard ends. In the program, the guard is a [`guard`] calling `cleanup(&state, exit)`; in the
+/// guardian, after a crash, `cleanup(&decoded_state, &Exit::Died { .. })` runs, newest guard
+/// first, before `main`'s own cleanup. Whether the state reached the guardian, [`Guard::guardian`]
+/// says: not if `cleanup` was not registered (said once on stderr too).
 ///
 /// ```no_run
-/// # use finally_runtime as finally;
+/// # extern crate finally_runtime as finally;
 /// # use std::path::Path;
+/// #[finally::guardian_cleanup]
 /// fn remove(dir: &Path, _: &finally::Exit) -> std::io::Result<()> {
 ///     std::fs::remove_dir_all(dir)
 /// }
@@ -86,16 +91,16 @@ where
 /// }
 /// ```
 #[track_caller]
-pub fn guard_with<T, B, O>(state: T, cleanup: fn(&B, &Exit) -> O) -> Guard
+pub fn guard_with<T, B, F, O>(state: T, cleanup: F) -> Guard
 where
     T: State + Borrow<B>,
-    B: ?Sized + 'static,
+    B: ?Sized + StateRef<Owned = T>,
+    F: Fn(&B, &Exit) -> O + Copy + Send + 'static,
     O: Outcome + 'static,
 {
     let mut encoded = Vec::new();
     state.encode(&mut encoded);
-    let run: RunInGuardian = run_in_guardian::<T, B, O>;
-    let armed = guardian::arm(run as usize, cleanup as usize, &encoded);
+    let armed = guardian::arm(TypeId::of::<F>(), type_name::<F>(), &encoded);
     let id = armed.as_ref().ok().copied();
     let mut guard = Guard::new(
         move |exit: &Exit| {
@@ -111,172 +116,6 @@ where
     // the list, which never writes this field.
     unsafe { guard.head.as_mut() }.guardian = Some(armed);
     guard
-}
-
-/// A value that can reach the guardian (see [`guard_with`]): encoded into bytes when the guard
-/// is made, decoded there.
-///
-/// Implemented for strings, paths, byte vectors, integers, `bool`, `Option`s and tuples of
-/// these; implement it for a type of yours by encoding its fields in turn.
-pub trait State: Send + Sized + 'static {
-    /// Appends `self` to `into`.
-    fn encode(&self, into: &mut Vec<u8>);
-    /// Takes a value from the front of `from`, as [`encode`](Self::encode) put it; `None` if
-    /// `from` does not start with one.
-    fn decode(from: &mut &[u8]) -> Option<Self>;
-}
-
-macro_rules! integers {
-    ($($integer:ty),*) => {$(
-        impl State for $integer {
-            fn encode(&self, into: &mut Vec<u8>) {
-                into.extend_from_slice(&self.to_le_bytes());
-            }
-
-            fn decode(from: &mut &[u8]) -> Option<Self> {
-                let (bytes, rest) = from.split_first_chunk()?;
-                *from = rest;
-                Some(<$integer>::from_le_bytes(*bytes))
-            }
-        }
-    )*};
-}
-
-integers!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
-
-impl State for bool {
-    fn encode(&self, into: &mut Vec<u8>) {
-        u8::from(*self).encode(into);
-    }
-
-    fn decode(from: &mut &[u8]) -> Option<Self> {
-        Some(u8::decode(from)? != 0)
-    }
-}
-
-impl State for Vec<u8> {
-    fn encode(&self, into: &mut Vec<u8>) {
-        (self.len() as u64).encode(into);
-        into.extend_from_slice(self);
-    }
-
-    fn decode(from: &mut &[u8]) -> Option<Self> {
-        let length = usize::try_from(u64::decode(from)?).ok()?;
-        let bytes = from.get(..length)?.to_vec();
-        *from = &from[length..];
-        Some(bytes)
-    }
-}
-
-impl State for String {
-    fn encode(&self, into: &mut Vec<u8>) {
-        self.as_bytes().to_vec().encode(into);
-    }
-
-    fn decode(from: &mut &[u8]) -> Option<Self> {
-        String::from_utf8(Vec::decode(from)?).ok()
-    }
-}
-
-/// Its bytes on Unix.
-#[cfg(unix)]
-impl State for std::ffi::OsString {
-    fn encode(&self, into: &mut Vec<u8>) {
-        use std::os::unix::ffi::OsStrExt;
-        self.as_bytes().to_vec().encode(into);
-    }
-
-    fn decode(from: &mut &[u8]) -> Option<Self> {
-        use std::os::unix::ffi::OsStringExt;
-        Some(std::ffi::OsString::from_vec(Vec::decode(from)?))
-    }
-}
-
-/// Its UTF-16 units on Windows, which may be unpaired.
-#[cfg(windows)]
-impl State for std::ffi::OsString {
-    fn encode(&self, into: &mut Vec<u8>) {
-        use std::os::windows::ffi::OsStrExt;
-        let units: Vec<u8> = self.encode_wide().flat_map(u16::to_le_bytes).collect();
-        units.encode(into);
-    }
-
-    fn decode(from: &mut &[u8]) -> Option<Self> {
-        use std::os::windows::ffi::OsStringExt;
-        let bytes = Vec::decode(from)?;
-        let units: Vec<u16> = bytes
-            .chunks(2)
-            .map(|unit| Some(u16::from_le_bytes([unit[0], *unit.get(1)?])))
-            .collect::<Option<_>>()?;
-        Some(std::ffi::OsString::from_wide(&units))
-    }
-}
-
-impl State for std::path::PathBuf {
-    fn encode(&self, into: &mut Vec<u8>) {
-        self.as_os_str().to_owned().encode(into);
-    }
-
-    fn decode(from: &mut &[u8]) -> Option<Self> {
-        Some(std::ffi::OsString::decode(from)?.into())
-    }
-}
-
-impl<T: State> State for Option<T> {
-    fn encode(&self, into: &mut Vec<u8>) {
-        self.is_some().encode(into);
-        if let Some(value) = self {
-            value.encode(into);
-        }
-    }
-
-    fn decode(from: &mut &[u8]) -> Option<Self> {
-        Some(if bool::decode(from)? {
-            Some(T::decode(from)?)
-        } else {
-            None
-        })
-    }
-}
-
-macro_rules! tuples {
-    ($(($($name:ident),*)),*) => {$(
-        impl<$($name: State),*> State for ($($name,)*) {
-            #[allow(non_snake_case)]
-            fn encode(&self, into: &mut Vec<u8>) {
-                let ($($name,)*) = self;
-                $($name.encode(into);)*
-            }
-
-            fn decode(from: &mut &[u8]) -> Option<Self> {
-                Some(($($name::decode(from)?,)*))
-            }
-        }
-    )*};
-}
-
-tuples!((A, B), (A, B, C), (A, B, C, D));
-
-/// Runs, in the guardian, the cleanup of a guard made with [`guard_with`].
-///
-/// # Safety
-///
-/// `cleanup` must be the address of a `fn(&B, &Exit) -> O` of this program, and `state` what
-/// `T::encode` made.
-unsafe fn run_in_guardian<T, B, O>(cleanup: usize, state: &[u8], exit: &Exit)
-where
-    T: State + Borrow<B>,
-    B: ?Sized,
-    O: Outcome,
-{
-    // SAFETY: the caller vouches for the address and the type.
-    let cleanup: fn(&B, &Exit) -> O = unsafe { std::mem::transmute(cleanup) };
-    match T::decode(&mut &state[..]) {
-        Some(state) => cleanup(state.borrow(), exit).report(&"a guard's cleanup in the guardian"),
-        None => crate::report::report(format_args!(
-            "a guard's state did not decode in the guardian: its cleanup did not run"
-        )),
-    }
 }
 
 /// A cleanup made at run time; see [`guard`].

@@ -11,6 +11,8 @@ use finally::{with_cleanup, Exit};
 
 #[path = "../common/child.rs"]
 mod child;
+#[path = "../common/forger.rs"]
+mod forger;
 
 use child::{main_cleanup, mark, ready, wait_forever};
 
@@ -79,6 +81,7 @@ fn drop_privileges() {
 }
 
 /// A guard's cleanup: removes `locked`, a file in a folder only root may change.
+#[finally::guardian_cleanup]
 fn remove_locked(locked: &std::path::Path, exit: &Exit) {
     let removed = fs::remove_file(locked).is_ok();
     mark(&format!(
@@ -103,6 +106,7 @@ fn jail_mark(line: &str) {
 }
 
 /// A guard's cleanup in the jail.
+#[finally::guardian_cleanup]
 fn look_around(name: &str, exit: &Exit) {
     let root_has_the_marker = std::path::Path::new("/marker").exists();
     jail_mark(&format!(
@@ -231,6 +235,38 @@ fn main() {
             println!("ready {}", process::id());
             wait_forever();
         }
+        // Whoever can write to the program's channel (the program itself, here, having found
+        // it in `/proc/self/fd`) sends what the guardian must refuse.
+        "forged" => {
+            let _run = finally::guard_with(format!("run-{}", process::id()), record_run);
+            let channel = forger::channel();
+            for message in forger::forgeries() {
+                forger::send(channel, &message);
+            }
+            println!("ready {}", process::id());
+            wait_forever();
+        }
+        // Another process holding the channel (a child cloned without the `fork` handlers that
+        // close it) sends a well-made message: the guardian hears the program alone.
+        "impostor" => {
+            let _run = finally::guard_with(format!("run-{}", process::id()), record_run);
+            forger::from_a_child(forger::channel());
+            println!("ready {}", process::id());
+            wait_forever();
+        }
+        // A guard whose cleanup is not registered: a guard still, that the guardian has not.
+        "unregistered" => {
+            fn unregistered(run: &str, exit: &Exit) {
+                child::record(&format!("unregistered {run}"), exit);
+            }
+            let guard = finally::guard_with(String::from("guard"), unregistered);
+            let error = guard.guardian().expect_err("not registered");
+            let why = std::error::Error::source(&error).map(ToString::to_string);
+            mark(&format!("refused: {}", why.unwrap_or_default()));
+            let _second = finally::guard_with(String::from("second"), unregistered);
+            println!("ready {}", process::id());
+            wait_forever();
+        }
         "threads" => {
             // A thread started after the guardian: only the first thing in `main` has to be alone.
             thread::spawn(|| mark("thread ran")).join().unwrap();
@@ -331,10 +367,12 @@ fn main() {
 }
 
 /// A guard's cleanup: records its state's run, as `guard <run>`.
+#[finally::guardian_cleanup]
 fn record_run(run: &str, exit: &Exit) {
     child::record(&format!("guard {run}"), exit);
 }
 
+#[finally::guardian_cleanup]
 fn ignore(_: &str, _: &Exit) {}
 
 fn guardian_pid() -> u32 {

@@ -5,28 +5,16 @@ use std::collections::BTreeMap;
 use std::io;
 use std::time::{Duration, Instant};
 
+use super::cleanups::{self, Registered};
 use crate::cleanup::Run;
 use crate::report::report;
 use crate::sys::link::{self, Link, NONE};
 use crate::{registry, Exit, Signal};
 
-/// Where the program's image starts, from which the functions sent to the guardian are offsets:
-/// a guardian forked from the program has its image where the program has it, but one started
-/// again from its executable (Windows) has it where address-space randomization put it.
-pub(super) fn image_base() -> usize {
-    #[cfg(windows)]
-    // SAFETY: the module of this process's executable.
-    return unsafe {
-        windows_sys::Win32::System::LibraryLoader::GetModuleHandleW(std::ptr::null()) as usize
-    };
-    #[allow(unreachable_code)]
-    0
-}
-
 /// What the program sends when `main`'s cleanup has completed.
 pub(super) const COMPLETED_MESSAGE: u8 = 0;
-/// What starts a message of `arm`: then the guard's id, its function in the guardian and its
-/// cleanup (8 bytes each, little-endian, offsets from [`image_base`]), and its state.
+/// What starts a message of `arm`: then the guard's id (8 bytes, little-endian), its cleanup's
+/// place among those registered (`cleanups.rs`; 4 bytes, little-endian), and its state.
 pub(super) const ARMED: u8 = 3;
 /// What starts a message of `disarm`: then the guard's id.
 pub(super) const DISARMED: u8 = 4;
@@ -34,7 +22,9 @@ pub(super) const DISARMED: u8 = 4;
 /// default on Linux), and a few must fit at once.
 pub(super) const LONGEST: usize = 64 * 1024;
 /// The bytes of an `ARMED` message before the state.
-pub(super) const HEADER: usize = 25;
+pub(super) const HEADER: usize = 13;
+/// How many rejected messages the guardian reports one by one.
+const REPORTED: u32 = 8;
 /// How long `arm` waits, once in the program's life, for a guardian that does not keep up.
 const PATIENCE: Duration = Duration::from_millis(100);
 /// What the intermediate process sends the program: then the guardian's pid, or the `errno` of
@@ -65,66 +55,92 @@ pub(super) fn is_full(sent: &io::Result<()>) -> bool {
     matches!(sent, Err(error) if error.kind() == io::ErrorKind::WouldBlock)
 }
 
-/// The guardian's end of the channel.
-/// A guard whose state reached the guardian, and what runs it there.
+/// A guard whose state reached the guardian: its cleanup, registered, and its state.
 struct Armed {
-    /// `guard::run_in_guardian::<T, O>`: decodes the state and calls the cleanup.
-    run: usize,
-    /// The guard's `fn(&T, &Exit) -> O`.
-    cleanup: usize,
+    cleanup: &'static Registered,
     state: Vec<u8>,
 }
 
-/// The signature of [`Armed::run`].
-pub(crate) type RunInGuardian = unsafe fn(cleanup: usize, state: &[u8], exit: &Exit);
-
+/// The guardian's end of the channel.
 pub(super) struct Inbox {
     /// [`NONE`] once the program's end has closed: at its end, or when it `exec`ed.
     pub(super) link: Link,
+    /// The program's pid, where the system tells who sent each message: no one else's are
+    /// taken.
+    program: Option<u32>,
     packet: Vec<u8>,
     /// The guards armed and not disarmed, by id: in the order they were made.
     armed: BTreeMap<u64, Armed>,
     /// How many packets the program has sent.
     pub(super) heard: u64,
+    /// How many messages were rejected.
+    rejected: u32,
 }
 
 impl Inbox {
-    pub(super) fn new(link: Link) -> Self {
+    /// The inbox of `link`, from the process `program` where the system tells who sends.
+    pub(super) fn new(link: Link, program: Option<u32>) -> Self {
         Inbox {
             link,
+            program,
             packet: vec![0; HEADER + LONGEST],
             armed: BTreeMap::new(),
             heard: 0,
+            rejected: 0,
         }
     }
 
     /// Takes in what the program has sent, without waiting: whether it said that `main`'s
-    /// cleanup completed.
+    /// cleanup completed. What is not a message of the program's is rejected, and reported.
     pub(super) fn receive(&mut self) -> bool {
         while self.link != NONE {
-            let received = link::receive(self.link, &mut self.packet);
-            if matches!(received, Ok(length) if length > 0) {
-                self.heard += 1;
-            }
-            match received {
-                // Longer than any message the program sends: not one of them.
-                Ok(length) if length > self.packet.len() => {}
-                Ok(0) => self.link = NONE,
-                Ok(length) => match Message::parse(&self.packet[..length]) {
-                    Some(Message::Completed) => return true,
-                    Some(Message::Armed(id, armed)) => {
-                        self.armed.insert(id, armed);
-                    }
-                    Some(Message::Disarmed(id)) => {
-                        self.armed.remove(&id);
-                    }
-                    None => {}
-                },
+            let (length, sender) = match link::receive(self.link, &mut self.packet) {
+                Ok((0, _)) => {
+                    self.link = NONE;
+                    break;
+                }
+                Ok(received) => received,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => self.link = NONE,
+                Err(_) => {
+                    self.link = NONE;
+                    break;
+                }
+            };
+            if let Some(program) = self.program.filter(|&program| sender != Some(program)) {
+                let sender =
+                    sender.map_or("an unknown process".into(), |pid| format!("process {pid}"));
+                self.reject(format_args!("from {sender}, not the program ({program})"));
+                continue;
+            }
+            self.heard += 1;
+            match Message::parse(self.packet.get(..length)) {
+                Ok(Message::Completed) => return true,
+                Ok(Message::Armed(id, armed)) => {
+                    if self.armed.insert(id, armed).is_some() {
+                        self.reject(format_args!("it arms guard {id} again"));
+                    }
+                }
+                Ok(Message::Disarmed(id)) => {
+                    if self.armed.remove(&id).is_none() {
+                        self.reject(format_args!("it disarms guard {id}, which is not armed"));
+                    }
+                }
+                Err(why) => self.reject(format_args!("{why}")),
             }
         }
         false
+    }
+
+    /// Reports a message rejected, and why: the first few, then that there are more.
+    fn reject(&mut self, why: std::fmt::Arguments) {
+        self.rejected += 1;
+        match self.rejected {
+            ..=REPORTED => report(format_args!("the guardian rejected a message: {why}")),
+            n if n == REPORTED + 1 => report(format_args!(
+                "the guardian rejected more messages, and says no more of them"
+            )),
+            _ => {}
+        }
     }
 
     /// Runs the cleanups of a program that died, by `signal` where known: its guards' still
@@ -141,15 +157,7 @@ impl Inbox {
     /// reported and does not stop the others.
     fn run_armed(&mut self, exit: &Exit) {
         while let Some((_, armed)) = self.armed.pop_last() {
-            let base = image_base();
-            // SAFETY: the guardian runs the program's own executable: `run` is the address of a
-            // function of the same type in the same image, made for this cleanup and state, as
-            // an offset from the image's base.
-            let run: RunInGuardian = unsafe { std::mem::transmute(base + armed.run) };
-            let cleanup = base + armed.cleanup;
-            // SAFETY: `run` was made for this cleanup, and decodes the state it was sent.
-            let panicked = registry::call_caught(|| unsafe { run(cleanup, &armed.state, exit) });
-            if panicked.is_some() {
+            if registry::call_caught(|| armed.cleanup.run(&armed.state, exit)).is_some() {
                 report(format_args!("a guard's cleanup panicked in the guardian"));
             }
         }
@@ -164,23 +172,34 @@ enum Message {
 }
 
 impl Message {
-    /// The message in `packet`, if it is one.
-    fn parse(packet: &[u8]) -> Option<Message> {
+    /// The message in `packet` (`None`: longer than any message), or why it is none.
+    fn parse(packet: Option<&[u8]>) -> Result<Message, String> {
+        let packet = packet.ok_or("longer than any message")?;
         let word = |at: usize| -> Option<u64> {
             Some(u64::from_le_bytes(packet.get(at..at + 8)?.try_into().ok()?))
         };
-        match *packet.first()? {
-            COMPLETED_MESSAGE => Some(Message::Completed),
+        let cut = || format!("cut short ({} bytes)", packet.len());
+        match *packet.first().ok_or("empty")? {
+            COMPLETED_MESSAGE if packet.len() == 1 => Ok(Message::Completed),
             ARMED => {
-                let armed = Armed {
-                    run: usize::try_from(word(9)?).ok()?,
-                    cleanup: usize::try_from(word(17)?).ok()?,
-                    state: packet.get(HEADER..)?.to_vec(),
-                };
-                Some(Message::Armed(word(1)?, armed))
+                let id = word(1).ok_or_else(cut)?;
+                let place = packet.get(9..HEADER).ok_or_else(cut)?;
+                let place = u32::from_le_bytes(place.try_into().map_err(|_| cut())?);
+                let cleanup = cleanups::at(place).ok_or_else(|| {
+                    format!("guard {id}'s cleanup, number {place}, was never registered")
+                })?;
+                let state = &packet[HEADER..];
+                if !cleanup.decodes(state) {
+                    return Err(format!("guard {id}'s state is not one its cleanup takes"));
+                }
+                let state = state.to_vec();
+                Ok(Message::Armed(id, Armed { cleanup, state }))
             }
-            DISARMED => Some(Message::Disarmed(word(1)?)),
-            _ => None,
+            DISARMED if packet.len() == 9 => Ok(Message::Disarmed(word(1).ok_or_else(cut)?)),
+            kind => Err(format!(
+                "unknown ({} bytes, starting with {kind})",
+                packet.len()
+            )),
         }
     }
 }

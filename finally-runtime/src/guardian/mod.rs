@@ -71,6 +71,8 @@
 // Reached from `start` only, which runs on Linux and Windows only.
 #[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 mod channel;
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
+mod cleanups;
 #[cfg(unix)]
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod crash;
@@ -91,6 +93,7 @@ mod start;
 #[cfg(target_os = "linux")]
 mod watch;
 
+use std::any::TypeId;
 use std::io;
 use std::ptr;
 use std::sync::atomic::Ordering::SeqCst;
@@ -99,7 +102,7 @@ use std::sync::OnceLock;
 
 use self::channel::{is_full, send_patiently, ARMED, COMPLETED_MESSAGE, DISARMED, LONGEST};
 
-pub(crate) use self::channel::RunInGuardian;
+pub use self::cleanups::Registered;
 use self::notes::Notes;
 use crate::cleanup::Run;
 use crate::report::report;
@@ -128,6 +131,8 @@ static NOTES: AtomicPtr<Notes> = AtomicPtr::new(ptr::null_mut());
 static LAGGING: AtomicBool = AtomicBool::new(false);
 /// A send failed for good: the guardian has ended (said once).
 static GONE: AtomicBool = AtomicBool::new(false);
+/// A guard's cleanup was not registered (said once).
+static UNREGISTERED: AtomicBool = AtomicBool::new(false);
 /// The program's end of the channel, or -1.
 static CHANNEL: AtomicIsize = AtomicIsize::new(NONE);
 /// The guardian's pid, or 0.
@@ -319,16 +324,25 @@ pub fn guardian_pid() -> Option<u32> {
 /// The next guard's id: the guardian runs the guards newest first, by id.
 static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 
-/// Sends a guard's state to the guardian, with `run`, which runs it there (see `channel.rs`),
-/// and `cleanup`; returns the guard's id, to [`disarm`] it with, or why the guardian does not
-/// have it.
+/// Sends a guard's state to the guardian, with its cleanup (the type of the function, named
+/// `name`, which `#[guardian_cleanup]` registered); returns the guard's id, to [`disarm`] it
+/// with, or why the guardian does not have it.
 ///
 /// Never waits long: when the channel is full (the guardian is stopped, or far behind), it
 /// waits for room once in the program's life, up to a tenth of a second.
-pub(crate) fn arm(run: usize, cleanup: usize, state: &[u8]) -> Result<u64, Error> {
+pub(crate) fn arm(cleanup: TypeId, name: &str, state: &[u8]) -> Result<u64, Error> {
     guardian_status()?;
     let channel = CHANNEL.load(SeqCst);
     let refused = |why: io::Error| Err(Error::because("give the guardian a guard's state", why));
+    let Some(place) = cleanups::place_of(cleanup) else {
+        let why = format!("`{name}` is not registered: mark it `#[finally::guardian_cleanup]`");
+        if !UNREGISTERED.swap(true, SeqCst) {
+            report(format_args!(
+                "a guard's cleanup, {why}; kill -9 and crashes will not run it"
+            ));
+        }
+        return refused(io::Error::new(io::ErrorKind::NotFound, why));
+    };
     if state.len() > LONGEST {
         return refused(io::Error::other(format!(
             "{} bytes, more than the {LONGEST} the channel takes",
@@ -339,9 +353,7 @@ pub(crate) fn arm(run: usize, cleanup: usize, state: &[u8]) -> Result<u64, Error
     let mut header = [0u8; channel::HEADER];
     header[0] = ARMED;
     header[1..9].copy_from_slice(&id.to_le_bytes());
-    let base = channel::image_base();
-    header[9..17].copy_from_slice(&((run - base) as u64).to_le_bytes());
-    header[17..25].copy_from_slice(&((cleanup - base) as u64).to_le_bytes());
+    header[9..].copy_from_slice(&place.to_le_bytes());
     let parts = [&header[..], state];
     let mut sent = link::send(channel, &parts);
     if is_full(&sent) && !LAGGING.swap(true, SeqCst) {

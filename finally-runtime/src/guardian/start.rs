@@ -46,6 +46,8 @@ pub(super) fn start<C: Run>(cleanup: C) -> io::Result<Started> {
     }
     let page = Page::new()?;
     let (program, guardian) = socket::pair().map_err(|error| failed("socketpair", error))?;
+    // Before the program can send anything: each message then says who sent it.
+    socket::pass_credentials(guardian.as_raw_fd()).map_err(|error| failed("SO_PASSCRED", error))?;
     if process::id() == 1 {
         return super::init::start(program, guardian, page, cleanup);
     }

@@ -113,7 +113,11 @@ pub(super) unsafe fn enter(
         fd::close_all_but(&kept);
     }
     process::set_name(name);
-    Inbox::new(channel as crate::sys::link::Link)
+    // The system tells who sent each message (`start` asked): the program alone is heard.
+    Inbox::new(
+        channel as crate::sys::link::Link,
+        u32::try_from(program).ok(),
+    )
 }
 
 /// The guardian process: waits for the program's end, cleans up if it died, exits.

@@ -190,7 +190,7 @@ fn guard<C: Run>(spec: &OsStr, cleanup: C) -> ! {
     let mode = PIPE_READMODE_MESSAGE;
     // SAFETY: our end of the pipe; messages, read whole.
     unsafe { SetNamedPipeHandleState(link, &mode, ptr::null(), ptr::null()) };
-    let mut inbox = Inbox::new(link as Link);
+    let mut inbox = Inbox::new(link as Link, None);
     loop {
         if inbox.receive() {
             std::process::exit(0);

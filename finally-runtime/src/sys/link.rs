@@ -28,9 +28,12 @@ mod imp {
     }
 
     /// Receives one message into `buffer`, without waiting: its whole length (longer than the
-    /// buffer if it was cut), 0 once the other end has closed, `WouldBlock` if none is there.
-    pub(crate) fn receive(link: Link, buffer: &mut [u8]) -> io::Result<usize> {
-        socket::receive(raw(link), buffer)
+    /// buffer if it was cut), 0 once the other end has closed, `WouldBlock` if none is there;
+    /// and the process that sent it, where the system says (`socket::pass_credentials`).
+    pub(crate) fn receive(link: Link, buffer: &mut [u8]) -> io::Result<(usize, Option<u32>)> {
+        let received = socket::receive(raw(link), buffer)?;
+        let sender = received.sender.and_then(|pid| u32::try_from(pid).ok());
+        Ok((received.length, sender))
     }
 
     /// Waits up to `patience` for room to send.
@@ -94,8 +97,13 @@ mod imp {
     }
 
     /// Receives one message into `buffer`, without waiting: its length (longer than the buffer
-    /// if it was cut), 0 once the other end has closed, `WouldBlock` if none is there.
-    pub(crate) fn receive(link: Link, buffer: &mut [u8]) -> io::Result<usize> {
+    /// if it was cut), 0 once the other end has closed, `WouldBlock` if none is there. Who sent
+    /// it is not told: only the program can hold the other end.
+    pub(crate) fn receive(link: Link, buffer: &mut [u8]) -> io::Result<(usize, Option<u32>)> {
+        receive_message(link, buffer).map(|length| (length, None))
+    }
+
+    fn receive_message(link: Link, buffer: &mut [u8]) -> io::Result<usize> {
         let (available, left) = match peek(link) {
             Ok(sizes) => sizes,
             Err(error) => return closed_or(error),

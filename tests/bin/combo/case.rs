@@ -68,6 +68,7 @@ fn library_cleanup<const N: u32>(exit: &finally_second::Exit) {
 }
 
 /// The cleanup of a guard with state: runs in the guardian too.
+#[finally::guardian_cleanup]
 fn with_state(state: &(u32, bool), exit: &finally::Exit) {
     let cleanup = match state.1 {
         true => Cleanup::Locking,

@@ -13,6 +13,7 @@ mod guarded {
 
     use super::child::{main_cleanup, mark, ready, record, wait_forever};
 
+    #[finally::guardian_cleanup]
     fn remove_state(state: &str, exit: &Exit) {
         record(&format!("guard {state}"), exit);
     }
