@@ -28,6 +28,11 @@
 //! `main` does, timing the start, next to the same child without it; the parent reads the
 //! resident and proportional memory of each process from `/proc/PID/smaps_rollup`.
 //!
+//! **`guard_with` beside a guardian.** Children make and end guards with state in a loop, and
+//! time each batch: without a guardian (the baseline), with one that runs, and with one that
+//! is stopped (as on a loaded machine it may be held up), whose channel is soon full, both for
+//! guards made and ended (their messages cancel out in the program) and for guards kept.
+//!
 //! The children are this program, run again with `FINALLY_BENCH_CHILD=NAME` in its environment
 //! (not an argument, since cargo adds arguments of its own). Run by `cargo bench`, which passes
 //! `--bench`, it makes 300 rounds; run by `cargo test --benches` (no `--bench`), a few, to show
@@ -97,6 +102,35 @@ fn main() {
     memory(pick(PROCESSES));
     scale(pick(SCALE_ROUNDS), full);
     guardian(pick(PROCESSES));
+    guard_with(pick(PROCESSES));
+}
+
+/// The children of the `guard_with` section, and what each measures.
+const GUARD_WITH: [(&str, &str); 4] = [
+    ("guard-with-alone", "guard_with, no guardian (the baseline)"),
+    ("guard-with-running", "with a guardian that runs"),
+    (
+        "guard-with-stopped",
+        "with a guardian stopped: made and ended",
+    ),
+    ("guard-with-kept", "with a guardian stopped: kept"),
+];
+
+/// The `guard_with` section: `count` children of each kind, in turn; each reports the median
+/// time of a guard over its batches.
+fn guard_with(count: usize) {
+    let load = OtherLoad::start();
+    let names = GUARD_WITH.map(|(name, _)| name);
+    let times = values(count, names, "guard").map(Summary::of);
+    println!(
+        "
+guard_with (a 16-byte string) made and dropped, beside a guardian ({count} processes of each, in turn; {})",
+        load.report()
+    );
+    println!("  {:<44} {}", "", Summary::HEADER);
+    for ((_, what), summary) in GUARD_WITH.iter().zip(&times) {
+        println!("  {what:<44} {summary}  {}", summary.ratio(&times[0]));
+    }
 }
 
 /// Rounds of each size at scale, with `--bench` and without it.
@@ -565,6 +599,18 @@ mod children {
                 println!("guardian 0");
                 ready_and_wait()
             }
+            "guard-with-alone" => guard_with_batches(false, false),
+            "guard-with-running" => {
+                let _guardian = finally::__private::guardian(finally::__private::cleanup(nothing));
+                guard_with_batches(false, false)
+            }
+            "guard-with-stopped" | "guard-with-kept" => {
+                let _guardian = finally::__private::guardian(finally::__private::cleanup(nothing));
+                let guardian = finally::__private::guardian_pid().expect("a guardian") as i32;
+                stop(guardian, true);
+                guard_with_batches(true, name == "guard-with-kept");
+                stop(guardian, false);
+            }
             "install-ctrlc" => {
                 let start = monotonic_ns();
                 let installed = ctrlc::set_handler(|| {});
@@ -580,6 +626,51 @@ mod children {
     }
 
     fn nothing() {}
+
+    #[finally::guardian_cleanup]
+    fn nothing_with(_: &str, _: &finally::Exit) {}
+
+    /// Batches of guards with state, made and dropped (or kept, if `kept`, until the end);
+    /// reports the median time of a guard in a batch, in nanoseconds. After the first batch
+    /// the channel of a `stopped` guardian is full.
+    fn guard_with_batches(stopped: bool, kept: bool) {
+        const BATCHES: usize = 21;
+        const GUARDS: usize = 1000;
+        let mut keep = Vec::with_capacity(if kept { BATCHES * GUARDS } else { 0 });
+        let mut times: Vec<u64> = (0..BATCHES)
+            .map(|_| {
+                let start = monotonic_ns();
+                for _ in 0..GUARDS {
+                    let guard = finally::guard_with(String::from("0123456789abcdef"), nothing_with);
+                    if kept {
+                        keep.push(guard);
+                    }
+                }
+                (monotonic_ns() - start) / GUARDS as u64
+            })
+            .collect();
+        assert!(!stopped || finally::guardian_status().is_ok(), "a guardian");
+        keep.into_iter().for_each(finally::Guard::dismiss);
+        times.sort_unstable();
+        println!("guard {}", times[BATCHES / 2]);
+    }
+
+    /// Stops process `pid`, and waits until it is, or lets it go on.
+    fn stop(pid: i32, stop: bool) {
+        let signal = if stop { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: signalling our own guardian.
+        unsafe { libc::kill(pid, signal) };
+        let stopped = || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('T'))
+        };
+        let start = std::time::Instant::now();
+        while stop && !stopped() && start.elapsed() < super::PATIENCE {
+            thread::yield_now();
+        }
+    }
 
     #[finally::with_cleanup(nothing)]
     fn guarded_nothing() {}

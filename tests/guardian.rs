@@ -7,8 +7,6 @@ use std::os::unix::process::CommandExt;
 use common::*;
 
 const SIGKILL: i32 = libc::SIGKILL;
-/// How the guardian tells a `kill -9`, read from the program's zombie before it is reaped.
-const KILLED: &str = "Died { signal: Some(SIGKILL=9) }";
 
 /// The program cleaned up itself, once; the guardian did nothing; the program's status is its
 /// own.

@@ -11,9 +11,6 @@ use std::process::Command;
 use common::other_user::open_marker_to_all;
 use common::*;
 
-/// How the guardian tells a `kill -9`.
-const KILLED: &str = "Died { signal: Some(SIGKILL=9) }";
-
 /// The marker's path, from the command's environment.
 fn marker(command: &Command) -> PathBuf {
     command

@@ -197,9 +197,10 @@ impl Guard {
     }
 
     /// Whether the guardian has this guard's state, and runs its cleanup if the program dies
-    /// without it; an error says why not: the guard was made with [`guard`], no guardian runs
-    /// (see [`guardian_status`](crate::guardian_status)), the state is too long, or the guardian
-    /// does not keep up.
+    /// without it; an error says why not: the guard was made with [`guard`], its cleanup is not
+    /// registered, no guardian runs (see [`guardian_status`](crate::guardian_status)), or the
+    /// state is too long. A guardian that is behind (stopped, or slow on a loaded machine) still
+    /// has it: the state waits in the program until the guardian takes messages again.
     pub fn guardian(&self) -> Result<(), Error> {
         // SAFETY: the box is alive as long as the guard.
         match &unsafe { self.head.as_ref() }.guardian {

@@ -300,8 +300,31 @@ fn main() {
                 .iter()
                 .filter(|guard| guard.guardian().is_err())
                 .count();
-            mark(&format!("refused some: {}", refused > 0));
+            mark(&format!("refused: {refused}"));
             guards.into_iter().for_each(finally::Guard::dismiss);
+        }
+        // Guards made while the guardian runs; the test stops it, then says so: they end, and
+        // a burst of guards are made and ended, more than the channel holds. Then the test
+        // kills the program, or lets the guardian go on and says so, for one more guard, which
+        // the guardian must have.
+        "burst" => {
+            let kept: Vec<_> = (0..400)
+                .map(|value| finally::guard_with(format!("kept {value}"), ran_again))
+                .collect();
+            println!("ready {}", guardian_pid());
+            read_line();
+            drop(kept);
+            for value in 0..2000 {
+                drop(finally::guard_with(value.to_string(), ran_again));
+            }
+            println!("burst done");
+            read_line();
+            let guard = finally::guard_with("after the burst".to_owned(), record_run);
+            if let Err(error) = guard.guardian() {
+                mark(&format!("refused: {error}"));
+            }
+            println!("ready {}", process::id());
+            wait_forever();
         }
         // Threads make guards as fast as they can while `main` returns and its cleanup
         // completes; then, at exit, a cleanup opens files and looks into them for what they
@@ -370,6 +393,14 @@ fn main() {
 #[finally::guardian_cleanup]
 fn record_run(run: &str, exit: &Exit) {
     child::record(&format!("guard {run}"), exit);
+}
+
+/// A guard's cleanup that says so if it runs in the guardian: its guard ended in the program.
+#[finally::guardian_cleanup]
+fn ran_again(value: &str, exit: &Exit) {
+    if matches!(exit, Exit::Died { .. }) {
+        mark(&format!("ran again: {value}"));
+    }
 }
 
 #[finally::guardian_cleanup]

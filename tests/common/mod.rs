@@ -21,6 +21,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// How a guardian's cleanup is told of a `kill -9`, read from the program's zombie.
+pub const KILLED: &str = "Died { signal: Some(SIGKILL=9) }";
+
 pub use libc::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
 /// How long any one step may take before the test gives up on the child.

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::time::{Duration, Instant};
 
 use super::cleanups::{self, Registered};
+use super::notes::Notes;
 use crate::cleanup::Run;
 use crate::report::report;
 use crate::sys::link::{self, Link, NONE};
@@ -25,8 +25,6 @@ pub(super) const LONGEST: usize = 64 * 1024;
 pub(super) const HEADER: usize = 13;
 /// How many rejected messages the guardian reports one by one.
 const REPORTED: u32 = 8;
-/// How long `arm` waits, once in the program's life, for a guardian that does not keep up.
-const PATIENCE: Duration = Duration::from_millis(100);
 /// What the intermediate process sends the program: then the guardian's pid, or the `errno` of
 /// its fork (4 bytes, little-endian).
 #[cfg(unix)]
@@ -34,20 +32,21 @@ pub(super) const FORKED: u8 = 1;
 #[cfg(unix)]
 pub(super) const NOT_FORKED: u8 = 2;
 
-/// [`send`], waiting up to [`PATIENCE`] for room in the channel.
-pub(super) fn send_patiently(channel: Link, parts: &[&[u8]]) -> io::Result<()> {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        link::wait_for_room(channel, left.max(Duration::from_millis(1)));
-        let sent = link::send(channel, parts);
-        if !is_full(&sent) {
-            return sent;
-        }
-    }
+/// The start of an arm of guard `id`, whose cleanup is at `place`: its state follows.
+pub(super) fn armed(id: u64, place: u32) -> [u8; HEADER] {
+    let mut header = [0u8; HEADER];
+    header[0] = ARMED;
+    header[1..9].copy_from_slice(&id.to_le_bytes());
+    header[9..].copy_from_slice(&place.to_le_bytes());
+    header
+}
+
+/// The disarm of guard `id`.
+pub(super) fn disarmed(id: u64) -> [u8; 9] {
+    let mut message = [0u8; 9];
+    message[0] = DISARMED;
+    message[1..].copy_from_slice(&id.to_le_bytes());
+    message
 }
 
 /// Whether a send failed because the channel is full.
@@ -61,6 +60,16 @@ struct Armed {
     state: Vec<u8>,
 }
 
+/// How much the guardian has heard from the program.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Heard {
+    /// How many messages.
+    pub(super) messages: u64,
+    /// The real user and group ids the last one was sent with, where the system tells.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(super) ids: Option<(u32, u32)>,
+}
+
 /// The guardian's end of the channel.
 pub(super) struct Inbox {
     /// [`NONE`] once the program's end has closed: at its end, or when it `exec`ed.
@@ -71,8 +80,8 @@ pub(super) struct Inbox {
     packet: Vec<u8>,
     /// The guards armed and not disarmed, by id: in the order they were made.
     armed: BTreeMap<u64, Armed>,
-    /// How many packets the program has sent.
-    pub(super) heard: u64,
+    /// What the program has sent.
+    pub(super) heard: Heard,
     /// How many messages were rejected.
     rejected: u32,
 }
@@ -85,7 +94,7 @@ impl Inbox {
             program,
             packet: vec![0; HEADER + LONGEST],
             armed: BTreeMap::new(),
-            heard: 0,
+            heard: Heard::default(),
             rejected: 0,
         }
     }
@@ -106,27 +115,44 @@ impl Inbox {
                     break;
                 }
             };
-            if let Some(program) = self.program.filter(|&program| sender != Some(program)) {
+            let pid = sender.map(|sender| sender.pid);
+            if let Some(program) = self.program.filter(|&program| pid != Some(program)) {
                 let sender =
-                    sender.map_or("an unknown process".into(), |pid| format!("process {pid}"));
+                    pid.map_or("an unknown process".into(), |pid| format!("process {pid}"));
                 self.reject(format_args!("from {sender}, not the program ({program})"));
                 continue;
             }
-            self.heard += 1;
-            match Message::parse(self.packet.get(..length)) {
-                Ok(Message::Completed) => return true,
-                Ok(Message::Armed(id, armed)) => {
-                    if self.armed.insert(id, armed).is_some() {
-                        self.reject(format_args!("it arms guard {id} again"));
-                    }
-                }
-                Ok(Message::Disarmed(id)) => {
-                    if self.armed.remove(&id).is_none() {
-                        self.reject(format_args!("it disarms guard {id}, which is not armed"));
-                    }
-                }
-                Err(why) => self.reject(format_args!("{why}")),
+            self.heard = Heard {
+                messages: self.heard.messages + 1,
+                ids: sender.map(|sender| sender.ids),
+            };
+            let message = Message::parse(self.packet.get(..length));
+            if self.take(message, false) {
+                return true;
             }
+        }
+        false
+    }
+
+    /// Takes in `message`, from the channel or from the log of what waited in the program
+    /// (`logged`): whether it said that `main`'s cleanup completed. The last message the
+    /// program sent may also be in the log, if it died before it could strike it out there: a
+    /// logged arm or disarm that changes nothing is that one.
+    fn take(&mut self, message: Result<Message, String>, logged: bool) -> bool {
+        match message {
+            Ok(Message::Completed) if logged => self.reject(format_args!("a completion, logged")),
+            Ok(Message::Completed) => return true,
+            Ok(Message::Armed(id, armed)) => {
+                if self.armed.insert(id, armed).is_some() && !logged {
+                    self.reject(format_args!("it arms guard {id} again"));
+                }
+            }
+            Ok(Message::Disarmed(id)) => {
+                if self.armed.remove(&id).is_none() && !logged {
+                    self.reject(format_args!("it disarms guard {id}, which is not armed"));
+                }
+            }
+            Err(why) => self.reject(format_args!("{why}")),
         }
         false
     }
@@ -144,8 +170,12 @@ impl Inbox {
     }
 
     /// Runs the cleanups of a program that died, by `signal` where known: its guards' still
-    /// armed, newest first, then `main`'s, which encloses them.
-    pub(super) fn clean_up<C: Run>(&mut self, cleanup: C, signal: Option<Signal>) {
+    /// armed, newest first, then `main`'s, which encloses them. What still waited in the
+    /// program, in `notes`'s log, counts as received, after the channel.
+    pub(super) fn clean_up<C: Run>(&mut self, cleanup: C, signal: Option<Signal>, notes: &Notes) {
+        for message in notes.log.waiting() {
+            self.take(Message::parse(Some(message)), true);
+        }
         let exit = Exit::Died { signal };
         self.run_armed(&exit);
         if registry::call_caught(|| cleanup.run(&exit, "main's cleanup")).is_some() {

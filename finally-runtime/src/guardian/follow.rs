@@ -11,9 +11,10 @@
 //! reaped it yet, otherwise those it saw last, and its directories; and only then runs
 //! anything. It refuses where what it saw last may be more than the program ended with: a
 //! privileged program whose zombie is not (it may have `chroot`ed too), or one reaped having
-//! sent something since the guardian last saw it privileged. What remains is a program that
-//! gives up privileges and dies, sending nothing, within a look of the last one, and is reaped
-//! before the guardian sees its zombie: its cleanups run as it was last seen.
+//! sent something since the guardian last saw it privileged, the last with other real ids than
+//! it had then. What remains is a program that gives up privileges and dies, sending nothing,
+//! within a look of the last one, and is reaped before the guardian sees its zombie: its
+//! cleanups run as it was last seen.
 //!
 //! It follows the user and group ids, the groups, the capabilities and `no_new_privs`
 //! (`sys::credentials`), and the root and working directories. Where it cannot take them on,
@@ -24,6 +25,7 @@ use std::io;
 
 use libc::{c_int, pid_t};
 
+use super::channel::Heard;
 use crate::sys::credentials::{Credentials, Directory};
 use crate::sys::proc;
 
@@ -46,8 +48,8 @@ pub(super) struct Follow {
     /// Whether to look every [`LOOK_EVERY`]: while the guardian itself has privileges to give
     /// up, which it keeps until the end.
     often: bool,
-    /// How many packets the program had sent when the guardian last saw it alive
-    /// ([`Inbox::heard`](super::channel::Inbox)): if it sent more, it ran on after that.
+    /// How many messages the program had sent when the guardian last saw it alive: if it sent
+    /// more, it ran on after that.
     heard: u64,
     /// Why the guardian cannot follow it, if it cannot.
     refused: Option<io::Error>,
@@ -86,9 +88,8 @@ impl Follow {
         }
     }
 
-    /// Looks at the program, alive, having heard `heard` packets from it, and notes what it
-    /// sees.
-    pub(super) fn look(&mut self, heard: u64) {
+    /// Looks at the program, alive, having `heard` from it, and notes what it sees.
+    pub(super) fn look(&mut self, heard: Heard) {
         if self.refused.is_some() {
             return;
         }
@@ -116,13 +117,13 @@ impl Follow {
             Err(_) => {}
         }
         self.seen = Some(seen);
-        self.heard = heard;
+        self.heard = heard.messages;
     }
 
-    /// The program has ended, having sent `heard` packets in all: takes on its credentials (its
+    /// The program has ended, having `heard` from it in all: takes on its credentials (its
     /// zombie's, or those last seen) and directories. Whether the guardian may then run the
     /// cleanups: not if it could not follow the program, and why.
-    pub(super) fn take_on(mut self, heard: u64) -> io::Result<()> {
+    pub(super) fn take_on(mut self, heard: Heard) -> io::Result<()> {
         if let Some(refused) = self.refused {
             return Err(refused);
         }
@@ -136,8 +137,9 @@ impl Follow {
                 ))
             }
             Some(zombie) => self.seen = Some(zombie),
-            // Reaped, having run on (it sent more) since the guardian last saw it privileged.
-            None if privileged && heard > self.heard => {
+            // Reaped, having run on (it sent more) since the guardian last saw it privileged,
+            // and its last message not sent with the real ids it had then (or not known).
+            None if privileged && heard.messages > self.heard && !self.still(heard) => {
                 return Err(io::Error::other(
                     "it was reaped before the guardian could see what privileges it ended with",
                 ))
@@ -160,6 +162,15 @@ impl Follow {
             ours.take_on(theirs)?;
         }
         Ok(())
+    }
+
+    /// Whether the program's last message was sent with the real user and group ids it had
+    /// when last seen, as the kernel tells: a program that gives up a user's privileges gives
+    /// up its real ids too, or it can take them back. (One that stays root and gives up only
+    /// capabilities is followed by looking alone.)
+    fn still(&self, heard: Heard) -> bool {
+        let seen = self.seen.as_ref().map(|seen| (seen.uids[0], seen.gids[0]));
+        heard.ids.is_some() && heard.ids == seen
     }
 
     /// The program's credentials, if `/proc` tells them of the program itself: alive, or a

@@ -135,7 +135,7 @@ unsafe fn init<C: Run>(
         // SAFETY: a valid mask, for this process's only thread.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, ptr::null_mut()) };
         match at_the_end.unwrap_or(Ok(())) {
-            Ok(()) => inbox.clean_up(cleanup, signal),
+            Ok(()) => inbox.clean_up(cleanup, signal, notes),
             Err(why) => super::watch::refused(&why),
         }
     }

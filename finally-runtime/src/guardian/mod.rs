@@ -82,6 +82,8 @@ mod follow;
 mod init;
 #[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 mod notes;
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
+mod outbox;
 #[cfg(target_os = "linux")]
 mod start;
 #[cfg(windows)]
@@ -100,7 +102,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicIsize, AtomicPtr, AtomicU64, AtomicU8};
 use std::sync::OnceLock;
 
-use self::channel::{is_full, send_patiently, ARMED, COMPLETED_MESSAGE, DISARMED, LONGEST};
+use self::channel::{is_full, COMPLETED_MESSAGE, LONGEST};
 
 pub use self::cleanups::Registered;
 use self::notes::Notes;
@@ -126,9 +128,6 @@ const FORGOTTEN: u8 = 5;
 static FAILURE: OnceLock<Error> = OnceLock::new();
 /// The page shared with the guardian, or null.
 static NOTES: AtomicPtr<Notes> = AtomicPtr::new(ptr::null_mut());
-/// The guardian did not take a guard's state within `channel`'s patience once: after that, a
-/// state that does not fit is refused at once.
-static LAGGING: AtomicBool = AtomicBool::new(false);
 /// A send failed for good: the guardian has ended (said once).
 static GONE: AtomicBool = AtomicBool::new(false);
 /// A guard's cleanup was not registered (said once).
@@ -328,11 +327,10 @@ static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 /// `name`, which `#[guardian_cleanup]` registered); returns the guard's id, to [`disarm`] it
 /// with, or why the guardian does not have it.
 ///
-/// Never waits long: when the channel is full (the guardian is stopped, or far behind), it
-/// waits for room once in the program's life, up to a tenth of a second.
+/// Never waits: when the channel is full, the state waits in the program, and on the page it
+/// shares with the guardian, and goes once there is room (`outbox.rs`).
 pub(crate) fn arm(cleanup: TypeId, name: &str, state: &[u8]) -> Result<u64, Error> {
     guardian_status()?;
-    let channel = CHANNEL.load(SeqCst);
     let refused = |why: io::Error| Err(Error::because("give the guardian a guard's state", why));
     let Some(place) = cleanups::place_of(cleanup) else {
         let why = format!("`{name}` is not registered: mark it `#[finally::guardian_cleanup]`");
@@ -350,21 +348,9 @@ pub(crate) fn arm(cleanup: TypeId, name: &str, state: &[u8]) -> Result<u64, Erro
         )));
     }
     let id = NEXT_GUARD.fetch_add(1, SeqCst);
-    let mut header = [0u8; channel::HEADER];
-    header[0] = ARMED;
-    header[1..9].copy_from_slice(&id.to_le_bytes());
-    header[9..].copy_from_slice(&place.to_le_bytes());
-    let parts = [&header[..], state];
-    let mut sent = link::send(channel, &parts);
-    if is_full(&sent) && !LAGGING.swap(true, SeqCst) {
-        sent = send_patiently(channel, &parts);
-    }
-    match sent {
+    let header = channel::armed(id, place);
+    match outbox().arm(id, &[&header, state]) {
         Ok(()) => Ok(id),
-        Err(error) if error.kind() == io::ErrorKind::WouldBlock => refused(io::Error::new(
-            error.kind(),
-            "the guardian does not keep up (is it stopped?)",
-        )),
         Err(error) => {
             lost(&error);
             refused(error)
@@ -374,13 +360,17 @@ pub(crate) fn arm(cleanup: TypeId, name: &str, state: &[u8]) -> Result<u64, Erro
 
 /// Tells the guardian that the guard `id` has ended: it ran in the program, or was dismissed.
 pub(crate) fn disarm(id: u64) {
-    let channel = CHANNEL.load(SeqCst);
-    if channel != NONE && STATE.load(SeqCst) == WATCHING {
-        let mut message = [0u8; 9];
-        message[0] = DISARMED;
-        message[1..].copy_from_slice(&id.to_le_bytes());
-        // A guardian that cannot take it may run that cleanup again: cleanups can run twice.
-        let _ = link::send(channel, &[&message]);
+    if STATE.load(SeqCst) == WATCHING {
+        outbox().disarm(id);
+    }
+}
+
+/// The program's channel to its guardian, through the outbox.
+fn outbox() -> outbox::Channel {
+    outbox::Channel {
+        link: CHANNEL.load(SeqCst),
+        // SAFETY: the page, once set, stays mapped for the rest of the process's life.
+        log: unsafe { NOTES.load(SeqCst).as_ref() }.map(|notes| &notes.log),
     }
 }
 

@@ -162,7 +162,7 @@ pub(super) fn guard<C: Run>(
     // Read while the guardian may still inspect the program's zombie.
     let signal = notes.crash().or_else(|| watch.killed_by());
     match follow.take_on(inbox.heard) {
-        Ok(()) => inbox.clean_up(cleanup, signal),
+        Ok(()) => inbox.clean_up(cleanup, signal, notes),
         Err(why) => refused(&why),
     }
     signal::exit_flushing(0)

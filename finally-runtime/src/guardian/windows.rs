@@ -204,7 +204,7 @@ fn guard<C: Run>(spec: &OsStr, cleanup: C) -> ! {
     if inbox.receive() || page.notes().completed.load(SeqCst) {
         std::process::exit(0);
     }
-    inbox.clean_up(cleanup, None);
+    inbox.clean_up(cleanup, None, page.notes());
     std::process::exit(0)
 }
 

@@ -10,6 +10,13 @@ pub(crate) use imp::*;
 /// No end: a channel that is closed, or was never opened.
 pub(crate) const NONE: Link = -1;
 
+/// Who sent a message, as the system tells: its pid, and its real user and group ids.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Sender {
+    pub(crate) pid: u32,
+    pub(crate) ids: (u32, u32),
+}
+
 #[cfg(unix)]
 mod imp {
     use super::*;
@@ -30,9 +37,14 @@ mod imp {
     /// Receives one message into `buffer`, without waiting: its whole length (longer than the
     /// buffer if it was cut), 0 once the other end has closed, `WouldBlock` if none is there;
     /// and the process that sent it, where the system says (`socket::pass_credentials`).
-    pub(crate) fn receive(link: Link, buffer: &mut [u8]) -> io::Result<(usize, Option<u32>)> {
+    pub(crate) fn receive(link: Link, buffer: &mut [u8]) -> io::Result<(usize, Option<Sender>)> {
         let received = socket::receive(raw(link), buffer)?;
-        let sender = received.sender.and_then(|pid| u32::try_from(pid).ok());
+        let sender = received.sender.and_then(|(pid, uid, gid)| {
+            Some(Sender {
+                pid: u32::try_from(pid).ok()?,
+                ids: (uid, gid),
+            })
+        });
         Ok((received.length, sender))
     }
 
@@ -99,7 +111,7 @@ mod imp {
     /// Receives one message into `buffer`, without waiting: its length (longer than the buffer
     /// if it was cut), 0 once the other end has closed, `WouldBlock` if none is there. Who sent
     /// it is not told: only the program can hold the other end.
-    pub(crate) fn receive(link: Link, buffer: &mut [u8]) -> io::Result<(usize, Option<u32>)> {
+    pub(crate) fn receive(link: Link, buffer: &mut [u8]) -> io::Result<(usize, Option<Sender>)> {
         receive_message(link, buffer).map(|length| (length, None))
     }
 

@@ -65,11 +65,11 @@ pub(crate) fn pass_credentials(fd: RawFd) -> io::Result<()> {
 }
 
 /// A packet received: its whole length (longer than the buffer if it was cut; 0 once the other
-/// end has closed), and the process that sent it, where the kernel said
-/// ([`pass_credentials`]).
+/// end has closed), and the process that sent it (its pid, real user and group ids), where the
+/// kernel said ([`pass_credentials`]).
 pub(crate) struct Received {
     pub(crate) length: usize,
-    pub(crate) sender: Option<libc::pid_t>,
+    pub(crate) sender: Option<(libc::pid_t, libc::uid_t, libc::gid_t)>,
 }
 
 /// Receives one packet from `fd` into `buffer`, without waiting.
@@ -118,10 +118,10 @@ const CLOEXEC: libc::c_int = libc::MSG_CMSG_CLOEXEC;
 #[cfg(not(target_os = "linux"))]
 const CLOEXEC: libc::c_int = 0;
 
-/// The sender's pid in the control messages of `message`, if the kernel put it there. The
+/// The sender in the control messages of `message`, if the kernel put it there. The
 /// descriptors a sender passed, which nothing asked for, are closed.
 #[cfg(target_os = "linux")]
-fn sender(message: &libc::msghdr) -> Option<libc::pid_t> {
+fn sender(message: &libc::msghdr) -> Option<(libc::pid_t, libc::uid_t, libc::gid_t)> {
     let mut sender = None;
     // SAFETY: walking the control messages the kernel wrote into the buffer `message` names.
     let mut header = unsafe { libc::CMSG_FIRSTHDR(message) };
@@ -134,8 +134,8 @@ fn sender(message: &libc::msghdr) -> Option<libc::pid_t> {
         match (control.cmsg_level, control.cmsg_type) {
             (libc::SOL_SOCKET, libc::SCM_CREDENTIALS) => {
                 // SAFETY: an `SCM_CREDENTIALS` message holds a `ucred`, perhaps unaligned.
-                let credentials: libc::ucred = unsafe { ptr::read_unaligned(data.cast()) };
-                sender = Some(credentials.pid);
+                let sent: libc::ucred = unsafe { ptr::read_unaligned(data.cast()) };
+                sender = Some((sent.pid, sent.uid, sent.gid));
             }
             (libc::SOL_SOCKET, libc::SCM_RIGHTS) => {
                 for at in (0..length / 4).map(|index| index * 4) {
@@ -152,6 +152,6 @@ fn sender(message: &libc::msghdr) -> Option<libc::pid_t> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn sender(_: &libc::msghdr) -> Option<libc::pid_t> {
+fn sender(_: &libc::msghdr) -> Option<(libc::pid_t, libc::uid_t, libc::gid_t)> {
     None
 }
