@@ -33,6 +33,10 @@ const PATIENCE: Duration = Duration::from_millis(100);
 pub(super) const FORKED: u8 = 1;
 #[cfg(unix)]
 pub(super) const NOT_FORKED: u8 = 2;
+/// What the guardian sends the program on Windows once it has checked what it was handed, and
+/// watches: the one message that goes that way.
+#[cfg(windows)]
+pub(super) const WATCHING: u8 = 5;
 
 /// [`send`], waiting up to [`PATIENCE`] for room in the channel.
 pub(super) fn send_patiently(channel: Link, parts: &[&[u8]]) -> io::Result<()> {
