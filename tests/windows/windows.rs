@@ -1,6 +1,7 @@
 //! `finally` on Windows, each case a child process (`bin/windows-child.rs`) to which the event
 //! really happens: Ctrl-C from `GenerateConsoleCtrlEvent`, `exit`, return, panic, and
-//! `TerminateProcess` with the guardian. Run under wine by `.ci/windows`.
+//! `TerminateProcess` with the guardian (`bin/windows-guardian.rs`), which no other process can
+//! reach. Run under wine by `.ci/windows`.
 //!
 //! The test process gives itself a console of its own (under wine, a process started from Linux
 //! has none that works), and starts each child in a process group of its own, so that its
@@ -17,12 +18,17 @@ use std::io::Read;
 use std::os::windows::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::ptr;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ended::Ended;
+use windows_sys::Win32::Foundation::{
+    CloseHandle, ERROR_ACCESS_DENIED, ERROR_PIPE_BUSY, GENERIC_READ, INVALID_HANDLE_VALUE,
+};
+use windows_sys::Win32::Storage::FileSystem::{CreateFileW, OPEN_EXISTING};
 use windows_sys::Win32::System::Console::{
     AllocConsole, FreeConsole, GenerateConsoleCtrlEvent, GetConsoleProcessList, GetStdHandle,
     SetStdHandle, CTRL_C_EVENT, STD_ERROR_HANDLE, STD_INPUT_HANDLE, STD_OUTPUT_HANDLE,
@@ -51,9 +57,11 @@ impl Scenario {
         Scenario::spawn(command)
     }
 
-    /// Starts `bin/windows-guardian.rs`, whose `main` has the guardian.
-    fn start_guardian() -> Scenario {
-        Scenario::spawn(Command::new(env!("CARGO_BIN_EXE_windows-guardian")))
+    /// Starts `bin/windows-guardian.rs`, whose `main` has the guardian, with `args`.
+    fn start_guardian(args: &[&str]) -> Scenario {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_windows-guardian"));
+        command.args(args);
+        Scenario::spawn(command)
     }
 
     fn spawn(mut command: Command) -> Scenario {
@@ -88,13 +96,15 @@ impl Scenario {
     }
 
     fn expect_line(&mut self, expected: &str) {
-        match self.lines.recv_timeout(PATIENCE) {
-            Ok(line) => assert_eq!(line, expected),
-            Err(error) => {
-                let _ = self.child.kill();
-                panic!("no line {expected:?} from the child: {error}");
-            }
-        }
+        assert_eq!(self.next_line(expected), expected);
+    }
+
+    /// The child's next line, which should be `expected`.
+    fn next_line(&mut self, expected: &str) -> String {
+        self.lines.recv_timeout(PATIENCE).unwrap_or_else(|error| {
+            let _ = self.child.kill();
+            panic!("no line {expected:?} from the child: {error}");
+        })
     }
 
     /// Sends Ctrl-C to the child's process group: the child alone.
@@ -229,11 +239,54 @@ fn ctrl_c_with_nothing_pending_is_windows_default() {
 
 #[test]
 fn terminate_process_leaves_the_cleanup_to_the_guardian() {
-    let mut scenario = Scenario::start_guardian();
+    let mut scenario = Scenario::start_guardian(&[]);
     scenario.expect_line("ready");
     // `TerminateProcess`, as Task Manager and `taskkill /F` do.
     scenario.child.kill().expect("TerminateProcess");
-    let ended = scenario.wait();
+    assert_the_guardian_cleaned_up(&scenario.wait());
+}
+
+/// Windows lists the pipes' names to anyone (wine cannot: `\\.\pipe\*` is not a folder
+/// there), so the program tells the test its channel's name, and the test cannot open it.
+#[test]
+fn no_other_process_can_open_the_channel() {
+    let mut scenario = Scenario::start_guardian(&["channel"]);
+    let line = scenario.next_line("channel NAME");
+    let name = line.strip_prefix("channel ").expect(&line);
+    assert!(name.starts_with(r"\finally-guardian-"), "{name}");
+    scenario.expect_line("ready");
+    let path: Vec<u16> = format!(r"\\.\pipe{name}")
+        .encode_utf16()
+        .chain([0])
+        .collect();
+    // SAFETY: a NUL-terminated name; a handle opened is closed at once.
+    let opened = unsafe {
+        CreateFileW(
+            path.as_ptr(),
+            GENERIC_READ,
+            0,
+            ptr::null(),
+            OPEN_EXISTING,
+            0,
+            ptr::null_mut(),
+        )
+    };
+    let error = std::io::Error::last_os_error();
+    if opened != INVALID_HANDLE_VALUE {
+        // SAFETY: the handle just opened.
+        unsafe { CloseHandle(opened) };
+        panic!("another process opened the channel {name}");
+    }
+    // The program took the pipe's one instance itself; another user is refused even before.
+    let refused = [ERROR_PIPE_BUSY, ERROR_ACCESS_DENIED].map(|code| Some(code as i32));
+    assert!(refused.contains(&error.raw_os_error()), "{name}: {error}");
+    scenario.child.kill().expect("TerminateProcess");
+    assert_the_guardian_cleaned_up(&scenario.wait());
+}
+
+/// Asserts that the guardian ran the cleanups of `bin/windows-guardian.rs`, killed: its guard's,
+/// then `main`'s, once each.
+fn assert_the_guardian_cleaned_up(ended: &Ended) {
     assert!(
         !ended
             .marker
