@@ -20,8 +20,14 @@
 //! standard ones anyway; it would cost a `CreateProcessW` written by hand (std's `Command` cannot
 //! pass it on stable Rust), with std's quoting of arguments and environment block redone.
 //!
-//! Once it has its page, the guardian tells the program that it watches, on the channel; the
-//! program waits for that.
+//! # How the guardian knows its program
+//!
+//! Anyone can start the executable with [`MODE`] set. Before anything else the guardian checks
+//! that the pid it is told is its parent's (the process that created it, whose handles it
+//! inherited), that the process handle is of that process, and that the pipe is the client end
+//! of one that process serves. Otherwise it says why and exits (0), having run nothing: it
+//! guards no process but the one that started it and handed it its channel. Once checked, it
+//! tells the program that it watches, on the channel; the program waits for that.
 //!
 //! # Watching
 //!
@@ -170,7 +176,7 @@ fn wait_until_watching(channel: Link, guardian: &mut Child) -> io::Result<()> {
     }
 }
 
-/// The guardian: takes what it was handed, tells the program that it watches, waits for the
+/// The guardian: checks what it was handed, tells the program that it watches, waits for the
 /// program's process to end, cleans up if it died, exits.
 fn guard<C: Run>(spec: &OsStr, cleanup: C) -> ! {
     let handed = Handed::check(spec).unwrap_or_else(|why| {
@@ -201,7 +207,7 @@ fn guard<C: Run>(spec: &OsStr, cleanup: C) -> ! {
     std::process::exit(0)
 }
 
-/// What the guardian was handed: the program's pid, and its handles of the program's
+/// What the guardian was handed, checked: the program's pid, and its handles of the program's
 /// process, of the channel's client end and of the page.
 struct Handed {
     pid: u32,
@@ -211,7 +217,7 @@ struct Handed {
 }
 
 impl Handed {
-    /// What `spec` names; or why it names nothing.
+    /// What `spec` names, if the program that started this process handed it; or why not.
     fn check(spec: &OsStr) -> Result<Handed, String> {
         let spec = spec.to_string_lossy();
         let mut fields = spec.split(' ');
@@ -220,6 +226,17 @@ impl Handed {
         let (Some(pid), Some(&[program, link, page])) = (pid, values.as_deref()) else {
             return Err(format!("it is {spec:?}, not `PID PROCESS PIPE PAGE`"));
         };
+        if inherit::parent_id() != Some(pid) {
+            return Err(format!("process {pid} did not start this one"));
+        }
+        if inherit::process_id(program as HANDLE) != Some(pid) {
+            return Err(format!("handle {program} is not one of process {pid}"));
+        }
+        if pipe::server_of(link as HANDLE) != Some(pid) {
+            return Err(format!(
+                "handle {link} is not the client end of a pipe of process {pid}"
+            ));
+        }
         let page = Page::open(page as HANDLE).map_err(|error| error.to_string())?;
         Ok(Handed {
             pid,

@@ -23,8 +23,9 @@ use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, OPEN_EXISTING, PIPE_ACCESS_DUPLEX,
 };
 use windows_sys::Win32::System::Pipes::{
-    CreateNamedPipeW, SetNamedPipeHandleState, PIPE_NOWAIT, PIPE_READMODE_MESSAGE,
-    PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_MESSAGE,
+    CreateNamedPipeW, GetNamedPipeInfo, GetNamedPipeServerProcessId, SetNamedPipeHandleState,
+    PIPE_NOWAIT, PIPE_READMODE_MESSAGE, PIPE_REJECT_REMOTE_CLIENTS, PIPE_SERVER_END,
+    PIPE_TYPE_MESSAGE,
 };
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
@@ -38,6 +39,26 @@ pub(crate) fn pair(room: u32) -> io::Result<(OwnedHandle, OwnedHandle)> {
     let server = create(&name, room)?;
     let client = connect(&name)?;
     Ok((server, client))
+}
+
+/// The process whose pipe `handle` is the client end of, where it is a handle of this process
+/// and such an end, in message mode; `None` for any other handle value.
+pub(crate) fn server_of(handle: HANDLE) -> Option<u32> {
+    let (mut flags, mut server) = (0, 0);
+    // SAFETY: asking only for the flags and the server's id; a handle that is not a pipe's, or
+    // not this process's, fails.
+    let known = unsafe {
+        GetNamedPipeInfo(
+            handle,
+            &mut flags,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+        ) != 0
+            && GetNamedPipeServerProcessId(handle, &mut server) != 0
+    };
+    let client = flags & PIPE_SERVER_END == 0 && flags & PIPE_TYPE_MESSAGE != 0;
+    (known && client).then_some(server)
 }
 
 /// A name that no other process can guess: std's hash keys come from the system's random
