@@ -66,6 +66,8 @@ pub mod __private {
     pub use crate::config::Options;
     pub use crate::exit::Signal;
     pub use crate::guarded::{guard_call, guard_future, guard_main, Guarded, Site};
+    #[cfg(windows)]
+    pub use crate::guardian::guardian_channel;
     pub use crate::guardian::{guardian, guardian_looks, guardian_pid, Registered};
     pub use crate::install::configure;
     pub use core::time::Duration;

@@ -1,6 +1,7 @@
 //! `finally` on Windows, each case a child process (`bin/windows-child.rs`) to which the event
 //! really happens: Ctrl-C from `GenerateConsoleCtrlEvent`, `exit`, return, panic, and
-//! `TerminateProcess` with the guardian. Run under wine by `.ci/windows`.
+//! `TerminateProcess` with the guardian (`bin/windows-guardian.rs`), which no other process can
+//! reach or stand in for. Run under wine by `.ci/windows`.
 //!
 //! The test process gives itself a console of its own (under wine, a process started from Linux
 //! has none that works), and starts each child in a process group of its own, so that its
@@ -14,18 +15,28 @@ mod ended;
 mod lines;
 
 use std::io::Read;
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::os::windows::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::ptr;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ended::Ended;
+use windows_sys::Win32::Foundation::{
+    CloseHandle, DuplicateHandle, ERROR_ACCESS_DENIED, ERROR_PIPE_BUSY, GENERIC_READ,
+    INVALID_HANDLE_VALUE,
+};
+use windows_sys::Win32::Storage::FileSystem::{CreateFileW, OPEN_EXISTING};
 use windows_sys::Win32::System::Console::{
     AllocConsole, FreeConsole, GenerateConsoleCtrlEvent, GetConsoleProcessList, GetStdHandle,
     SetStdHandle, CTRL_C_EVENT, STD_ERROR_HANDLE, STD_INPUT_HANDLE, STD_OUTPUT_HANDLE,
+};
+use windows_sys::Win32::System::Threading::{
+    GetCurrentProcess, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE,
 };
 
 /// How long any one step may take before the test gives up on the child.
@@ -41,23 +52,34 @@ struct Scenario {
     stderr: Receiver<String>,
     marker: PathBuf,
     _dir: tempfile::TempDir,
-    _console: MutexGuard<'static, ()>,
+    /// Held by a scenario that may get console events.
+    _console: Option<MutexGuard<'static, ()>>,
 }
 
 impl Scenario {
     fn start(name: &str) -> Scenario {
         let mut command = Command::new(env!("CARGO_BIN_EXE_windows-child"));
         command.arg(name);
-        Scenario::spawn(command)
+        Scenario::spawn(command, Some(console()))
     }
 
-    /// Starts `bin/windows-guardian.rs`, whose `main` has the guardian.
-    fn start_guardian() -> Scenario {
-        Scenario::spawn(Command::new(env!("CARGO_BIN_EXE_windows-guardian")))
+    /// Starts `bin/windows-guardian.rs`, whose `main` has the guardian, with `args`.
+    fn start_guardian(args: &[&str]) -> Scenario {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_windows-guardian"));
+        command.args(args);
+        Scenario::spawn(command, Some(console()))
     }
 
-    fn spawn(mut command: Command) -> Scenario {
-        let console = console();
+    /// Starts `bin/windows-guardian.rs` in the guardian's mode, told `forged` rather than what a
+    /// program hands its guardian. It gets no console event, so it may run beside a scenario
+    /// that holds the console.
+    fn start_forged_guardian(forged: &str) -> Scenario {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_windows-guardian"));
+        command.env("FINALLY_GUARDIAN", forged);
+        Scenario::spawn(command, None)
+    }
+
+    fn spawn(mut command: Command, console: Option<MutexGuard<'static, ()>>) -> Scenario {
         let dir = tempfile::tempdir().expect("temporary folder");
         let marker = dir.path().join("marker");
         let mut child = command
@@ -88,13 +110,15 @@ impl Scenario {
     }
 
     fn expect_line(&mut self, expected: &str) {
-        match self.lines.recv_timeout(PATIENCE) {
-            Ok(line) => assert_eq!(line, expected),
-            Err(error) => {
-                let _ = self.child.kill();
-                panic!("no line {expected:?} from the child: {error}");
-            }
-        }
+        assert_eq!(self.next_line(expected), expected);
+    }
+
+    /// The child's next line, which should be `expected`.
+    fn next_line(&mut self, expected: &str) -> String {
+        self.lines.recv_timeout(PATIENCE).unwrap_or_else(|error| {
+            let _ = self.child.kill();
+            panic!("no line {expected:?} from the child: {error}");
+        })
     }
 
     /// Sends Ctrl-C to the child's process group: the child alone.
@@ -229,11 +253,119 @@ fn ctrl_c_with_nothing_pending_is_windows_default() {
 
 #[test]
 fn terminate_process_leaves_the_cleanup_to_the_guardian() {
-    let mut scenario = Scenario::start_guardian();
+    let mut scenario = Scenario::start_guardian(&[]);
     scenario.expect_line("ready");
     // `TerminateProcess`, as Task Manager and `taskkill /F` do.
     scenario.child.kill().expect("TerminateProcess");
-    let ended = scenario.wait();
+    assert_the_guardian_cleaned_up(&scenario.wait());
+}
+
+#[test]
+fn a_forged_finally_guardian_guards_nothing() {
+    let mut program = Scenario::start_guardian(&[]);
+    program.expect_line("ready");
+    let (program_id, parent) = (program.child.id(), std::process::id());
+    // Open while the forged guardians start, which inherit it.
+    let handle_of_this_process = inheritable_handle_of_this_process();
+    let this_process = handle_of_this_process.as_raw_handle() as usize;
+    for (forged, why) in [
+        // A live program, which did not start it, and values of handles it was not handed.
+        (
+            format!("{program_id} 4 8 12"),
+            format!("process {program_id} did not start this one"),
+        ),
+        // Its parent, with values of handles it does not have, or not of those kinds.
+        (
+            format!("{parent} 4 8 12"),
+            format!("handle 4 is not one of process {parent}"),
+        ),
+        (
+            format!("{parent} 65532 65528 65524"),
+            format!("handle 65532 is not one of process {parent}"),
+        ),
+        // Its parent, and a handle of it, but no pipe of it.
+        (
+            format!("{parent} {this_process} 8 12"),
+            format!("handle 8 is not the client end of a pipe of process {parent}"),
+        ),
+        (
+            "garbage".to_owned(),
+            "not `PID PROCESS PIPE PAGE`".to_owned(),
+        ),
+    ] {
+        let ended = Scenario::start_forged_guardian(&forged).wait();
+        ended.assert_exit_code(0);
+        assert!(ended.marker.is_empty(), "{forged:?}: {:?}", ended.marker);
+        assert!(
+            ended
+                .stderr
+                .contains(&format!("{why}: this process guards nothing")),
+            "{forged:?}: {}",
+            ended.stderr
+        );
+    }
+    drop(handle_of_this_process);
+    // The program's own guardian is untouched, and alone to clean up.
+    program.child.kill().expect("TerminateProcess");
+    assert_the_guardian_cleaned_up(&program.wait());
+}
+
+/// A handle of this process, that may wait for it and tell its id, which the processes it starts
+/// inherit while it is open.
+fn inheritable_handle_of_this_process() -> OwnedHandle {
+    let mut handle = ptr::null_mut();
+    // SAFETY: this process's pseudo-handle, duplicated into a new handle of its own.
+    let copied = unsafe {
+        let this = GetCurrentProcess();
+        let access = PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION;
+        DuplicateHandle(this, this, this, &mut handle, access, 1, 0)
+    };
+    assert_ne!(copied, 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: a new handle, ours alone.
+    unsafe { OwnedHandle::from_raw_handle(handle) }
+}
+
+/// Windows lists the pipes' names to anyone (wine cannot: `\\.\pipe\*` is not a folder
+/// there), so the program tells the test its channel's name, and the test cannot open it.
+#[test]
+fn no_other_process_can_open_the_channel() {
+    let mut scenario = Scenario::start_guardian(&["channel"]);
+    let line = scenario.next_line("channel NAME");
+    let name = line.strip_prefix("channel ").expect(&line);
+    assert!(name.starts_with(r"\finally-guardian-"), "{name}");
+    scenario.expect_line("ready");
+    let path: Vec<u16> = format!(r"\\.\pipe{name}")
+        .encode_utf16()
+        .chain([0])
+        .collect();
+    // SAFETY: a NUL-terminated name; a handle opened is closed at once.
+    let opened = unsafe {
+        CreateFileW(
+            path.as_ptr(),
+            GENERIC_READ,
+            0,
+            ptr::null(),
+            OPEN_EXISTING,
+            0,
+            ptr::null_mut(),
+        )
+    };
+    let error = std::io::Error::last_os_error();
+    if opened != INVALID_HANDLE_VALUE {
+        // SAFETY: the handle just opened.
+        unsafe { CloseHandle(opened) };
+        panic!("another process opened the channel {name}");
+    }
+    // The program took the pipe's one instance itself; another user is refused even before.
+    let refused = [ERROR_PIPE_BUSY, ERROR_ACCESS_DENIED].map(|code| Some(code as i32));
+    assert!(refused.contains(&error.raw_os_error()), "{name}: {error}");
+    scenario.child.kill().expect("TerminateProcess");
+    assert_the_guardian_cleaned_up(&scenario.wait());
+}
+
+/// Asserts that the guardian ran the cleanups of `bin/windows-guardian.rs`, killed: its guard's,
+/// then `main`'s, once each.
+fn assert_the_guardian_cleaned_up(ended: &Ended) {
     assert!(
         !ended
             .marker

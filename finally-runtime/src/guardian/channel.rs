@@ -31,6 +31,10 @@ const REPORTED: u32 = 8;
 pub(super) const FORKED: u8 = 1;
 #[cfg(unix)]
 pub(super) const NOT_FORKED: u8 = 2;
+/// What the guardian sends the program on Windows once it has checked what it was handed, and
+/// watches: the one message that goes that way.
+#[cfg(windows)]
+pub(super) const WATCHING: u8 = 5;
 
 /// The start of an arm of guard `id`, whose cleanup is at `place`: its state follows.
 pub(super) fn armed(id: u64, place: u32) -> [u8; HEADER] {

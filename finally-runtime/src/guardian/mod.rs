@@ -320,6 +320,13 @@ pub fn guardian_pid() -> Option<u32> {
         .filter(|&pid| pid > 0)
 }
 
+/// The program's end of the channel, while a guardian runs: for the tests, which show that no
+/// other process can open it. Not a public API.
+#[cfg(windows)]
+pub fn guardian_channel() -> Option<isize> {
+    Some(CHANNEL.load(SeqCst)).filter(|&channel| channel != NONE)
+}
+
 /// The next guard's id: the guardian runs the guards newest first, by id.
 static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 

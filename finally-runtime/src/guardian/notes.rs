@@ -161,18 +161,19 @@ impl Drop for Page {
     }
 }
 
-/// A page shared with the guardian, by name; its view and handle are dropped with it.
+/// A page shared with the guardian, which inherits a copy of its handle: it has no name, so no
+/// other process can open it. Its view and handle are dropped with it.
 #[cfg(windows)]
 pub(super) struct Page(ptr::NonNull<Notes>, windows_sys::Win32::Foundation::HANDLE);
 
 #[cfg(windows)]
 impl Page {
-    /// A new page named `name` (`Local\...`), zeros.
-    pub(super) fn create(name: &[u16]) -> io::Result<Page> {
+    /// A new page, zeros.
+    pub(super) fn new() -> io::Result<Page> {
         use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
         use windows_sys::Win32::System::Memory::{CreateFileMappingW, PAGE_READWRITE};
         let size = mem::size_of::<Notes>() as u32;
-        // SAFETY: a new mapping of the paging file, named by a NUL-terminated string.
+        // SAFETY: a new mapping of the paging file, without a name, not inheritable.
         let mapping = unsafe {
             CreateFileMappingW(
                 INVALID_HANDLE_VALUE,
@@ -180,18 +181,21 @@ impl Page {
                 PAGE_READWRITE,
                 0,
                 size,
-                name.as_ptr(),
+                ptr::null(),
             )
         };
         Page::view(mapping, "CreateFileMappingW")
     }
 
-    /// The page named `name`, made by the program.
-    pub(super) fn open(name: &[u16]) -> io::Result<Page> {
-        use windows_sys::Win32::System::Memory::{OpenFileMappingW, FILE_MAP_ALL_ACCESS};
-        // SAFETY: opening a mapping by a NUL-terminated name.
-        let mapping = unsafe { OpenFileMappingW(FILE_MAP_ALL_ACCESS, 0, name.as_ptr()) };
-        Page::view(mapping, "OpenFileMappingW")
+    /// The program's page, from the handle of its mapping that the guardian inherited; the
+    /// handle is closed with the page.
+    pub(super) fn open(mapping: windows_sys::Win32::Foundation::HANDLE) -> io::Result<Page> {
+        Page::view(mapping, "the program's page")
+    }
+
+    /// The handle of the page's mapping, for the guardian to inherit a copy of.
+    pub(super) fn mapping(&self) -> windows_sys::Win32::Foundation::HANDLE {
+        self.1
     }
 
     fn view(mapping: windows_sys::Win32::Foundation::HANDLE, what: &str) -> io::Result<Page> {
@@ -200,8 +204,10 @@ impl Page {
         if mapping.is_null() {
             return Err(super::failed(what, io::Error::last_os_error()));
         }
-        // SAFETY: a view of the whole mapping, made zeros by the system: valid `Notes`.
-        let view = unsafe { MapViewOfFile(mapping, FILE_MAP_ALL_ACCESS, 0, 0, 0) };
+        let size = mem::size_of::<Notes>();
+        // SAFETY: a view of the mapping's first `Notes`, which fails where it is smaller; made
+        // zeros by the system, or notes by the program: valid `Notes`.
+        let view = unsafe { MapViewOfFile(mapping, FILE_MAP_ALL_ACCESS, 0, 0, size) };
         match ptr::NonNull::new(view.Value.cast::<Notes>()) {
             Some(notes) => Ok(Page(notes, mapping)),
             None => {

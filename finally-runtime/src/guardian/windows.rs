@@ -2,53 +2,69 @@
 //! with its own arguments, in the guardian's mode, which [`guardian`](super::guardian) enters
 //! first thing in `main` when the environment says so.
 //!
-//! The program makes a named pipe in message mode (each write one message, as a packet socket
-//! on Unix), and a named page for the notes; it passes both names and its pid to the guardian in
-//! [`MODE`], and waits until the guardian has connected to the pipe. The guardian opens the
-//! program's process, to wait for it to end, reads what the program sends meanwhile, and runs
-//! the cleanup if the program ended without completing it: `TerminateProcess` (Task Manager,
-//! `taskkill /F`), a crash. It is started detached from the console and in a process group of
-//! its own (Ctrl-C, Ctrl-Break and the console's closing do not reach it), and out of the
-//! program's job where the job allows it (a job that is closed kills its processes).
+//! # What the guardian is handed
 //!
-//! Functions reach the guardian as offsets from the executable's base, which address-space
-//! randomization may place elsewhere in the guardian.
+//! The guardian inherits, at its start, three handles that the program made for it: one of the
+//! program's process, to wait for it to end; the client end of the channel, a pipe in message
+//! mode (each write one message, as a packet socket on Unix) that no other process can open
+//! (`sys::pipe`); and one of the page of notes, which has no name. [`MODE`] says the program's
+//! pid and the handles' values, which are the same in the guardian: nothing another process
+//! could open by name, nor be given without the program.
+//!
+//! The handles are inheritable copies, made just before the guardian starts and closed as soon
+//! as it has: std's `Command` starts a process with inheritance on (it hands the standard handles
+//! so), so a process that another thread starts meanwhile inherits them too. That is why the
+//! guardian starts first thing in `main`. `PROC_THREAD_ATTRIBUTE_HANDLE_LIST` would not close
+//! that window (a handle in the list must be inheritable, for every process started meanwhile),
+//! and would only keep the program's other inheritable handles from the guardian, which gets the
+//! standard ones anyway; it would cost a `CreateProcessW` written by hand (std's `Command` cannot
+//! pass it on stable Rust), with std's quoting of arguments and environment block redone.
+//!
+//! # How the guardian knows its program
+//!
+//! Anyone can start the executable with [`MODE`] set. Before anything else the guardian checks
+//! that the pid it is told is its parent's (the process that created it, whose handles it
+//! inherited), that the process handle is of that process, and that the pipe is the client end
+//! of one that process serves. Otherwise it says why and exits (0), having run nothing: it
+//! guards no process but the one that started it and handed it its channel. Once checked, it
+//! tells the program that it watches, on the channel; the program waits for that.
+//!
+//! # Watching
+//!
+//! The guardian waits for the program's process to end, reads what the program sends
+//! meanwhile, and runs the cleanup if the program ended without completing it:
+//! `TerminateProcess` (Task Manager, `taskkill /F`), a crash. It is started detached from the
+//! console and in a process group of its own (Ctrl-C, Ctrl-Break and the console's closing do
+//! not reach it), and out of the program's job where the job allows it (a job that is closed
+//! kills its processes).
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::windows::ffi::OsStrExt;
+use std::os::windows::io::{AsRawHandle, IntoRawHandle, OwnedHandle};
 use std::os::windows::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering::SeqCst;
-use std::time::{Duration, Instant, SystemTime};
-use std::{env, ptr, thread};
+use std::time::{Duration, Instant};
+use std::{env, thread};
 
-use windows_sys::Win32::Foundation::{
-    GetLastError, ERROR_PIPE_CONNECTED, ERROR_PIPE_LISTENING, GENERIC_READ, HANDLE,
-    INVALID_HANDLE_VALUE, WAIT_TIMEOUT,
-};
-use windows_sys::Win32::Storage::FileSystem::{
-    CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_WRITE_ATTRIBUTES, OPEN_EXISTING,
-    PIPE_ACCESS_DUPLEX,
-};
-use windows_sys::Win32::System::Pipes::{
-    ConnectNamedPipe, CreateNamedPipeW, SetNamedPipeHandleState, PIPE_NOWAIT,
-    PIPE_READMODE_MESSAGE, PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_MESSAGE,
-};
+use windows_sys::Win32::Foundation::{HANDLE, WAIT_TIMEOUT};
 use windows_sys::Win32::System::Threading::{
-    OpenProcess, WaitForSingleObject, CREATE_BREAKAWAY_FROM_JOB, CREATE_NEW_PROCESS_GROUP,
+    GetCurrentProcess, WaitForSingleObject, CREATE_BREAKAWAY_FROM_JOB, CREATE_NEW_PROCESS_GROUP,
     DETACHED_PROCESS, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE,
 };
 
-use super::channel::{Inbox, HEADER, LONGEST};
+use super::channel::{Inbox, HEADER, LONGEST, WATCHING};
 use super::failed;
 use super::notes::{Notes, Page};
 use crate::cleanup::Run;
-use crate::sys::link::Link;
+use crate::report::report;
+use crate::sys::link::{self, Link};
+use crate::sys::{inherit, pipe};
 
-/// The variable that puts a process in the guardian's mode: `PID PIPE PAGE`.
+/// The variable that puts a process in the guardian's mode: `PID PROCESS PIPE PAGE`, the
+/// program's pid and the values of the handles the guardian inherits.
 const MODE: &str = "FINALLY_GUARDIAN";
-/// How long the program waits for its guardian to connect.
+/// How long the program waits for its guardian to say that it watches.
 const PATIENCE: Duration = Duration::from_secs(10);
 /// How often the guardian looks at the channel while it waits for the program.
 const LOOK_EVERY: u32 = 20;
@@ -68,147 +84,165 @@ pub(super) fn start<C: Run>(cleanup: C) -> io::Result<Started> {
         env::remove_var(MODE);
         guard(&spec, cleanup);
     }
-    let pid = std::process::id();
-    // Names no other process, nor an earlier run of this one, can have taken.
-    let nonce = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| since.as_nanos());
-    let pipe_name = format!(r"\\.\pipe\finally-guardian-{pid}-{nonce:x}");
-    let page_name = format!(r"Local\finally-guardian-{pid}-{nonce:x}");
-    let pipe = create_pipe(&wide(pipe_name.as_ref()))?;
-    let page = Page::create(&wide(page_name.as_ref()))?;
-    let mut command = Command::new(env::current_exe().map_err(|e| failed("current_exe", e))?);
-    command
-        .args(env::args_os().skip(1))
-        .env(MODE, format!("{pid} {pipe_name} {page_name}"))
-        .stdin(Stdio::null());
-    let detached = DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP;
-    let mut child = command
-        .creation_flags(detached | CREATE_BREAKAWAY_FROM_JOB)
-        .spawn()
-        // A job that does not allow breaking away.
-        .or_else(|_| command.creation_flags(detached).spawn())
-        .map_err(|e| failed("start the executable again", e))?;
-    let started = Instant::now();
-    loop {
-        // SAFETY: our pipe, in `PIPE_NOWAIT` mode: this only asks.
-        let connected = unsafe { ConnectNamedPipe(pipe, ptr::null_mut()) } != 0;
-        // SAFETY: no preconditions.
-        match unsafe { GetLastError() } {
-            _ if connected => {}
-            ERROR_PIPE_CONNECTED => break,
-            ERROR_PIPE_LISTENING => {}
-            error => {
-                let _ = child.kill();
-                return Err(failed(
-                    "connect",
-                    io::Error::from_raw_os_error(error as i32),
-                ));
-            }
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(io::Error::other(format!(
-                "the guardian ended before it connected ({status})"
-            )));
-        }
-        if started.elapsed() > PATIENCE {
-            let _ = child.kill();
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the guardian did not connect",
-            ));
-        }
-        thread::sleep(Duration::from_millis(1));
-    }
+    // Room for a few of the longest messages.
+    let room = (4 * (HEADER + LONGEST)) as u32;
+    let (channel, guardians_end) = pipe::pair(room).map_err(|e| failed("the channel", e))?;
+    let page = Page::new()?;
+    // The copies are closed as the closure returns, once the guardian has inherited them.
+    let mut guardian = Lent::new(&guardians_end, &page).and_then(|lent| spawn(&lent))?;
+    // The guardian's alone: held here too, the pipe would not break when the guardian ends.
+    drop(guardians_end);
+    wait_until_watching(channel.as_raw_handle() as Link, &mut guardian)?;
     Ok(Started {
-        channel: pipe as Link,
-        guardian: child.id() as i32,
+        channel: channel.into_raw_handle() as Link,
+        guardian: guardian.id() as i32,
         notes: page.keep(),
     })
 }
 
-/// The program's end of the channel: a pipe of one instance, local, in message mode, that
-/// never blocks, with room for a few of the longest messages.
-fn create_pipe(name: &[u16]) -> io::Result<HANDLE> {
-    let room = (4 * (HEADER + LONGEST)) as u32;
-    // SAFETY: a NUL-terminated name; no security attributes (not inherited).
-    let pipe = unsafe {
-        CreateNamedPipeW(
-            name.as_ptr(),
-            PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE,
-            PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_NOWAIT | PIPE_REJECT_REMOTE_CLIENTS,
-            1,
-            room,
-            room,
-            0,
-            ptr::null(),
-        )
-    };
-    if pipe == INVALID_HANDLE_VALUE {
-        return Err(failed("CreateNamedPipeW", io::Error::last_os_error()));
-    }
-    Ok(pipe)
+/// What the program lends its guardian: inheritable copies of the handles it needs, closed when
+/// dropped, as soon as the guardian has inherited them.
+struct Lent {
+    program: OwnedHandle,
+    link: OwnedHandle,
+    page: OwnedHandle,
 }
 
-/// The guardian: connects to the program's pipe and page, waits for the program's process to
-/// end, cleans up if it died, exits.
-fn guard<C: Run>(spec: &OsStr, cleanup: C) -> ! {
-    let spec = spec.to_string_lossy();
-    let mut parts = spec.split(' ');
-    let (Some(pid), Some(pipe), Some(page)) = (parts.next(), parts.next(), parts.next()) else {
-        std::process::exit(0)
-    };
-    let pid: u32 = pid.parse().unwrap_or(0);
-    super::guarding(pid as i32);
-    // SAFETY: opening a process by id, only to wait for it.
-    let program = unsafe {
-        OpenProcess(
-            PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION,
-            0,
-            pid,
-        )
-    };
-    let Ok(page) = Page::open(&wide(page.as_ref())) else {
-        std::process::exit(0)
-    };
-    // SAFETY: opening the program's pipe by its NUL-terminated name, to read.
-    let link = unsafe {
-        CreateFileW(
-            wide(pipe.as_ref()).as_ptr(),
-            GENERIC_READ | FILE_WRITE_ATTRIBUTES,
-            0,
-            ptr::null(),
-            OPEN_EXISTING,
-            0,
-            ptr::null_mut(),
-        )
-    };
-    if program.is_null() || link == INVALID_HANDLE_VALUE {
-        // The program is gone already, or the pipe is not its: nothing is watched.
-        std::process::exit(0);
+impl Lent {
+    /// Copies of a handle of this process, that may wait for it and tell its id, of the
+    /// guardian's end of the channel, and of the page's mapping.
+    fn new(link: &OwnedHandle, page: &Page) -> io::Result<Lent> {
+        let copy = |handle, access| {
+            inherit::inheritable_copy(handle, access).map_err(|e| failed("DuplicateHandle", e))
+        };
+        let process_access = PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION;
+        Ok(Lent {
+            // SAFETY: no preconditions; this process's pseudo-handle, which is not closed.
+            program: copy(unsafe { GetCurrentProcess() }, Some(process_access))?,
+            link: copy(link.as_raw_handle(), None)?,
+            page: copy(page.mapping(), None)?,
+        })
     }
-    let mode = PIPE_READMODE_MESSAGE;
-    // SAFETY: our end of the pipe; messages, read whole.
-    unsafe { SetNamedPipeHandleState(link, &mode, ptr::null(), ptr::null()) };
-    let mut inbox = Inbox::new(link as Link, None);
+
+    /// What [`MODE`] says of them.
+    fn spec(&self) -> String {
+        let value = |handle: &OwnedHandle| handle.as_raw_handle() as usize;
+        let pid = std::process::id();
+        let (program, link, page) = (value(&self.program), value(&self.link), value(&self.page));
+        format!("{pid} {program} {link} {page}")
+    }
+}
+
+/// Starts the executable again, with the program's arguments, in the guardian's mode, handed
+/// `lent`.
+fn spawn(lent: &Lent) -> io::Result<Child> {
+    let mut command = Command::new(env::current_exe().map_err(|e| failed("current_exe", e))?);
+    command
+        .args(env::args_os().skip(1))
+        .env(MODE, lent.spec())
+        .stdin(Stdio::null());
+    let detached = DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP;
+    command
+        .creation_flags(detached | CREATE_BREAKAWAY_FROM_JOB)
+        .spawn()
+        // A job that does not allow breaking away.
+        .or_else(|_| command.creation_flags(detached).spawn())
+        .map_err(|e| failed("start the executable again", e))
+}
+
+/// Waits until the guardian says that it watches: a guardian that ends first, or does not say so
+/// within [`PATIENCE`] (it is then ended), did not start.
+fn wait_until_watching(channel: Link, guardian: &mut Child) -> io::Result<()> {
+    let started = Instant::now();
+    let mut said = [0u8; 1];
+    loop {
+        // Anything else: nothing yet, or the guardian's end closed, and its status says why.
+        if matches!(link::receive(channel, &mut said), Ok((1, _))) && said == [WATCHING] {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = guardian.try_wait() {
+            return Err(io::Error::other(format!(
+                "the guardian ended before it watched ({status})"
+            )));
+        }
+        if started.elapsed() > PATIENCE {
+            let _ = guardian.kill();
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the guardian did not say that it watches",
+            ));
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The guardian: checks what it was handed, tells the program that it watches, waits for the
+/// program's process to end, cleans up if it died, exits.
+fn guard<C: Run>(spec: &OsStr, cleanup: C) -> ! {
+    let handed = Handed::check(spec).unwrap_or_else(|why| {
+        report(format_args!(
+            "{MODE} is set, but {why}: this process guards nothing"
+        ));
+        std::process::exit(0)
+    });
+    super::guarding(handed.pid as i32);
+    let link = handed.link as Link;
+    // Lost, the program gives up on this guardian after its patience, and ends it.
+    let _ = link::send(link, &[&[WATCHING]]);
+    let mut inbox = Inbox::new(link, None);
     loop {
         if inbox.receive() {
             std::process::exit(0);
         }
         // SAFETY: a process handle of ours.
-        if unsafe { WaitForSingleObject(program, LOOK_EVERY) } != WAIT_TIMEOUT {
+        if unsafe { WaitForSingleObject(handed.program, LOOK_EVERY) } != WAIT_TIMEOUT {
             break;
         }
     }
     // What the program sent just before it ended.
-    if inbox.receive() || page.notes().completed.load(SeqCst) {
+    if inbox.receive() || handed.page.notes().completed.load(SeqCst) {
         std::process::exit(0);
     }
-    inbox.clean_up(cleanup, None, page.notes());
+    inbox.clean_up(cleanup, None, handed.page.notes());
     std::process::exit(0)
 }
 
-/// `text` as a NUL-terminated UTF-16 string.
-fn wide(text: &OsStr) -> Vec<u16> {
-    text.encode_wide().chain([0]).collect()
+/// What the guardian was handed, checked: the program's pid, and its handles of the program's
+/// process, of the channel's client end and of the page.
+struct Handed {
+    pid: u32,
+    program: HANDLE,
+    link: HANDLE,
+    page: Page,
+}
+
+impl Handed {
+    /// What `spec` names, if the program that started this process handed it; or why not.
+    fn check(spec: &OsStr) -> Result<Handed, String> {
+        let spec = spec.to_string_lossy();
+        let mut fields = spec.split(' ');
+        let pid = fields.next().and_then(|pid| pid.parse::<u32>().ok());
+        let values: Option<Vec<usize>> = fields.map(|value| value.parse().ok()).collect();
+        let (Some(pid), Some(&[program, link, page])) = (pid, values.as_deref()) else {
+            return Err(format!("it is {spec:?}, not `PID PROCESS PIPE PAGE`"));
+        };
+        if inherit::parent_id() != Some(pid) {
+            return Err(format!("process {pid} did not start this one"));
+        }
+        if inherit::process_id(program as HANDLE) != Some(pid) {
+            return Err(format!("handle {program} is not one of process {pid}"));
+        }
+        if pipe::server_of(link as HANDLE) != Some(pid) {
+            return Err(format!(
+                "handle {link} is not the client end of a pipe of process {pid}"
+            ));
+        }
+        let page = Page::open(page as HANDLE).map_err(|error| error.to_string())?;
+        Ok(Handed {
+            pid,
+            program: program as HANDLE,
+            link: link as HANDLE,
+            page,
+        })
+    }
 }

@@ -4,7 +4,8 @@
 //! Linux has fast paths (`futex`, `membarrier`); every other Unix, and Linux built with
 //! `--cfg finally_portable` (so that CI runs the portable code too), uses only what POSIX has
 //! (a self-pipe, `SeqCst` fences). What only Linux can tell (`/proc`, pidfds) is `proc` and
-//! `process`. Windows has its own: `console`, and `end` and `stderr` for both.
+//! `process`. Windows has its own: `console`, `exit_process`, `inherit` and `pipe`, and `end`,
+//! `link` and `stderr` for both.
 
 #[cfg(windows)]
 pub(crate) mod console;
@@ -17,9 +18,13 @@ pub(crate) mod exit_process;
 pub(crate) mod fd;
 #[cfg(all(target_os = "linux", not(finally_portable)))]
 pub(crate) mod futex;
+#[cfg(windows)]
+pub(crate) mod inherit;
 pub(crate) mod link;
 #[cfg(all(target_os = "linux", not(finally_portable)))]
 pub(crate) mod membarrier;
+#[cfg(windows)]
+pub(crate) mod pipe;
 #[cfg(target_os = "linux")]
 pub(crate) mod proc;
 #[cfg(target_os = "linux")]
