@@ -4,17 +4,24 @@
 //! guardian share two things:
 //!
 //! - a channel, `socketpair(AF_UNIX, SOCK_SEQPACKET)`, on which the program sends the state of
-//!   each guard made with [`guard_with`](crate::guard_with) ([`arm`]) and its end ([`disarm`]),
-//!   and once `main`'s cleanup has completed (then the guardian exits at once). Each message is
-//!   one packet, so messages that threads send at once never interleave. The program sends with
-//!   `MSG_NOSIGNAL | MSG_DONTWAIT`: a dead guardian costs an error, never a SIGPIPE that would
-//!   end the program, and a stopped one that no longer reads never blocks it. The program's end
-//!   stays open as long as the program runs: closed, its number could be reused by another
-//!   file, into which a thread still sending would write.
-//! - a page of memory, on which the program notes that `main`'s cleanup has completed, and which
-//!   crash is ending it (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, from its crash handler). A
-//!   note needs no room in the channel, so a `DONE` the guardian could not take does not make it
-//!   clean up a second time.
+//!   each guard made with [`guard_with`](crate::guard_with) ([`arm`]), naming its cleanup by
+//!   its place among those registered (`cleanups.rs`), never by an address; its end
+//!   ([`disarm`]); and once `main`'s cleanup has completed (then the guardian exits at once).
+//!   Each message is one packet, so messages that threads send at once never interleave, and
+//!   the kernel tells the guardian which process sent it: it hears the program alone, and
+//!   rejects, and reports, what is not a message of the program's (`channel.rs`). The program
+//!   sends with `MSG_NOSIGNAL | MSG_DONTWAIT`: a dead guardian costs an error, never a SIGPIPE
+//!   that would end the program; what a guardian that is behind cannot take waits in the
+//!   program (`outbox.rs`). The program's end stays open as long as the program runs: closed,
+//!   its number could be reused by another file, into which a thread still sending would write.
+//! - a page of memory, on which the program notes that `main`'s cleanup has completed, which
+//!   crash is ending it (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, from its crash handler), and
+//!   the messages that wait in the program. A note needs no room in the channel, so a `DONE`
+//!   the guardian could not take does not make it clean up a second time, and a message that
+//!   waited is not lost to a `kill -9`.
+//!
+//! Before it runs anything, the guardian takes on the program's credentials and directories,
+//! as they were when it ended, or refuses and says why (`follow.rs`).
 //!
 //! The guardian waits for the program's *process* to end: it holds a pidfd of it, opened by the
 //! program itself before it forks, while it is certainly alive (where there is no pidfd, the
@@ -59,14 +66,16 @@
 //! Every failure is one line on stderr, never a panic: at the start (several threads already,
 //! `/proc` unreadable, `mmap`, `socketpair`, `pidfd_open` and `/proc`, either `fork`,
 //! `signalfd`), naming what failed and that kill -9 and crashes will not be cleaned up; later,
-//! once, a guardian that has ended or does not keep up. [`guardian_status`] tells the program
-//! the same.
+//! once, a guardian that has ended, or that is so far behind that what waits for it no longer
+//! fits on the page. [`guardian_status`] tells the program whether a guardian watches, and if
+//! not why.
 //!
 //! # Platforms
 //!
 //! The guardian runs on Linux, where `/proc` tells that the program runs a single thread and
-//! how a `kill -9`ed program ended, and a pidfd watches it. Elsewhere it does not start, and
-//! says so like any other failure: `unsupported.rs` stands for `start`.
+//! how a `kill -9`ed program ended, and a pidfd watches it; and on Windows, as the executable
+//! started again and handed its channel by inheritance (`windows.rs`). Elsewhere it does not
+//! start, and says so like any other failure: `unsupported.rs` stands for `start`.
 
 // Reached from `start` only, which runs on Linux and Windows only.
 #[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
