@@ -130,3 +130,56 @@ fn a_guard_dropped_on_another_thread_is_not_run_again() {
     ended.assert_killed_by(SIGTERM);
     ended.assert_cleaned_once("moved", "Returned");
 }
+
+#[test]
+fn a_value_guard_runs_once_with_its_value_on_each_ending() {
+    let ended = guards("value").signal_when_ready(SIGTERM);
+    ended.assert_killed_by(SIGTERM);
+    assert_eq!(
+        ended.count("using the value of 9 bytes"),
+        1,
+        "{:?}",
+        ended.marker
+    );
+    ended.assert_cleaned_once("value the value", &signal_reason(SIGTERM));
+}
+
+#[test]
+fn a_value_given_back_is_never_cleaned_up() {
+    let ended = guards("value-kept").signal_when_ready(SIGTERM);
+    ended.assert_killed_by(SIGTERM);
+    assert_eq!(ended.count("kept the value"), 1, "{:?}", ended.marker);
+    assert_eq!(
+        ended.count("start value the value"),
+        0,
+        "{:?}",
+        ended.marker
+    );
+    ended.assert_cleaned_once("other", &signal_reason(SIGTERM));
+}
+
+#[test]
+fn a_value_is_read_by_its_thread_and_its_cleanup_at_once() {
+    for _ in 0..5 {
+        let ended = guards("value-read").signal_when_ready(SIGTERM);
+        ended.assert_killed_by(SIGTERM);
+        ended.assert_cleaned_once("value the value", &signal_reason(SIGTERM));
+        let reads = ended.marker.iter().find(|line| line.starts_with("read "));
+        assert!(
+            reads.is_some_and(|line| line != "read 0 times before the cleanup"),
+            "{:?}",
+            ended.marker
+        );
+    }
+}
+
+#[test]
+fn a_value_asked_back_while_its_cleanup_runs_is_not_given() {
+    let ended = guards("value-taken").signal_when_ready(SIGTERM);
+    ended.assert_killed_by(SIGTERM);
+    let reason = signal_reason(SIGTERM);
+    ended.assert_cleaned_once("value", &reason);
+    let asked = ended.position("into_inner gave None");
+    assert!(asked < ended.position("answered true; still the value"));
+    assert!(asked < ended.position(&format!("end value {reason}")));
+}

@@ -1,7 +1,9 @@
 //! Why a guarded function ended, as told to a cleanup.
 
 use std::any::Any;
-use std::fmt;
+use std::{fmt, io};
+
+use crate::error::Error;
 
 /// Why a guarded function ended: the argument of a `fn(&Exit)` cleanup.
 ///
@@ -71,21 +73,45 @@ pub(crate) fn stopped_for(payload: &(dyn Any + Send)) -> Option<Exit> {
     }
 }
 
+/// The variants that carry fields are built with these (they are `#[non_exhaustive]`), to call
+/// a cleanup in a test as `finally` would:
+///
+/// ```
+/// # use finally_runtime::{Exit, Signal};
+/// fn remove_scratch(exit: &Exit) -> Result<(), String> {
+///     match exit {
+///         Exit::Died { .. } => Err(format!("the program {exit}: nothing to keep")),
+///         _ => Ok(()),
+///     }
+/// }
+///
+/// assert!(remove_scratch(&Exit::panicked(Some("boom"))).is_ok());
+/// assert!(remove_scratch(&Exit::exited(Some(3))).is_ok());
+/// assert!(remove_scratch(&Exit::died(Some(Signal::SIGKILL))).is_err());
+/// assert_eq!(Exit::panicked(None).to_string(), "panicked");
+/// ```
 impl Exit {
-    /// `Exit::Panicked` with the message of a panic payload; for the unwinding that stops a
-    /// thread, the shutdown's reason that it carries.
-    pub(crate) fn panicked(payload: &(dyn Any + Send)) -> Self {
-        if let Some(reason) = stopped_for(payload) {
-            return reason;
-        }
+    /// [`Exit::Panicked`], with the panic's message if it had one.
+    pub fn panicked(message: Option<&str>) -> Self {
         Exit::Panicked {
-            message: panic_message(payload).map(str::to_owned),
+            message: message.map(str::to_owned),
         }
     }
 
-    /// `Exit::Exited` with the exit code, if known.
-    pub(crate) fn exited(code: Option<i32>) -> Self {
+    /// [`Exit::Exited`], with the exit code if known.
+    pub fn exited(code: Option<i32>) -> Self {
         Exit::Exited { code }
+    }
+
+    /// [`Exit::Died`], with the signal that ended the program if known.
+    pub fn died(signal: Option<Signal>) -> Self {
+        Exit::Died { signal }
+    }
+
+    /// `Exit::Panicked` with the message of a panic payload; for the unwinding that stops a
+    /// thread, the shutdown's reason that it carries.
+    pub(crate) fn from_panic(payload: &(dyn Any + Send)) -> Self {
+        stopped_for(payload).unwrap_or_else(|| Exit::panicked(panic_message(payload)))
     }
 
     /// The signal that ended the function, for `Signal` (and `Died`, where known): compare it
@@ -236,6 +262,39 @@ impl Signal {
     }
 }
 
+/// A signal from its number, as a C library, `kill -l` or another crate gives it: one this
+/// system has (on Windows, one of the console events above).
+///
+/// ```
+/// # use finally_runtime::Signal;
+/// # #[cfg(unix)] {
+/// assert_eq!(Signal::try_from(15).unwrap(), Signal::SIGTERM);
+/// assert_eq!(Signal::try_from(libc::SIGINT).unwrap().name(), "SIGINT");
+/// assert!(Signal::try_from(0).is_err());
+/// assert!(Signal::try_from(-1).is_err());
+/// # }
+/// ```
+impl TryFrom<i32> for Signal {
+    type Error = Error;
+
+    fn try_from(number: i32) -> Result<Self, Error> {
+        #[cfg(unix)]
+        let exists = number > 0 && crate::sys::signal::action(number).is_some();
+        #[cfg(windows)]
+        let exists = matches!(number, 0 | 1 | 2 | 5 | 6);
+        match exists {
+            true => Ok(Signal(number)),
+            false => Err(Error::because(
+                "take the number for a signal",
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{number} is not the number of a signal on this system"),
+                ),
+            )),
+        }
+    }
+}
+
 /// A signal is its number: `exit.signal() == Some(libc::SIGTERM)` reads as it should.
 impl PartialEq<i32> for Signal {
     fn eq(&self, number: &i32) -> bool {
@@ -292,6 +351,6 @@ mod tests {
         assert_eq!(panic_message(&*owned), Some("boom"));
         assert_eq!(panic_message(&*fixed), Some("bang"));
         assert_eq!(panic_message(&*other), None);
-        assert_eq!(Exit::panicked(&*owned).to_string(), "panicked: boom");
+        assert_eq!(Exit::from_panic(&*owned).to_string(), "panicked: boom");
     }
 }

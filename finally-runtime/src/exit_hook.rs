@@ -48,7 +48,7 @@ fn run_cleanups_before_abort() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         previous(info);
-        shutdown::on_exit(&Exit::panicked(info.payload()));
+        shutdown::on_exit(&Exit::from_panic(info.payload()));
     }));
 }
 

@@ -12,6 +12,7 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{ManuallyDrop, MaybeUninit};
+use std::ops::Deref;
 use std::panic::{resume_unwind, Location};
 use std::ptr::NonNull;
 
@@ -58,7 +59,44 @@ where
     F: FnOnce(&Exit) -> O + Send + 'static,
     O: Outcome,
 {
-    Guard::new(cleanup, Location::caller())
+    Guard::new(
+        (),
+        move |(): &(), exit: &Exit| cleanup(exit),
+        Location::caller(),
+    )
+}
+
+/// Makes a guard that holds `value`, as `scopeguard::guard(value, cleanup)` does: the code
+/// uses the value through the guard while it is armed (`*guard`, `guard.method()`), and
+/// `cleanup(&value, exit)` runs exactly once, when and as [`guard`]'s would; the value is
+/// dropped after it. [`Guard::into_inner`] disarms it and gives the value back.
+///
+/// ```
+/// # use finally_runtime as finally;
+/// # fn main() -> std::io::Result<()> {
+/// let dir = std::env::temp_dir().join(format!("scratch-{}", finally::program_id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let dir = finally::guard_value(dir, |dir, _| std::fs::remove_dir_all(dir));
+/// std::fs::write(dir.join("rows.csv"), "1,2,3\n")?;
+/// // ... Ctrl-C, `kill`, `exit`, a panic or the end of the scope remove it; or keep it:
+/// let kept = finally::Guard::into_inner(dir).expect("no shutdown under way");
+/// # std::fs::remove_dir_all(kept)?;
+/// # Ok(()) }
+/// ```
+///
+/// On a signal, the cleanup may run on the runtime's thread while the thread holding the guard
+/// still runs, and may be reading the value too: so the value is `Sync`, and both only read it
+/// (`Deref`, as through an `Arc`; there is no `DerefMut`). What must change while the guard is
+/// armed goes in a `Mutex` or an atomic inside the value, which the cleanup locks as the code
+/// does (a cleanup waits for a lock the code holds, as anywhere: keep such sections short).
+#[track_caller]
+pub fn guard_value<T, F, O>(value: T, cleanup: F) -> Guard<T>
+where
+    T: Send + Sync + 'static,
+    F: FnOnce(&T, &Exit) -> O + Send + 'static,
+    O: Outcome,
+{
+    Guard::new(value, cleanup, Location::caller())
 }
 
 /// Makes a guard whose cleanup also runs in the guardian, if the program dies without running
@@ -91,7 +129,7 @@ where
 /// }
 /// ```
 #[track_caller]
-pub fn guard_with<T, B, F, O>(state: T, cleanup: F) -> Guard
+pub fn guard_with<T, B, F, O>(state: T, cleanup: F) -> Guard<T>
 where
     T: State + Borrow<B>,
     B: ?Sized + StateRef<Owned = T>,
@@ -103,7 +141,8 @@ where
     let armed = guardian::arm(TypeId::of::<F>(), type_name::<F>(), &encoded);
     let id = armed.as_ref().ok().copied();
     let mut guard = Guard::new(
-        move |exit: &Exit| {
+        state,
+        move |state: &T, exit: &Exit| {
             let outcome = cleanup(state.borrow(), exit);
             if let Some(id) = id {
                 guardian::disarm(id);
@@ -118,22 +157,24 @@ where
     guard
 }
 
-/// A cleanup made at run time; see [`guard`].
+/// A cleanup made at run time, which holds a value of type `T` (none: `()`); see [`guard`],
+/// [`guard_value`] and [`guard_with`].
 ///
 /// `mem::forget` of a guard leaves its cleanup pending for the rest of the process: it then runs
 /// on a handled signal or on `exit`, and never otherwise. So does a guard kept in a `static`.
 /// One kept in the main thread's thread-local storage is dropped by `exit` (glibc's, before
 /// any exit hook runs), told [`Exit::Returned`].
 #[must_use = "a guard runs its cleanup when it is dropped: keep it in a variable (`let _cleanup = ...`), or dismiss it"]
-pub struct Guard {
+pub struct Guard<T = ()> {
     head: NonNull<Head>,
-    /// A guard may be sent to another thread (its cleanup is `Send`), not shared.
-    _not_sync: PhantomData<UnsafeCell<()>>,
+    /// A guard owns its value, and may be sent to another thread (its cleanup is `Send`), not
+    /// shared.
+    _value: PhantomData<(T, UnsafeCell<()>)>,
 }
 
-// SAFETY: the cleanup in the box is `Send`, and the node is claimed by compare-and-swap, from
-// whichever thread.
-unsafe impl Send for Guard {}
+// SAFETY: the cleanup in the box is `Send`, as is the value, and the node is claimed by
+// compare-and-swap, from whichever thread.
+unsafe impl<T: Send> Send for Guard<T> {}
 
 /// The type-erased part of a guard's box.
 #[repr(C)]
@@ -146,42 +187,55 @@ struct Head {
     /// The process it was made in, as `registry::generation` tells it: a copy that `fork` made
     /// in a child is the parent's to run, never the child's.
     made_in: u32,
-    /// Frees the box this head starts, given its address.
+    /// Frees the box this head starts, given its address; the other, all but the value, which
+    /// [`Guard::into_inner`] took.
     free: unsafe fn(*mut ()),
+    free_but_value: unsafe fn(*mut ()),
     /// For a guard of [`guard_with`]: its id in the guardian, or why it has none.
     guardian: Option<Result<u64, Error>>,
 }
 
 /// A guard's box.
 #[repr(C)]
-struct Boxed<F> {
+struct Boxed<T, F> {
     head: Head,
+    /// Read by the code through the guard, and by the cleanup, from whichever thread runs it.
+    value: ManuallyDrop<T>,
     /// Taken, once, by whoever won the node.
     cleanup: UnsafeCell<Option<F>>,
+}
+
+/// The start of every `Boxed<T, _>`, whatever its cleanup: where the value is, from the head.
+#[repr(C)]
+struct Valued<T> {
+    head: Head,
+    value: ManuallyDrop<T>,
 }
 
 /// How a guard's cleanup is named while it runs, for the deadline's report.
 static NAME: &str = "a guard";
 
-impl Guard {
-    fn new<F, O>(cleanup: F, made_at: &'static Location<'static>) -> Guard
+impl<T> Guard<T> {
+    fn new<F, O>(value: T, cleanup: F, made_at: &'static Location<'static>) -> Guard<T>
     where
-        F: FnOnce(&Exit) -> O + Send + 'static,
+        F: FnOnce(&T, &Exit) -> O + Send + 'static,
         O: Outcome,
     {
         keep_panic_messages();
         let slot = guarded::slot().filter(|slot| registry::may_link_guard(slot));
         // Written in the box, not moved into it: a guard's box is some hundred bytes.
-        let boxed = Box::leak(Box::new(MaybeUninit::<Boxed<F>>::uninit())).write(Boxed {
+        let boxed = Box::leak(Box::new(MaybeUninit::<Boxed<T, F>>::uninit())).write(Boxed {
             head: Head {
-                header: Header::new(call::<F, O>, &NAME, std::ptr::null_mut()),
+                header: Header::new(call::<T, F, O>, &NAME, std::ptr::null_mut()),
                 link: Link::new(),
                 slot,
                 made_at,
                 made_in: registry::generation(),
-                free: free::<F>,
+                free: free::<T, F, true>,
+                free_but_value: free::<T, F, false>,
                 guardian: None,
             },
+            value: ManuallyDrop::new(value),
             cleanup: UnsafeCell::new(Some(cleanup)),
         });
         let head = NonNull::from(boxed).cast::<Head>();
@@ -192,15 +246,16 @@ impl Guard {
         }
         Guard {
             head,
-            _not_sync: PhantomData,
+            _value: PhantomData,
         }
     }
 
     /// Whether the guardian has this guard's state, and runs its cleanup if the program dies
-    /// without it; an error says why not: the guard was made with [`guard`], its cleanup is not
-    /// registered, no guardian runs (see [`guardian_status`](crate::guardian_status)), or the
-    /// state is too long. A guardian that is behind (stopped, or slow on a loaded machine) still
-    /// has it: the state waits in the program until the guardian takes messages again.
+    /// without it; an error says why not: the guard was made with [`guard`] or
+    /// [`guard_value`], its cleanup is not registered, no guardian runs (see
+    /// [`guardian_status`](crate::guardian_status)), or the state is too long. A guardian that
+    /// is behind (stopped, or slow on a loaded machine) still has it: the state waits in the
+    /// program until the guardian takes messages again.
     pub fn guardian(&self) -> Result<(), Error> {
         // SAFETY: the box is alive as long as the guard.
         match &unsafe { self.head.as_ref() }.guardian {
@@ -210,7 +265,7 @@ impl Guard {
                 "give the guardian this guard",
                 std::io::Error::new(
                     std::io::ErrorKind::Unsupported,
-                    "made with `guard`, not `guard_with`: its cleanup runs in the program only",
+                    "made with `guard` or `guard_value`, not `guard_with`: its cleanup runs in the program only",
                 ),
             )),
         }
@@ -218,16 +273,59 @@ impl Guard {
 
     /// Disarms the guard: its cleanup never runs (unless a signal or `exit` took it over
     /// already, which ran it, once).
+    ///
+    /// ```
+    /// # use finally_runtime as finally;
+    /// fn write_report(path: &std::path::Path) -> std::io::Result<()> {
+    ///     let owned = path.to_owned();
+    ///     // A half-written report is worse than none: removed, unless the writing succeeds.
+    ///     let half_written = finally::guard(move |_| std::fs::remove_file(owned));
+    ///     std::fs::write(path, "the report")?;
+    ///     half_written.dismiss();
+    ///     Ok(())
+    /// }
+    /// # let path = std::env::temp_dir().join(format!("report-{}", std::process::id()));
+    /// # write_report(&path).unwrap();
+    /// # assert!(path.exists());
+    /// # std::fs::remove_file(path).unwrap();
+    /// ```
     pub fn dismiss(self) {
         ManuallyDrop::new(self).end(None);
+    }
+
+    /// Disarms the guard and gives its value back, as `scopeguard::ScopeGuard::into_inner`
+    /// does; `None` if a signal or `exit` took the guard over already: its cleanup has run, or
+    /// runs now on the runtime's thread, with the value, which is dropped after it. (Waiting
+    /// for that cleanup could deadlock, on a lock this thread holds; none of the cleanup's
+    /// work is undone by having the value back.)
+    pub fn into_inner(guard: Self) -> Option<T> {
+        let mut guard = ManuallyDrop::new(guard);
+        let (ours, _) = guard.finish(None);
+        // SAFETY: the box is alive until `release`; the node was dismissed by this thread, so
+        // no cleanup reads the value, and the box is freed without it.
+        let value = ours.then(|| unsafe { ManuallyDrop::take(&mut *guard.value_place()) });
+        guard.release(!ours);
+        value
     }
 
     /// Runs the cleanup with `exit` (none: dismissed), if it is still this guard's to run, and
     /// frees the box. A cleanup's panic goes on, unless a panic is unwinding already.
     fn end(&mut self, exit: Option<&Exit>) {
-        // SAFETY: the box is alive until `free` below, and only read.
+        let (_, panic) = self.finish(exit);
+        self.release(true);
+        if let Some(payload) = panic {
+            if !std::thread::panicking() {
+                resume_unwind(payload);
+            }
+        }
+    }
+
+    /// Claims the node and runs the cleanup with `exit` (none: dismissed), unless the shutdown
+    /// took it over; returns whether the claim was this thread's, and the cleanup's panic.
+    fn finish(&mut self, exit: Option<&Exit>) -> (bool, Option<registry::Panic>) {
+        // SAFETY: the box is alive until `release`, and only read.
         let head = unsafe { self.head.as_ref() };
-        let panic = match head.slot {
+        let (ours, panic) = match head.slot {
             Some(slot) => registry::finish_linked(
                 slot,
                 &head.link,
@@ -237,7 +335,10 @@ impl Guard {
                 Lives::InBox,
             ),
             // Known to no one else: no claim to make.
-            None => exit.and_then(|exit| registry::call_unlinked(&head.header, exit)),
+            None => (
+                true,
+                exit.and_then(|exit| registry::call_unlinked(&head.header, exit)),
+            ),
         };
         // A cleanup that ran to its end disarmed its guard (`guard_with`'s closure): one that
         // did not run (dismissed) or panicked is disarmed here.
@@ -246,18 +347,44 @@ impl Guard {
                 guardian::disarm(id);
             }
         }
+        (ours, panic)
+    }
+
+    /// Frees the box, with the value (`with_value`) or without it, once no walk reads it.
+    fn release(&mut self, with_value: bool) {
+        // SAFETY: the box is alive until here.
+        let head = unsafe { self.head.as_ref() };
+        let free = if with_value {
+            head.free
+        } else {
+            head.free_but_value
+        };
         // SAFETY: unlinked, and no one else uses it: `release` leaves it to a walk that may
         // still read it.
-        unsafe { registry::release(head.slot, self.head.as_ptr().cast(), head.free) };
-        if let Some(payload) = panic {
-            if !std::thread::panicking() {
-                resume_unwind(payload);
-            }
-        }
+        unsafe { registry::release(head.slot, self.head.as_ptr().cast(), free) };
+    }
+
+    /// Where the value is in the box.
+    fn value_place(&self) -> *mut ManuallyDrop<T> {
+        // SAFETY: the box is a `Boxed<T, _>`, which starts as a `Valued<T>` (both `repr(C)`);
+        // no reference to the whole is made, only a place.
+        unsafe { std::ptr::addr_of_mut!((*self.head.as_ptr().cast::<Valued<T>>()).value) }
     }
 }
 
-impl Drop for Guard {
+/// The value, shared with the cleanup, which may read it on the runtime's thread at any moment
+/// (a signal): so `T` is `Sync`, and no `DerefMut` (see [`guard_value`]).
+impl<T: Sync> Deref for Guard<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: the box and its value are alive as long as the guard, and only ever read
+        // while it is armed, by this thread and the cleanup's.
+        unsafe { &*self.value_place() }
+    }
+}
+
+impl<T> Drop for Guard<T> {
     fn drop(&mut self) {
         let exit = if std::thread::panicking() {
             stop::unwinding()
@@ -268,7 +395,7 @@ impl Drop for Guard {
     }
 }
 
-impl fmt::Debug for Guard {
+impl<T> fmt::Debug for Guard<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // SAFETY: the box is alive as long as the guard.
         let made_at = unsafe { self.head.as_ref() }.made_at;
@@ -304,35 +431,40 @@ impl fmt::Display for MadeAt {
     }
 }
 
-/// The header's type-erased call: runs the cleanup of a `Boxed<F>`, once.
+/// The header's type-erased call: runs the cleanup of a `Boxed<T, F>`, once.
 ///
 /// # Safety
 ///
-/// `header` must start a live `Boxed<F>`, claimed for the caller.
-unsafe fn call<F, O>(header: *const Header, exit: &Exit)
+/// `header` must start a live `Boxed<T, F>`, claimed for the caller.
+unsafe fn call<T, F, O>(header: *const Header, exit: &Exit)
 where
-    F: FnOnce(&Exit) -> O,
+    F: FnOnce(&T, &Exit) -> O,
     O: Outcome,
 {
-    // SAFETY: `Boxed<F>` is `repr(C)` with the header first, and the caller vouches for it; the
-    // claim makes the caller the only one to touch the cleanup.
-    let boxed = unsafe { &*header.cast::<Boxed<F>>() };
+    // SAFETY: `Boxed<T, F>` is `repr(C)` with the header first, and the caller vouches for it;
+    // the claim makes the caller the only one to touch the cleanup.
+    let boxed = unsafe { &*header.cast::<Boxed<T, F>>() };
     if boxed.head.made_in != registry::generation() {
         // A copy in a forked child: the guard is the parent's, which runs it.
         return;
     }
     // SAFETY: as above.
     if let Some(cleanup) = unsafe { (*boxed.cleanup.get()).take() } {
-        cleanup(exit).report(&MadeAt(boxed.head.made_at));
+        cleanup(&boxed.value, exit).report(&MadeAt(boxed.head.made_at));
     }
 }
 
-/// Frees a `Boxed<F>`.
+/// Frees a `Boxed<T, F>`, dropping its value if `VALUE`.
 ///
 /// # Safety
 ///
-/// `boxed` must be a `Boxed<F>` leaked by [`Guard::new`], which nothing reads any more.
-unsafe fn free<F>(boxed: *mut ()) {
+/// `boxed` must be a `Boxed<T, F>` leaked by [`Guard::new`], which nothing reads any more;
+/// without `VALUE`, one whose value was taken.
+unsafe fn free<T, F, const VALUE: bool>(boxed: *mut ()) {
     // SAFETY: the caller vouches for it.
-    drop(unsafe { Box::from_raw(boxed.cast::<Boxed<F>>()) });
+    let mut boxed = unsafe { Box::from_raw(boxed.cast::<Boxed<T, F>>()) };
+    if VALUE {
+        // SAFETY: the value is still there, and dropped once, here.
+        unsafe { ManuallyDrop::drop(&mut boxed.value) };
+    }
 }

@@ -52,7 +52,7 @@ pub use exit::{Exit, Signal};
 /// Registers a function as a cleanup the guardian may run, for [`guard_with`]: documented in
 /// `finally-cleanup`, which re-exports it.
 pub use finally_macros::guardian_cleanup;
-pub use guard::{guard, guard_with, Guard};
+pub use guard::{guard, guard_value, guard_with, Guard};
 pub use guardian::{guardian_status, program_id};
 pub use install::install;
 pub use request::{stop_requested, stop_signal, wait_for_stop, StopSignal};

@@ -481,7 +481,8 @@ pub(crate) enum Lives {
 /// Claims a linked node (a future's, a guard's) for the calling thread, runs its cleanup, unless
 /// `exit` is `None` (a guard dismissed), and unlinks it.
 ///
-/// As [`finish`]: returns the cleanup's panic, and runs nothing if the shutdown took the node.
+/// As [`finish`]: runs nothing if the shutdown took the node; returns whether the node was the
+/// calling thread's to finish (not the shutdown's), and the cleanup's panic.
 /// `mine` is the calling thread's slot, if any. During a shutdown, the thread stands by while the
 /// walk is on `slot` where it must: where the node lives in a future (which it may free next),
 /// or where it is that slot's own thread, for which this is the end of a guarded scope, as the
@@ -494,7 +495,7 @@ pub(crate) fn finish_linked(
     exit: Option<&Exit>,
     mine: Option<&Slot>,
     lives: Lives,
-) -> Option<Panic> {
+) -> (bool, Option<Panic>) {
     let stopped = match SHUTDOWN.is_quiet() {
         true => None,
         false => exit.and_then(request::stopped),
@@ -504,7 +505,8 @@ pub(crate) fn finish_linked(
     // Not ours if the walk took it: it runs it, and may be running it still (the standing by
     // below waits for that). Unlinked first all the same: standing by may stop the thread
     // (`stop.rs`), which must not leave the link in the list when the node's memory goes.
-    let panic = if header.own() {
+    let ours = header.own();
+    let panic = if ours {
         let panic = exit.and_then(|exit| call(mine, header, exit));
         header.done();
         panic
@@ -526,7 +528,7 @@ pub(crate) fn finish_linked(
     if stands_by && SHUTDOWN.is_started() {
         standby::stand_by(slot.address());
     }
-    panic
+    (ours, panic)
 }
 
 /// A box that its owner let go of while a walk could still read it: freed by the walk.

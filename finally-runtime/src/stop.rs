@@ -7,7 +7,7 @@
 //! never parked for good there: it *unwinds*, as a panic that no hook reports, with
 //! `exit::Stopped` as the payload, which every copy of `finally` in the process knows. Every
 //! lock guard and destructor on the way runs; each guarded function it leaves runs its
-//! cleanup, if the shutdown has not taken it over, told the shutdown's reason (`Exit::panicked`
+//! cleanup, if the shutdown has not taken it over, told the shutdown's reason (`Exit::from_panic`
 //! reads it from the payload); `main` waits there for the end of the process
 //! (`guarded::guard_main`), since nothing above it is the program's.
 //!

@@ -5,10 +5,11 @@
 //! `end NAME EXIT`.
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
+use std::time::Duration;
 use std::{env, io, process, thread};
 
-use finally::{guard, with_cleanup, Exit, Guard};
+use finally::{guard, guard_value, with_cleanup, Exit, Guard};
 
 #[path = "../common/child.rs"]
 mod child;
@@ -103,6 +104,50 @@ fn failing_cleanup() -> io::Result<()> {
 #[with_cleanup(failing_cleanup)]
 fn returns_with_a_failing_cleanup() {}
 
+/// A thread reads the guard's value (and counts, in the value's mutex) all the time, while a
+/// signal's cleanup reads it too.
+fn value_read() {
+    let value = guard_value(
+        (String::from("the value"), Mutex::new(0_u64)),
+        |(text, reads), exit| {
+            let reads = *reads.lock().unwrap();
+            mark(&format!("read {reads} times before the cleanup"));
+            record(&format!("value {text}"), exit);
+        },
+    );
+    let (started, running) = mpsc::channel();
+    thread::spawn(move || loop {
+        let (text, reads) = &*value;
+        assert_eq!(text, "the value");
+        *reads.lock().unwrap() += 1;
+        let _ = started.send(());
+    });
+    running.recv().unwrap();
+    ready();
+    wait_forever();
+}
+
+/// The guard is made on the main thread and held by another; its cleanup, on the signal
+/// thread, asks that thread to take the value back meanwhile, which it cannot.
+fn value_taken() {
+    let (cleaning, asked) = mpsc::channel::<mpsc::Sender<()>>();
+    let value = guard_value(String::from("the value"), move |value, exit| {
+        mark("start value");
+        let (answered, answer) = mpsc::channel();
+        cleaning.send(answered).unwrap();
+        let answered = answer.recv_timeout(Duration::from_secs(10)).is_ok();
+        mark(&format!("answered {answered}; still {value}"));
+        mark(&format!("end value {exit:?}"));
+    });
+    thread::spawn(move || {
+        let answered = asked.recv().unwrap();
+        mark(&format!("into_inner gave {:?}", Guard::into_inner(value)));
+        answered.send(()).unwrap();
+    });
+    ready();
+    wait_forever();
+}
+
 fn main() {
     let scenario = env::args().nth(1).expect("scenario name");
     match scenario.as_str() {
@@ -164,6 +209,30 @@ fn main() {
             ready();
             wait_forever();
         }
+        // A guard that holds a value: used through it, cleaned up with it.
+        "value" => {
+            let value = guard_value(String::from("the value"), |value, exit| {
+                record(&format!("value {value}"), exit);
+            });
+            mark(&format!("using {} of {} bytes", *value, value.len()));
+            ready();
+            wait_forever();
+        }
+        // Given back: never cleaned up, on a signal either.
+        "value-kept" => {
+            let value = guard_value(String::from("the value"), |value, exit| {
+                record(&format!("value {value}"), exit);
+            });
+            let kept = Guard::into_inner(value).expect("no shutdown under way");
+            mark(&format!("kept {kept}"));
+            let _other = recording("other");
+            ready();
+            wait_forever();
+        }
+        // Read by another thread while the signal thread's cleanup reads it too.
+        "value-read" => value_read(),
+        // Asked back while the signal thread cleans it up.
+        "value-taken" => value_taken(),
         other => panic!("unknown scenario {other}"),
     }
 }

@@ -88,7 +88,7 @@ impl<C, F, const GRACE: bool, const MAIN: bool> Guarded<C, F, GRACE, MAIN> {
                 // SAFETY: a future pending in a slot's list has its link.
                 let link = unsafe { self.link.assume_init_ref() };
                 let mine = super::slot();
-                registry::finish_linked(slot, link, header, Some(&exit), mine, Lives::InFuture)
+                registry::finish_linked(slot, link, header, Some(&exit), mine, Lives::InFuture).1
             }
             None => registry::call_unlinked(header, &exit),
         };

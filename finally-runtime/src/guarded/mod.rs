@@ -141,7 +141,7 @@ fn end<C: Run, R>(result: thread::Result<R>, grace: Grace, slot: &Slot, node: &N
 #[cold]
 fn panicked<C: Run, R>(payload: Panic, grace: Grace, slot: &Slot, node: &Node<C>) -> R {
     // A cleanup that panics too is reported by the panic hook; the body's panic goes on.
-    drop(registry::finish(slot, node, &Exit::panicked(&*payload)));
+    drop(registry::finish(slot, node, &Exit::from_panic(&*payload)));
     grace.finish();
     resume_unwind(payload)
 }
@@ -195,7 +195,7 @@ impl Grace {
 fn ended<R>(result: &thread::Result<R>) -> Exit {
     match result {
         Ok(_) => Exit::Returned,
-        Err(payload) => Exit::panicked(&**payload),
+        Err(payload) => Exit::from_panic(&**payload),
     }
 }
 

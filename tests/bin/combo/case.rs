@@ -179,9 +179,11 @@ fn drive_library<const N: u32>(runtime: &Runtime, ready: Sender<()>, cooperative
     runtime.block_on(library_async::<N>(ready, cooperative));
 }
 
-/// A guard of either copy.
+/// A guard of either copy; of the application's, every other one holds its value (its id),
+/// and is disarmed by taking the value back.
 enum Guard {
     App(finally::Guard),
+    AppValue(finally::Guard<u32>),
     Library(finally_second::Guard),
 }
 
@@ -189,6 +191,11 @@ impl Guard {
     fn new(copy: Copy, id: u32) -> Guard {
         let cleanup = cleanup_of(id);
         match copy {
+            Copy::App if id % 2 == 0 => {
+                Guard::AppValue(finally::guard_value(id, move |id, exit| {
+                    clean(*id, cleanup, exit);
+                }))
+            }
             Copy::App => Guard::App(finally::guard(move |exit| clean(id, cleanup, exit))),
             Copy::Library => {
                 Guard::Library(finally_second::guard(move |exit| clean(id, cleanup, exit)))
@@ -199,6 +206,7 @@ impl Guard {
     fn dismiss(self) {
         match self {
             Guard::App(guard) => guard.dismiss(),
+            Guard::AppValue(guard) => drop(finally::Guard::into_inner(guard)),
             Guard::Library(guard) => guard.dismiss(),
         }
     }
