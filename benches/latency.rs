@@ -103,6 +103,40 @@ fn main() {
     scale(pick(SCALE_ROUNDS), full);
     guardian(pick(PROCESSES));
     guard_with(pick(PROCESSES));
+    durable(pick(PROCESSES));
+}
+
+/// The children of the durable section, and what each measures.
+const DURABLE: [(&str, &str); 5] = [
+    ("durable-baseline", "guard_with, no records (the baseline)"),
+    ("durable-system", "guard_durable, Durability::System"),
+    ("durable-disk", "guard_durable, Durability::Disk"),
+    (
+        "durable-system-held",
+        "System, another durable guard held meanwhile",
+    ),
+    (
+        "durable-disk-held",
+        "Disk, another durable guard held meanwhile",
+    ),
+];
+
+/// The durable section: `count` children of each kind, in turn; each reports the median time
+/// of a guard made and ended over its batches. Alone, each guard makes its process's file and
+/// removes it; with another guard held, the file stays and each guard appends two entries.
+fn durable(count: usize) {
+    let load = OtherLoad::start();
+    let names = DURABLE.map(|(name, _)| name);
+    let times = values(count, names, "guard").map(Summary::of);
+    println!(
+        "
+durable guards (a 16-byte string) made and dropped, records in the temporary directory ({count} processes of each, in turn; {})",
+        load.report()
+    );
+    println!("  {:<44} {}", "", Summary::HEADER);
+    for ((_, what), summary) in DURABLE.iter().zip(&times) {
+        println!("  {what:<44} {summary}  {}", summary.ratio(&times[0]));
+    }
 }
 
 /// The children of the `guard_with` section, and what each measures.
@@ -611,6 +645,13 @@ mod children {
                 guard_with_batches(true, name == "guard-with-kept");
                 stop(guardian, false);
             }
+            "durable-baseline" => durable_batches(None, false),
+            "durable-system" | "durable-system-held" => {
+                durable_batches(Some(finally::Durability::System), name.ends_with("held"));
+            }
+            "durable-disk" | "durable-disk-held" => {
+                durable_batches(Some(finally::Durability::Disk), name.ends_with("held"));
+            }
             "install-ctrlc" => {
                 let start = monotonic_ns();
                 let installed = ctrlc::set_handler(|| {});
@@ -651,6 +692,41 @@ mod children {
             .collect();
         assert!(!stopped || finally::guardian_status().is_ok(), "a guardian");
         keep.into_iter().for_each(finally::Guard::dismiss);
+        times.sort_unstable();
+        println!("guard {}", times[BATCHES / 2]);
+    }
+
+    /// Batches of durable guards made and dropped (`None`: `guard_with` guards, without
+    /// records), another held meanwhile if `held`; reports the median time of a guard in a
+    /// batch, in nanoseconds.
+    fn durable_batches(durability: Option<finally::Durability>, held: bool) {
+        const BATCHES: usize = 7;
+        // A flush to the disk takes milliseconds: fewer of those.
+        let guards = match durability {
+            Some(finally::Durability::Disk) => 10,
+            _ => 100,
+        };
+        let dir = std::env::temp_dir().join(format!("finally-bench-{}", std::process::id()));
+        if let Some(durability) = durability {
+            finally::keep_records(&dir, durability).expect("a directory for the records");
+        }
+        let state = || String::from("0123456789abcdef");
+        let make = || match durability {
+            Some(_) => finally::guard_durable(state(), nothing_with),
+            None => finally::guard_with(state(), nothing_with),
+        };
+        let holding = held.then(make);
+        let mut times: Vec<u64> = (0..BATCHES)
+            .map(|_| {
+                let start = monotonic_ns();
+                for _ in 0..guards {
+                    drop(make());
+                }
+                (monotonic_ns() - start) / guards as u64
+            })
+            .collect();
+        drop(holding);
+        let _ = std::fs::remove_dir_all(&dir);
         times.sort_unstable();
         println!("guard {}", times[BATCHES / 2]);
     }

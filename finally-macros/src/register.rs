@@ -53,7 +53,11 @@ pub(crate) fn expand(options: Options, item: TokenStream) -> syn::Result<TokenSt
     Ok(quote_spanned! {span=>
         #function
         #krate::__private::inventory::submit! {
-            #krate::__private::Registered::new(#name, #name)
+            #krate::__private::Registered::new(
+                #name,
+                #name,
+                ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
+            )
         }
     })
 }

@@ -40,6 +40,14 @@ pub enum Exit {
         /// The signal that ended the program, where known.
         signal: Option<Signal>,
     },
+    /// Told by [`recover`](crate::recover), in a later process: the process that made this
+    /// durable guard ended without running its cleanup, and without a guardian that could
+    /// (killed with its guardian, its container or its machine gone).
+    #[non_exhaustive]
+    Recovered {
+        /// The process that made the guard.
+        owner: u32,
+    },
 }
 
 /// The payload of the unwinding that stops a thread during a shutdown (`stop.rs`): not a panic,
@@ -161,6 +169,12 @@ impl fmt::Display for Exit {
             Exit::Cancelled => f.write_str("cancelled before it finished"),
             Exit::Died { signal: Some(s) } => write!(f, "died by {s} without its own cleanup"),
             Exit::Died { signal: None } => f.write_str("died without its own cleanup"),
+            Exit::Recovered { owner } => {
+                write!(
+                    f,
+                    "recovered: its process ({owner}) ended without its cleanup"
+                )
+            }
         }
     }
 }

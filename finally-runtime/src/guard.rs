@@ -17,10 +17,13 @@ use std::panic::{resume_unwind, Location};
 use std::ptr::NonNull;
 
 use crate::cleanup::Outcome;
+use crate::durable;
 use crate::guarded;
 use crate::guardian;
 use crate::protocol::Header;
+use crate::registered;
 use crate::registry::{self, Link, Lives, Slot};
+use crate::report::report;
 use crate::state::{State, StateRef};
 use crate::{stop, Error, Exit};
 
@@ -139,21 +142,122 @@ where
     let mut encoded = Vec::new();
     state.encode(&mut encoded);
     let armed = guardian::arm(TypeId::of::<F>(), type_name::<F>(), &encoded);
-    let id = armed.as_ref().ok().copied();
-    let mut guard = Guard::new(
-        state,
-        move |state: &T, exit: &Exit| {
-            let outcome = cleanup(state.borrow(), exit);
-            if let Some(id) = id {
-                guardian::disarm(id);
-            }
-            outcome
-        },
-        Location::caller(),
-    );
+    let ended = armed
+        .as_ref()
+        .ok()
+        .map(|&id| (guardian::disarm as fn(u64), id));
+    let mut guard = with_state(state, cleanup, ended, Location::caller());
     // SAFETY: the box is alive as long as the guard, and no one else has its address yet but
     // the list, which never writes this field.
     unsafe { guard.head.as_mut() }.guardian = Some(armed);
+    guard
+}
+
+/// A guard of `state` whose cleanup is `cleanup(state.borrow(), exit)`, after which it tells
+/// `ended`, if any, that the guard of that id has ended (to the guardian, or in the records).
+fn with_state<T, B, F, O>(
+    state: T,
+    cleanup: F,
+    ended: Option<(fn(u64), u64)>,
+    made_at: &'static Location<'static>,
+) -> Guard<T>
+where
+    T: State + Borrow<B>,
+    B: ?Sized,
+    F: Fn(&B, &Exit) -> O + Copy + Send + 'static,
+    O: Outcome + 'static,
+{
+    let cleanup = move |state: &T, exit: &Exit| {
+        let outcome = cleanup(state.borrow(), exit);
+        if let Some((ended, id)) = ended {
+            ended(id);
+        }
+        outcome
+    };
+    Guard::new(state, cleanup, made_at)
+}
+
+/// Makes a guard whose cleanup survives the whole process dying: as [`guard_with`], and a record
+/// of it is kept on disk (see [`keep_records`](crate::keep_records)) from before this returns
+/// until its cleanup has run, in the program (return, panic, a signal, `exit`) or it is
+/// dismissed. If the process dies without running it, and without a guardian that could (a
+/// container killed whole, the OOM killer taking the cgroup, a reboot, a power cut), a later
+/// start of the program that calls [`recover`](crate::recover) runs it, told
+/// [`Exit::Recovered`].
+///
+/// `cleanup` is registered with [`#[guardian_cleanup]`](macro@crate::guardian_cleanup): the
+/// record names it by its path (`crate::module::function`), which stays the same across builds
+/// of the program. Whether the record is on disk, [`Guard::durable`] says; a record that cannot
+/// be written (a directory that cannot be written, a full disk) is said once on stderr too, and
+/// the guard still runs its cleanup in the program.
+///
+/// ```no_run
+/// # extern crate finally_runtime as finally;
+/// # use std::path::Path;
+/// #[finally::guardian_cleanup]
+/// fn remove(dir: &Path, exit: &finally::Exit) -> std::io::Result<()> {
+///     eprintln!("removing {}: {exit}", dir.display());
+///     std::fs::remove_dir_all(dir)
+/// }
+///
+/// finally::recover().expect("the records can be read"); // what earlier runs left
+/// let dir = std::env::temp_dir().join(format!("scratch-{}", finally::program_id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let scratch = finally::guard_durable(dir, remove);
+/// if let Err(error) = scratch.durable() {
+///     eprintln!("a hard kill would leave the scratch directory behind: {error}");
+/// }
+/// ```
+///
+/// The guardian does not run a durable guard: its record does not name the guardian, which
+/// could not remove it once the cleanup ran. Make both kinds where both matter.
+#[track_caller]
+pub fn guard_durable<T, B, F, O>(state: T, cleanup: F) -> Guard<T>
+where
+    T: State + Borrow<B>,
+    B: ?Sized + StateRef<Owned = T>,
+    F: Fn(&B, &Exit) -> O + Copy + Send + 'static,
+    O: Outcome + 'static,
+{
+    let record = match registered::registered(TypeId::of::<F>()) {
+        Some(registered) => {
+            let mut encoded = Vec::new();
+            state.encode(&mut encoded);
+            let armed = durable::arm(registered, &encoded);
+            if armed.is_ok() {
+                guardian::keep_records_in(durable::dir());
+            }
+            armed
+        }
+        None => Err(Error::because(
+            "keep a durable record of this guard",
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "`{}` is not registered: mark it `#[finally::guardian_cleanup]`",
+                    type_name::<F>()
+                ),
+            ),
+        )),
+    };
+    if let Err(error) = &record {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            let source = std::error::Error::source(error).map(ToString::to_string);
+            report(format_args!(
+                "{error}: {}; its cleanup runs in the program only",
+                source.unwrap_or_default()
+            ));
+        });
+    }
+    let ended = record
+        .as_ref()
+        .ok()
+        .map(|&id| (durable::disarm as fn(u64), id));
+    let mut guard = with_state(state, cleanup, ended, Location::caller());
+    // SAFETY: the box is alive as long as the guard, and no one else has its address yet but
+    // the list, which never writes this field.
+    unsafe { guard.head.as_mut() }.durable = Some(record);
     guard
 }
 
@@ -193,6 +297,8 @@ struct Head {
     free_but_value: unsafe fn(*mut ()),
     /// For a guard of [`guard_with`]: its id in the guardian, or why it has none.
     guardian: Option<Result<u64, Error>>,
+    /// For a guard of [`guard_durable`]: its record's id, or why it has none.
+    durable: Option<Result<u64, Error>>,
 }
 
 /// A guard's box.
@@ -234,6 +340,7 @@ impl<T> Guard<T> {
                 free: free::<T, F, true>,
                 free_but_value: free::<T, F, false>,
                 guardian: None,
+                durable: None,
             },
             value: ManuallyDrop::new(value),
             cleanup: UnsafeCell::new(Some(cleanup)),
@@ -266,6 +373,25 @@ impl<T> Guard<T> {
                 std::io::Error::new(
                     std::io::ErrorKind::Unsupported,
                     "made with `guard` or `guard_value`, not `guard_with`: its cleanup runs in the program only",
+                ),
+            )),
+        }
+    }
+
+    /// Whether this guard's record is on disk (see [`guard_durable`]), and a later start of the
+    /// program runs its cleanup if the process dies without it; an error says why not: the
+    /// guard was not made with `guard_durable`, its cleanup is not registered, or the record
+    /// could not be written.
+    pub fn durable(&self) -> Result<(), Error> {
+        // SAFETY: the box is alive as long as the guard.
+        match &unsafe { self.head.as_ref() }.durable {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(error)) => Err(error.clone()),
+            None => Err(Error::because(
+                "keep a durable record of this guard",
+                std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "not made with `guard_durable`: its cleanup runs in the program only",
                 ),
             )),
         }
@@ -345,6 +471,9 @@ impl<T> Guard<T> {
         if exit.is_none() || panic.is_some() {
             if let Some(Ok(id)) = head.guardian {
                 guardian::disarm(id);
+            }
+            if let Some(Ok(id)) = head.durable {
+                durable::disarm(id);
             }
         }
         (ours, panic)

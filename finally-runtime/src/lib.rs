@@ -26,12 +26,14 @@ mod fence;
 mod flag;
 mod protocol;
 mod reason;
+mod registered;
 mod registry;
 mod request;
 mod shutdown;
 mod standby;
 mod stop;
 
+mod durable;
 mod exit_hook;
 #[cfg(unix)]
 mod fork_hook;
@@ -47,12 +49,13 @@ mod model;
 
 pub use cleanup::Outcome;
 pub use config::Options;
+pub use durable::{keep_records, recover, Durability};
 pub use error::Error;
 pub use exit::{Exit, Signal};
 /// Registers a function as a cleanup the guardian may run, for [`guard_with`]: documented in
 /// `finally-cleanup`, which re-exports it.
 pub use finally_macros::guardian_cleanup;
-pub use guard::{guard, guard_value, guard_with, Guard};
+pub use guard::{guard, guard_durable, guard_value, guard_with, Guard};
 pub use guardian::{guardian_status, program_id};
 pub use install::install;
 pub use request::{stop_requested, stop_signal, wait_for_stop, StopSignal};
@@ -68,8 +71,9 @@ pub mod __private {
     pub use crate::guarded::{guard_call, guard_future, guard_main, Guarded, Site};
     #[cfg(windows)]
     pub use crate::guardian::guardian_channel;
-    pub use crate::guardian::{guardian, guardian_looks, guardian_pid, Registered};
+    pub use crate::guardian::{guardian, guardian_looks, guardian_pid};
     pub use crate::install::configure;
+    pub use crate::registered::Registered;
     pub use core::time::Duration;
     pub use inventory;
 }

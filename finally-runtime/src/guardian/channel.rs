@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use super::cleanups::{self, Registered};
 use super::notes::Notes;
 use crate::cleanup::Run;
+use crate::registered::{self, Registered};
 use crate::report::report;
 use crate::sys::link::{self, Link, NONE};
-use crate::{registry, Exit, Signal};
+use crate::{durable, registry, Exit, Signal};
 
 /// What the program sends when `main`'s cleanup has completed.
 pub(super) const COMPLETED_MESSAGE: u8 = 0;
@@ -18,6 +18,9 @@ pub(super) const COMPLETED_MESSAGE: u8 = 0;
 pub(super) const ARMED: u8 = 3;
 /// What starts a message of `disarm`: then the guard's id.
 pub(super) const DISARMED: u8 = 4;
+/// What starts the message that says where the program keeps its durable records: then the
+/// directory's path (its bytes on Unix, UTF-8 on Windows).
+pub(super) const RECORDS: u8 = 6;
 /// The longest state of a guard: a packet must fit in the socket's send buffer (208 KiB by
 /// default on Linux), and a few must fit at once.
 pub(super) const LONGEST: usize = 64 * 1024;
@@ -88,6 +91,8 @@ pub(super) struct Inbox {
     pub(super) heard: Heard,
     /// How many messages were rejected.
     rejected: u32,
+    /// Where the program keeps its durable records, if it said.
+    records: Option<std::path::PathBuf>,
 }
 
 impl Inbox {
@@ -100,6 +105,7 @@ impl Inbox {
             armed: BTreeMap::new(),
             heard: Heard::default(),
             rejected: 0,
+            records: None,
         }
     }
 
@@ -151,6 +157,7 @@ impl Inbox {
                     self.reject(format_args!("it arms guard {id} again"));
                 }
             }
+            Ok(Message::Records(dir)) => self.records = Some(dir),
             Ok(Message::Disarmed(id)) => {
                 if self.armed.remove(&id).is_none() && !logged {
                     self.reject(format_args!("it disarms guard {id}, which is not armed"));
@@ -174,14 +181,18 @@ impl Inbox {
     }
 
     /// Runs the cleanups of a program that died, by `signal` where known: its guards' still
-    /// armed, newest first, then `main`'s, which encloses them. What still waited in the
-    /// program, in `notes`'s log, counts as received, after the channel.
+    /// armed, newest first, then those of its durable records (which the guardian removes, as a
+    /// recovery would), then `main`'s, which encloses them. What still waited in the program,
+    /// in `notes`'s log, counts as received, after the channel.
     pub(super) fn clean_up<C: Run>(&mut self, cleanup: C, signal: Option<Signal>, notes: &Notes) {
         for message in notes.log.waiting() {
             self.take(Message::parse(Some(message)), true);
         }
         let exit = Exit::Died { signal };
         self.run_armed(&exit);
+        if let Some(dir) = &self.records {
+            durable::recover_owned(dir, crate::program_id(), &exit);
+        }
         if registry::call_caught(|| cleanup.run(&exit, "main's cleanup")).is_some() {
             report(format_args!("the cleanup panicked in the guardian"));
         }
@@ -191,7 +202,13 @@ impl Inbox {
     /// reported and does not stop the others.
     fn run_armed(&mut self, exit: &Exit) {
         while let Some((_, armed)) = self.armed.pop_last() {
-            if registry::call_caught(|| armed.cleanup.run(&armed.state, exit)).is_some() {
+            if registry::call_caught(|| {
+                armed
+                    .cleanup
+                    .run(&armed.state, exit, "a guard's cleanup in the guardian")
+            })
+            .is_some()
+            {
                 report(format_args!("a guard's cleanup panicked in the guardian"));
             }
         }
@@ -203,6 +220,7 @@ enum Message {
     Completed,
     Armed(u64, Armed),
     Disarmed(u64),
+    Records(std::path::PathBuf),
 }
 
 impl Message {
@@ -219,7 +237,7 @@ impl Message {
                 let id = word(1).ok_or_else(cut)?;
                 let place = packet.get(9..HEADER).ok_or_else(cut)?;
                 let place = u32::from_le_bytes(place.try_into().map_err(|_| cut())?);
-                let cleanup = cleanups::at(place).ok_or_else(|| {
+                let cleanup = registered::at(place).ok_or_else(|| {
                     format!("guard {id}'s cleanup, number {place}, was never registered")
                 })?;
                 let state = &packet[HEADER..];
@@ -230,10 +248,34 @@ impl Message {
                 Ok(Message::Armed(id, Armed { cleanup, state }))
             }
             DISARMED if packet.len() == 9 => Ok(Message::Disarmed(word(1).ok_or_else(cut)?)),
+            RECORDS => path(&packet[1..])
+                .map(Message::Records)
+                .ok_or_else(|| "a directory of records that is no path".to_owned()),
             kind => Err(format!(
                 "unknown ({} bytes, starting with {kind})",
                 packet.len()
             )),
         }
     }
+}
+
+/// The message that says the durable records are in `dir`; `None` if a path cannot be sent.
+pub(super) fn records(dir: &std::path::Path) -> Option<Vec<u8>> {
+    #[cfg(unix)]
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str());
+    #[cfg(windows)]
+    let bytes = dir.to_str()?.as_bytes();
+    (bytes.len() <= LONGEST).then(|| [&[RECORDS], bytes].concat())
+}
+
+/// The path of a `RECORDS` message.
+fn path(bytes: &[u8]) -> Option<std::path::PathBuf> {
+    if bytes.is_empty() {
+        return None;
+    }
+    #[cfg(unix)]
+    let path = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(bytes).into();
+    #[cfg(windows)]
+    let path = std::str::from_utf8(bytes).ok()?.into();
+    Some(path)
 }

@@ -5,7 +5,7 @@
 //!
 //! - a channel, `socketpair(AF_UNIX, SOCK_SEQPACKET)`, on which the program sends the state of
 //!   each guard made with [`guard_with`](crate::guard_with) ([`arm`]), naming its cleanup by
-//!   its place among those registered (`cleanups.rs`), never by an address; its end
+//!   its place among those registered (`registered.rs`), never by an address; its end
 //!   ([`disarm`]); and once `main`'s cleanup has completed (then the guardian exits at once).
 //!   Each message is one packet, so messages that threads send at once never interleave, and
 //!   the kernel tells the guardian which process sent it: it hears the program alone, and
@@ -80,8 +80,6 @@
 // Reached from `start` only, which runs on Linux and Windows only.
 #[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 mod channel;
-#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
-mod cleanups;
 #[cfg(unix)]
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod crash;
@@ -113,9 +111,9 @@ use std::sync::OnceLock;
 
 use self::channel::{is_full, COMPLETED_MESSAGE, LONGEST};
 
-pub use self::cleanups::Registered;
 use self::notes::Notes;
 use crate::cleanup::Run;
+use crate::registered;
 use crate::report::report;
 use crate::sys::link::{self, NONE};
 use crate::{Error, Exit};
@@ -348,7 +346,7 @@ static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 pub(crate) fn arm(cleanup: TypeId, name: &str, state: &[u8]) -> Result<u64, Error> {
     guardian_status()?;
     let refused = |why: io::Error| Err(Error::because("give the guardian a guard's state", why));
-    let Some(place) = cleanups::place_of(cleanup) else {
+    let Some(place) = registered::place_of(cleanup) else {
         let why = format!("`{name}` is not registered: mark it `#[finally::guardian_cleanup]`");
         if !UNREGISTERED.swap(true, SeqCst) {
             report(format_args!(
@@ -371,6 +369,25 @@ pub(crate) fn arm(cleanup: TypeId, name: &str, state: &[u8]) -> Result<u64, Erro
             lost(&error);
             refused(error)
         }
+    }
+}
+
+/// Tells the guardian where the program keeps its durable records, once: if the program dies,
+/// the guardian runs and removes them, before `main`'s cleanup.
+pub(crate) fn keep_records_in(dir: &std::path::Path) {
+    static TOLD: AtomicBool = AtomicBool::new(false);
+    if STATE.load(SeqCst) != WATCHING || TOLD.swap(true, SeqCst) {
+        return;
+    }
+    let Some(message) = channel::records(dir) else {
+        return report(format_args!(
+            "the guardian cannot be told where the durable records are ({}): a later start recovers them",
+            dir.display()
+        ));
+    };
+    // An id of its own, which no disarm names.
+    if let Err(error) = outbox().arm(NEXT_GUARD.fetch_add(1, SeqCst), &[&message]) {
+        lost(&error);
     }
 }
 

@@ -21,6 +21,7 @@ pub(crate) mod futex;
 #[cfg(windows)]
 pub(crate) mod inherit;
 pub(crate) mod link;
+pub(crate) mod lock;
 #[cfg(all(target_os = "linux", not(finally_portable)))]
 pub(crate) mod membarrier;
 #[cfg(windows)]

@@ -1,8 +1,9 @@
-//! The cleanups the guardian may run: those the program's code registered with
+//! The cleanups that another process may run: those the program's code registered with
 //! `#[finally::guardian_cleanup]`. The registry is in the executable itself (each registration
 //! a static, linked into a list before `main`), so the program and its guardian, a copy of it or
-//! the same executable started again, have the same one; the channel carries a cleanup's place
-//! in it, never an address.
+//! the same executable started again, have the same one; the guardian's channel carries a
+//! cleanup's place in it, a durable record its path (`crate::module::function`, the same in
+//! every build), never an address.
 
 use std::any::TypeId;
 use std::borrow::Borrow;
@@ -21,9 +22,12 @@ pub struct Registered {
     /// The function, as a `fn(&B, &Exit) -> O`.
     cleanup: *const (),
     /// `decode_and_run::<B, O>`.
-    run: unsafe fn(cleanup: *const (), state: &[u8], exit: &Exit),
+    run: unsafe fn(cleanup: *const (), state: &[u8], exit: &Exit, ran_by: &'static str),
     /// Whether a state is one this cleanup takes, whole.
     decodes: fn(state: &[u8]) -> bool,
+    /// Its path, `crate::module::function`: the same in every build of the program, as durable
+    /// records name it.
+    name: &'static str,
 }
 
 // SAFETY: `cleanup` is the address of a function, which any thread may call.
@@ -33,8 +37,8 @@ inventory::collect!(Registered);
 
 impl Registered {
     /// The registration of `cleanup`, given twice: as itself (its type tells it) and as a
-    /// function pointer.
-    pub const fn new<F, B, O>(_: F, cleanup: fn(&B, &Exit) -> O) -> Registered
+    /// function pointer; `name` is its path.
+    pub const fn new<F, B, O>(_: F, cleanup: fn(&B, &Exit) -> O, name: &'static str) -> Registered
     where
         F: Fn(&B, &Exit) -> O + Copy + 'static,
         B: ?Sized + StateRef + 'static,
@@ -45,18 +49,25 @@ impl Registered {
             cleanup: cleanup as *const (),
             run: decode_and_run::<B, O>,
             decodes: decodes::<B>,
+            name,
         }
     }
 
+    /// Its path, `crate::module::function`.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// Whether `state` is one this cleanup takes.
-    pub(super) fn decodes(&self, state: &[u8]) -> bool {
+    pub(crate) fn decodes(&self, state: &[u8]) -> bool {
         (self.decodes)(state)
     }
 
-    /// Runs the cleanup with `state`, one it [decodes](Self::decodes), told `exit`.
-    pub(super) fn run(&self, state: &[u8], exit: &Exit) {
+    /// Runs the cleanup with `state`, one it [decodes](Self::decodes), told `exit`; `ran_by`
+    /// names it in reports ("a guard's cleanup in the guardian").
+    pub(crate) fn run(&self, state: &[u8], exit: &Exit, ran_by: &'static str) {
         // SAFETY: `run` was made for `cleanup`'s type, by `new`.
-        unsafe { (self.run)(self.cleanup, state, exit) }
+        unsafe { (self.run)(self.cleanup, state, exit, ran_by) }
     }
 }
 
@@ -69,7 +80,7 @@ fn all() -> Vec<&'static Registered> {
 }
 
 /// In the program: the place of the cleanup whose type is `type_id`, if it was registered.
-pub(super) fn place_of(type_id: TypeId) -> Option<u32> {
+pub(crate) fn place_of(type_id: TypeId) -> Option<u32> {
     static PLACES: OnceLock<Vec<(TypeId, u32)>> = OnceLock::new();
     let find = |places: &[(TypeId, u32)]| {
         let at = places.binary_search_by_key(&type_id, |&(id, _)| id).ok()?;
@@ -91,8 +102,18 @@ pub(super) fn place_of(type_id: TypeId) -> Option<u32> {
     })
 }
 
+/// The cleanup whose type is `type_id`, if it was registered.
+pub(crate) fn registered(type_id: TypeId) -> Option<&'static Registered> {
+    at(place_of(type_id)?)
+}
+
+/// The cleanup registered under `name`, its path, if there is one.
+pub(crate) fn named(name: &str) -> Option<&'static Registered> {
+    all().into_iter().find(|registered| registered.name == name)
+}
+
 /// In the guardian: the cleanup at `place`, if there is one.
-pub(super) fn at(place: u32) -> Option<&'static Registered> {
+pub(crate) fn at(place: u32) -> Option<&'static Registered> {
     static ALL: OnceLock<Vec<&'static Registered>> = OnceLock::new();
     ALL.get_or_init(all)
         .get(usize::try_from(place).ok()?)
@@ -104,7 +125,7 @@ pub(super) fn at(place: u32) -> Option<&'static Registered> {
 /// # Safety
 ///
 /// `cleanup` must be a `fn(&B, &Exit) -> O`.
-unsafe fn decode_and_run<B, O>(cleanup: *const (), state: &[u8], exit: &Exit)
+unsafe fn decode_and_run<B, O>(cleanup: *const (), state: &[u8], exit: &Exit, ran_by: &str)
 where
     B: ?Sized + StateRef,
     O: Outcome,
@@ -112,9 +133,9 @@ where
     // SAFETY: the caller vouches for the type.
     let cleanup: fn(&B, &Exit) -> O = unsafe { std::mem::transmute(cleanup) };
     match decode::<B>(state) {
-        Some(state) => cleanup(state.borrow(), exit).report(&"a guard's cleanup in the guardian"),
+        Some(state) => cleanup(state.borrow(), exit).report(&ran_by),
         None => crate::report::report(format_args!(
-            "a guard's state did not decode in the guardian: its cleanup did not run"
+            "the state of {ran_by} did not decode: it did not run"
         )),
     }
 }
