@@ -72,6 +72,18 @@ struct Message {
     code: i32,
 }
 
+impl Message {
+    /// A message that says nothing yet: no `info`, no answer, no deadline, no exit code.
+    fn blank() -> Self {
+        Message {
+            info: std::ptr::null_mut(),
+            answer: 0,
+            grace_ends_by: u64::MAX,
+            code: i32::MIN,
+        }
+    }
+}
+
 const HANDLED: u32 = 1;
 const NOT_HANDLED: u32 = 2;
 
@@ -164,14 +176,10 @@ pub(crate) unsafe fn ask(
 ) -> (bool, u64) {
     let mut message = Message {
         info,
-        answer: 0,
-        grace_ends_by: u64::MAX,
-        code: i32::MIN,
+        ..Message::blank()
     };
-    let call = MARK | VERSION << 16 | ASK << 8 | signal;
-    // SAFETY: a copy's handler, which reads the message for a marked call; the caller vouches
-    // for the rest.
-    unsafe { handler(below)(call, std::ptr::addr_of_mut!(message).cast(), context) };
+    // SAFETY: the caller vouches for all.
+    unsafe { send(below, ASK, signal, &mut message, context) };
     // No answer: not a copy after all, but a handler of someone's that ran.
     (message.answer != NOT_HANDLED, message.grace_ends_by)
 }
@@ -184,20 +192,11 @@ pub(crate) unsafe fn ask(
 /// `below` must be a copy's action ([`is_copy`]).
 pub(crate) unsafe fn hand_on(below: &libc::sigaction, signal: c_int, grace_ends_by: u64) {
     let mut message = Message {
-        info: std::ptr::null_mut(),
-        answer: 0,
         grace_ends_by,
-        code: i32::MIN,
+        ..Message::blank()
     };
-    let call = MARK | VERSION << 16 | HAND_ON << 8 | signal;
-    // SAFETY: a copy's handler, which reads the message for a marked call.
-    unsafe {
-        handler(below)(
-            call,
-            std::ptr::addr_of_mut!(message).cast(),
-            std::ptr::null_mut(),
-        )
-    };
+    // SAFETY: the caller vouches for the action.
+    unsafe { send(below, HAND_ON, signal, &mut message, std::ptr::null_mut()) };
 }
 
 /// Tells the copy whose handler is `below` that a stop is requested for `signal`. Not from a
@@ -220,20 +219,30 @@ pub(crate) unsafe fn tell_requested(below: &libc::sigaction, signal: c_int) {
 /// `below` must be a copy's action ([`is_copy`]).
 pub(crate) unsafe fn tell_exiting(below: &libc::sigaction, signal: c_int, code: Option<i32>) {
     let mut message = Message {
-        info: std::ptr::null_mut(),
-        answer: 0,
-        grace_ends_by: u64::MAX,
         code: code.unwrap_or(i32::MIN),
+        ..Message::blank()
     };
-    let call = MARK | VERSION << 16 | EXITING << 8 | signal;
-    // SAFETY: a copy's handler, which reads the message for a marked call.
-    unsafe {
-        handler(below)(
-            call,
-            std::ptr::addr_of_mut!(message).cast(),
-            std::ptr::null_mut(),
-        )
-    };
+    // SAFETY: the caller vouches for the action.
+    unsafe { send(below, EXITING, signal, &mut message, std::ptr::null_mut()) };
+}
+
+/// Calls the copy whose handler is `action` with the call `kind` for `signal`, and `message`.
+/// Async-signal-safe, as far as that handler is for `kind`.
+///
+/// # Safety
+///
+/// `action` must be a copy's action ([`is_copy`]); `context` null, or what the kernel passed.
+unsafe fn send(
+    action: &libc::sigaction,
+    kind: c_int,
+    signal: c_int,
+    message: &mut Message,
+    context: *mut c_void,
+) {
+    let call = MARK | VERSION << 16 | kind << 8 | signal;
+    // SAFETY: a copy's handler, which reads the message for a marked call; the caller vouches
+    // for the rest.
+    unsafe { handler(action)(call, (message as *mut Message).cast(), context) };
 }
 
 /// The function of a copy's action.
