@@ -365,7 +365,45 @@
 //!   container, guardian included), set `timeout` a little shorter than the grace period.
 //! - A program started as a background job of a non-interactive shell (`prog &` in a script)
 //!   inherits SIGINT ignored, and `finally` leaves it so: Ctrl-C and `kill -INT` then do
-//!   nothing, as without `finally`.
+//!   nothing, as without `finally` ([troubleshooting](#troubleshooting-a-signal-that-does-nothing)).
+//!
+//! # Troubleshooting: a signal that does nothing
+//!
+//! Ctrl-C does nothing, `kill` ends the program without its cleanups, or the cleanups never
+//! run at a signal: ask `finally` which signals it handles in the process, and why not the
+//! others. [`signal_handling`] lists each signal it can handle with a [`Handling`], which says
+//! it in one line. Print it once `finally` is installed (after the first guarded call, or
+//! [`install`]; before, every signal is "not handled yet"):
+//!
+//! ```
+//! for (signal, handling) in finally::signal_handling() {
+//!     eprintln!("{signal}: {handling}");
+//! }
+//! ```
+//!
+//! - **Ctrl-C does nothing**, and `SIGINT` is [`Handling::Ignored`]: the program was started
+//!   as a background job of a script (`prog &` in `sh`, which starts it with SIGINT and SIGQUIT
+//!   ignored so that a Ctrl-C meant for the script leaves the job alone), or by a parent that
+//!   ignores SIGINT. `finally` leaves an ignored signal ignored, as the parent asked. Stop it
+//!   with `kill PID` (SIGTERM), or run it in the foreground, or with job control (`set -m` in
+//!   the script).
+//! - **`kill -HUP` does nothing**, and `SIGHUP` is [`Handling::Ignored`]: `nohup` started it.
+//! - **Ctrl-C or `kill` runs the application's handler, not the cleanups**: the signal is
+//!   [`Handling::HandlerBefore`] or [`Handling::HandlerAfter`], someone else's handler takes it
+//!   (tokio's `ctrl_c`, a signal-hook flag or iterator, ctrlc), and the cleanups run as the
+//!   application winds down; let it call [`end_by`] (see [who owns the
+//!   signals](#who-owns-the-signals-libraries-and-applications)).
+//! - **`kill` ends the program without its cleanups**: the signal is [`Handling::NotChosen`]
+//!   (the options' `signals` leave it out: add it), or [`Handling::Removed`] (some code set it
+//!   back to its default action after `finally` was installed), or it is handled and nothing
+//!   was pending when it came: a signal with no cleanup pending has its default effect.
+//! - **No signal runs the cleanups**: [`Handling::InstallFailed`] says what could not be set up
+//!   (a thread, under a limit on processes), and [`Handling::NotInstalled`] that nothing was
+//!   guarded yet.
+//! - On Windows the list is the console events, each handled once `finally` is installed
+//!   unless the options leave it out. Windows tells neither whether a console handler added
+//!   later takes an event first, nor whether the process ignores Ctrl-C (as one started with
+//!   `CREATE_NEW_PROCESS_GROUP` does: Ctrl-Break still reaches it).
 //!
 //! # Not promised
 //!
