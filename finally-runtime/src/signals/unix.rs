@@ -13,7 +13,8 @@
 //!
 //! `finally` does not register through signal-hook's registry: once a signal has a slot there,
 //! a later registration (tokio's) changes nothing that can be seen, and `finally` could not know
-//! that the application now handles the signal.
+//! that the application now handles the signal (ARCHITECTURE.md says where signal-hook is used,
+//! and why not here).
 
 use std::ffi::c_void;
 use std::io;
