@@ -102,9 +102,14 @@ impl Options {
         self
     }
 
+    /// Whether `signal` runs the cleanups.
+    pub(crate) fn has_signal(&self, signal: c_int) -> bool {
+        self.signals & bit(signal) != 0
+    }
+
     /// The signals that run the cleanups, by number.
     pub(crate) fn signal_numbers(&self) -> impl Iterator<Item = c_int> + '_ {
-        (0..64).filter(|&signal| self.signals & bit(signal) != 0)
+        (0..64).filter(|&signal| self.has_signal(signal))
     }
 
     /// The first signal of these options that `finally` cannot handle.
@@ -161,6 +166,11 @@ pub(crate) fn set(options: Options) -> bool {
 /// The options: those set, or the defaults from the first time they are read.
 pub(crate) fn get() -> &'static Options {
     OPTIONS.get_or_init(Options::new)
+}
+
+/// The options, if they are set (or were read): unlike [`get`], leaves them to be set.
+pub(crate) fn peek() -> Option<&'static Options> {
+    OPTIONS.get()
 }
 
 #[cfg(all(test, unix))]

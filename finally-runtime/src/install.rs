@@ -6,10 +6,10 @@ use std::sync::OnceLock;
 
 use crate::config::Options;
 use crate::report::report;
-use crate::Error;
 use crate::{config, exit_hook, shutdown, signals};
 #[cfg(unix)]
 use crate::{flag, fork_hook};
+use crate::{Error, Handling, Signal};
 
 static INSTALLED: OnceLock<Result<(), Error>> = OnceLock::new();
 
@@ -77,11 +77,57 @@ pub fn install(options: Options) -> Result<(), Error> {
     INSTALLED.get_or_init(install_now).clone()
 }
 
+/// Which signals `finally` handles in this process, and why not the others: each signal it can
+/// handle (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM; on Windows the
+/// console events), with its [`Handling`].
+///
+/// For the question "why does Ctrl-C (or `kill`) not run my cleanups?": a program started as a
+/// background job of a script inherits SIGINT ignored, `nohup` ignores SIGHUP, the application
+/// or a library may handle the signal itself, the options may leave it out. It is told with no
+/// signal arriving, from what `finally` installed and what the system says of each signal now.
+/// Asking installs nothing, and leaves the options to be set.
+///
+/// ```
+/// # use finally_runtime as finally;
+/// for (signal, handling) in finally::signal_handling() {
+///     eprintln!("{signal}: {handling}");
+/// }
+/// ```
+///
+/// prints, in a program started with `prog &` from a script, once it is installed:
+///
+/// ```text
+/// SIGINT (2): ignored when finally was installed (inherited from `nohup`, or as a background job of a script): it stays ignored, and does nothing
+/// SIGTERM (15): handled by finally: it runs the pending cleanups, then the process ends by it
+/// ...
+/// ```
+pub fn signal_handling() -> impl Iterator<Item = (Signal, Handling)> {
+    let installed = INSTALLED.get();
+    let options = config::peek();
+    let all: Vec<_> = config::HANDLEABLE
+        .iter()
+        .map(|&number| {
+            let handling = match (installed, options) {
+                (_, Some(options)) if !options.has_signal(number) => Handling::NotChosen,
+                (None, _) => Handling::NotInstalled,
+                (Some(result), _) => match (signals::handling(number), result) {
+                    (Some(handling), _) => handling,
+                    (None, Err(error)) => Handling::InstallFailed(error.clone()),
+                    // Not reached: an install that succeeded came to every chosen signal.
+                    (None, Ok(())) => Handling::NotInstalled,
+                },
+            };
+            (Signal::new(number), handling)
+        })
+        .collect();
+    all.into_iter()
+}
+
 /// The signals that can run the cleanups, named.
 fn handleable() -> String {
     let names: Vec<&str> = config::HANDLEABLE
         .iter()
-        .map(|&number| crate::Signal::new(number).name())
+        .map(|&number| Signal::new(number).name())
         .collect();
     names.join(", ")
 }

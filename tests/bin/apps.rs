@@ -18,14 +18,14 @@
 //! after a library's guarded call).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::task::Poll;
-use std::time::Duration;
 use std::{env, process, thread};
 
 use finally::{with_cleanup, Options, Signal};
 
+#[path = "../common/app_handler.rs"]
+mod app_handler;
 #[path = "../common/child.rs"]
 mod child;
 
@@ -57,17 +57,7 @@ fn register(handler: &str, notice: &mpsc::Sender<()>) {
     let notice = notice.clone();
     match handler {
         "none" => {}
-        "flag" => {
-            let flag = Arc::new(AtomicBool::new(false));
-            signal_hook::flag::register(libc::SIGINT, flag.clone()).expect("signal-hook flag");
-            // The application's main loop, looking at its flag.
-            thread::spawn(move || {
-                while !flag.load(SeqCst) {
-                    thread::sleep(Duration::from_millis(1));
-                }
-                let _ = notice.send(());
-            });
-        }
+        "flag" => app_handler::flag(notice),
         "tokio" => {
             let (registered, is_registered) = mpsc::channel();
             thread::spawn(move || {
@@ -90,13 +80,7 @@ fn register(handler: &str, notice: &mpsc::Sender<()>) {
             });
             is_registered.recv().expect("tokio's handler registered");
         }
-        "ctrlc" => {
-            let notice = std::sync::Mutex::new(notice);
-            ctrlc::set_handler(move || {
-                let _ = notice.lock().unwrap().send(());
-            })
-            .expect("ctrlc");
-        }
+        "ctrlc" => app_handler::ctrlc(notice),
         other => panic!("unknown handler {other}"),
     }
 }

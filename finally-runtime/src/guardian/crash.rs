@@ -61,7 +61,7 @@ extern "C" fn on_crash(signal: c_int, info: *mut libc::siginfo_t, context: *mut 
             // The default action: raised again, it ends the process once this handler returns
             // (a fault would also recur when the instruction runs again).
             libc::SIG_DFL => {
-                libc::raise(signal);
+                let _ = signal_hook::low_level::raise(signal);
             }
             libc::SIG_IGN => {}
             handler if previous.sa_flags & libc::SA_SIGINFO != 0 => {

@@ -12,7 +12,7 @@ use super::failed;
 use super::notes::{Notes, Page};
 use super::watch::{self, Watch};
 use crate::cleanup::Run;
-use crate::sys::{self, fd, process, socket};
+use crate::sys::{self, end, fd, process, socket};
 
 /// What the program keeps of a guardian that started.
 pub(super) struct Started {
@@ -129,8 +129,8 @@ unsafe fn fork_guardian<C: Run>(
     };
     // The channel is empty: this fits. Lost, it is reported as an early end.
     let _ = socket::send(guardian, &[&[kind], &number.to_le_bytes()]);
-    // SAFETY: `_exit` skips the program's exit hooks, which are not this process's to run.
-    unsafe { libc::_exit(0) }
+    // Skipping the program's exit hooks, which are not this process's to run.
+    end::exit_now(0)
 }
 
 /// Waits for the intermediate process to end; with SIGCHLD ignored, the kernel reaps it and

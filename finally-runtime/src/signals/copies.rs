@@ -26,6 +26,12 @@
 //! - **Exiting**: the exit hooks of the copies run one after the other, the last installed's
 //!   first; its hook tells the copies below that the process is exiting ([`tell_exiting`]), so
 //!   that their deadlines count from there too.
+//! - **Looked at**: to tell, with no signal arriving, whether someone else's handler takes a
+//!   signal (`finally::signal_handling`), a copy asks the copy below it, or the one installed
+//!   over it, whether such a handler is at or below that copy ([`look`]); the copy answers from
+//!   the action its own handler replaced, asking on down, and calls no handler. A copy that does
+//!   not know this call (an earlier one) gives no answer: it returns at once from a call it does
+//!   not know.
 //!
 //! A copy is called so with a signal number whose high bits say what is asked, and the
 //! protocol's version; only a copy's handler is ever called with such a number, and `info`
@@ -57,19 +63,32 @@ const ASK: c_int = 1;
 const HAND_ON: c_int = 2;
 const EXITING: c_int = 3;
 const REQUESTED: c_int = 4;
+const LOOK: c_int = 5;
 
 /// What a copy says to the copy below, and hears back, through the `info` argument.
 #[repr(C)]
 struct Message {
     /// The kernel's `info`, for the handlers further down.
     info: *mut siginfo_t,
-    /// The answer to [`ask`]: [`HANDLED`] or [`NOT_HANDLED`]; 0 until then.
+    /// The answer to [`ask`] and [`look`]: [`HANDLED`] or [`NOT_HANDLED`]; 0 until then.
     answer: u32,
     /// The latest grace periods may last, on the monotonic clock (`sys::monotonic_nanos`), or
     /// `u64::MAX`: what the caller knows, and after [`ask`], what the asked copy does.
     grace_ends_by: u64,
     /// For [`tell_exiting`]: the exit code, or `i32::MIN` if unknown.
     code: i32,
+}
+
+impl Message {
+    /// A message that says nothing yet: no `info`, no answer, no deadline, no exit code.
+    fn blank() -> Self {
+        Message {
+            info: std::ptr::null_mut(),
+            answer: 0,
+            grace_ends_by: u64::MAX,
+            code: i32::MIN,
+        }
+    }
 }
 
 const HANDLED: u32 = 1;
@@ -88,6 +107,9 @@ pub(crate) enum Call {
     /// A stop is requested, for the signal. Not from a signal handler: from the shutdown of the
     /// copy above.
     Requested(c_int),
+    /// Whether someone else's handler takes the signal below this copy (see [`Looked::answer`]).
+    /// Not from a signal handler.
+    Look(Looked),
 }
 
 /// A question from the copy above.
@@ -108,6 +130,21 @@ impl Asked {
             (*self.message).answer = answer;
             (*self.message).grace_ends_by = grace_ends_by;
         }
+    }
+}
+
+/// A question from another copy, with no signal arriving.
+pub(crate) struct Looked {
+    pub(crate) signal: c_int,
+    message: *mut Message,
+}
+
+impl Looked {
+    /// Answers whether someone else's handler takes the signal below this copy.
+    pub(crate) fn answer(self, handled: bool) {
+        let answer = if handled { HANDLED } else { NOT_HANDLED };
+        // SAFETY: the asking copy's live message (`read`).
+        unsafe { (*self.message).answer = answer };
     }
 }
 
@@ -138,6 +175,10 @@ pub(crate) fn read(signal: c_int, info: *mut siginfo_t) -> Option<Call> {
             })
         }
         REQUESTED => Some(Call::Requested(number)),
+        LOOK => Some(Call::Look(Looked {
+            signal: number,
+            message: info.cast::<Message>(),
+        })),
         EXITING => {
             // SAFETY: as above.
             let code = unsafe { (*info.cast::<Message>()).code };
@@ -164,16 +205,30 @@ pub(crate) unsafe fn ask(
 ) -> (bool, u64) {
     let mut message = Message {
         info,
-        answer: 0,
-        grace_ends_by: u64::MAX,
-        code: i32::MIN,
+        ..Message::blank()
     };
-    let call = MARK | VERSION << 16 | ASK << 8 | signal;
-    // SAFETY: a copy's handler, which reads the message for a marked call; the caller vouches
-    // for the rest.
-    unsafe { handler(below)(call, std::ptr::addr_of_mut!(message).cast(), context) };
+    // SAFETY: the caller vouches for all.
+    unsafe { send(below, ASK, signal, &mut message, context) };
     // No answer: not a copy after all, but a handler of someone's that ran.
     (message.answer != NOT_HANDLED, message.grace_ends_by)
+}
+
+/// Asks the copy whose handler is `action` whether someone else's handler takes `signal` at
+/// or below it, calling none; `None` if it does not answer (an earlier copy, which does not
+/// know the call). Not from a signal handler.
+///
+/// # Safety
+///
+/// `action` must be a copy's action ([`is_copy`]).
+pub(crate) unsafe fn look(action: &libc::sigaction, signal: c_int) -> Option<bool> {
+    let mut message = Message::blank();
+    // SAFETY: the caller vouches for the action.
+    unsafe { send(action, LOOK, signal, &mut message, std::ptr::null_mut()) };
+    match message.answer {
+        HANDLED => Some(true),
+        NOT_HANDLED => Some(false),
+        _ => None,
+    }
 }
 
 /// Hands `signal` on to the copy whose handler is `below`, its grace periods to end by
@@ -184,20 +239,11 @@ pub(crate) unsafe fn ask(
 /// `below` must be a copy's action ([`is_copy`]).
 pub(crate) unsafe fn hand_on(below: &libc::sigaction, signal: c_int, grace_ends_by: u64) {
     let mut message = Message {
-        info: std::ptr::null_mut(),
-        answer: 0,
         grace_ends_by,
-        code: i32::MIN,
+        ..Message::blank()
     };
-    let call = MARK | VERSION << 16 | HAND_ON << 8 | signal;
-    // SAFETY: a copy's handler, which reads the message for a marked call.
-    unsafe {
-        handler(below)(
-            call,
-            std::ptr::addr_of_mut!(message).cast(),
-            std::ptr::null_mut(),
-        )
-    };
+    // SAFETY: the caller vouches for the action.
+    unsafe { send(below, HAND_ON, signal, &mut message, std::ptr::null_mut()) };
 }
 
 /// Tells the copy whose handler is `below` that a stop is requested for `signal`. Not from a
@@ -220,20 +266,30 @@ pub(crate) unsafe fn tell_requested(below: &libc::sigaction, signal: c_int) {
 /// `below` must be a copy's action ([`is_copy`]).
 pub(crate) unsafe fn tell_exiting(below: &libc::sigaction, signal: c_int, code: Option<i32>) {
     let mut message = Message {
-        info: std::ptr::null_mut(),
-        answer: 0,
-        grace_ends_by: u64::MAX,
         code: code.unwrap_or(i32::MIN),
+        ..Message::blank()
     };
-    let call = MARK | VERSION << 16 | EXITING << 8 | signal;
-    // SAFETY: a copy's handler, which reads the message for a marked call.
-    unsafe {
-        handler(below)(
-            call,
-            std::ptr::addr_of_mut!(message).cast(),
-            std::ptr::null_mut(),
-        )
-    };
+    // SAFETY: the caller vouches for the action.
+    unsafe { send(below, EXITING, signal, &mut message, std::ptr::null_mut()) };
+}
+
+/// Calls the copy whose handler is `action` with the call `kind` for `signal`, and `message`.
+/// Async-signal-safe, as far as that handler is for `kind`.
+///
+/// # Safety
+///
+/// `action` must be a copy's action ([`is_copy`]); `context` null, or what the kernel passed.
+unsafe fn send(
+    action: &libc::sigaction,
+    kind: c_int,
+    signal: c_int,
+    message: &mut Message,
+    context: *mut c_void,
+) {
+    let call = MARK | VERSION << 16 | kind << 8 | signal;
+    // SAFETY: a copy's handler, which reads the message for a marked call; the caller vouches
+    // for the rest.
+    unsafe { handler(action)(call, (message as *mut Message).cast(), context) };
 }
 
 /// The function of a copy's action.

@@ -7,9 +7,9 @@ mod copies;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub(crate) use unix::{exiting, register, reset_in_child, start_thread};
+pub(crate) use unix::{exiting, handling, register, reset_in_child, start_thread};
 
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub(crate) use windows::{register, start_thread};
+pub(crate) use windows::{handling, register, start_thread};

@@ -13,13 +13,14 @@
 //!
 //! `finally` does not register through signal-hook's registry: once a signal has a slot there,
 //! a later registration (tokio's) changes nothing that can be seen, and `finally` could not know
-//! that the application now handles the signal.
+//! that the application now handles the signal (ARCHITECTURE.md says where signal-hook is used,
+//! and why not here).
 
 use std::ffi::c_void;
 use std::io;
 use std::panic::catch_unwind;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::thread;
 
 use libc::{c_int, siginfo_t};
@@ -29,7 +30,7 @@ use crate::config::Options;
 use crate::flag::SHUTDOWN;
 use crate::report::report;
 use crate::sys::{end, signal as sys_signal, wakeup, ErrnoKept};
-use crate::{registry, shutdown, Signal};
+use crate::{registry, shutdown, Handling, Signal};
 
 /// Installs the handler for each of `options`' signals that is not ignored: one `sigaction`
 /// to look, one to install.
@@ -38,6 +39,7 @@ pub(crate) fn register(options: &Options) -> io::Result<()> {
     for signal in options.signal_numbers() {
         let before = sys_signal::action(signal).ok_or_else(io::Error::last_os_error)?;
         if before.sa_sigaction == libc::SIG_IGN {
+            LEFT_IGNORED.fetch_or(1 << signal, SeqCst);
             continue;
         }
         // Known before ours is installed, so that a signal right after finds it; replaced if
@@ -49,8 +51,62 @@ pub(crate) fn register(options: &Options) -> io::Result<()> {
         if replaced.sa_sigaction != before.sa_sigaction || replaced.sa_flags != before.sa_flags {
             slot.store(Box::into_raw(Box::new(replaced)), SeqCst);
         }
+        TAKEN.fetch_or(1 << signal, SeqCst);
     }
     Ok(())
+}
+
+/// The signals whose handler [`register`] installed, a bit each.
+static TAKEN: AtomicU64 = AtomicU64::new(0);
+/// The signals [`register`] found ignored, and left so, a bit each.
+static LEFT_IGNORED: AtomicU64 = AtomicU64::new(0);
+
+/// Whether this copy's handler takes `signal`, and if not why, as far as can be told with no
+/// signal arriving: what the handler would decide (see [`handler`]). `None` if [`register`]
+/// has not come to the signal. Not from a signal handler: it may call another copy's.
+pub(crate) fn handling(signal: c_int) -> Option<Handling> {
+    let bit = 1u64.checked_shl(signal as u32)?;
+    if LEFT_IGNORED.load(SeqCst) & bit != 0 {
+        return Some(Handling::Ignored);
+    }
+    if TAKEN.load(SeqCst) & bit == 0 {
+        return None;
+    }
+    let Some(now) = sys_signal::action(signal) else {
+        return Some(Handling::Removed);
+    };
+    let handled_below = if now.sa_sigaction == handler as *const () as usize {
+        someone_below(signal)
+    } else if copies::is_copy(&now) {
+        // A copy installed over this one, which asks this one at a signal. One that does not
+        // answer (an earlier version) is taken to have no one else's handler below it but
+        // those below this copy.
+        // SAFETY: a copy's action.
+        unsafe { copies::look(&now, signal) }.unwrap_or_else(|| someone_below(signal))
+    } else if sys_signal::is_handler(&now) {
+        return Some(Handling::HandlerAfter);
+    } else {
+        return Some(Handling::Removed);
+    };
+    Some(if handled_below {
+        Handling::HandlerBefore
+    } else {
+        Handling::Handled
+    })
+}
+
+/// Whether someone else's handler takes `signal` below this copy's: the action it replaced is
+/// someone's handler, or, where it is another copy's, that copy says so. Calls no handler but
+/// the copies'; not from a signal handler.
+fn someone_below(signal: c_int) -> bool {
+    match replaced(signal) {
+        Some(below) if copies::is_copy(below) => {
+            // SAFETY: a copy's action.
+            unsafe { copies::look(below, signal) }.unwrap_or(false)
+        }
+        Some(below) => sys_signal::is_handler(below),
+        None => false,
+    }
 }
 
 /// For each signal, the action the handler replaced, to chain to; null until it is installed.
@@ -135,6 +191,10 @@ fn called_by_a_copy(call: copies::Call, context: *mut c_void) {
         copies::Call::Requested(signal) => {
             requested(signal);
             shutdown::request_here(Signal::new(signal));
+        }
+        copies::Call::Look(looked) => {
+            let signal = looked.signal;
+            looked.answer(someone_below(signal));
         }
         copies::Call::HandOn {
             signal,

@@ -9,7 +9,7 @@
 
 use std::io;
 use std::panic::catch_unwind;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::SeqCst};
 
 use libc::c_int;
 use windows_sys::core::BOOL;
@@ -18,7 +18,7 @@ use windows_sys::Win32::Foundation::FALSE;
 use crate::config::Options;
 use crate::report::report;
 use crate::sys::{console, end};
-use crate::{registry, shutdown, Signal};
+use crate::{registry, shutdown, Handling, Signal};
 
 /// The events that run the cleanups, a bit each.
 static HANDLED: AtomicU64 = AtomicU64::new(0);
@@ -39,7 +39,19 @@ pub(crate) fn register(options: &Options) -> io::Result<()> {
     if handled == 0 {
         return Ok(());
     }
-    console::add_handler(handler)
+    console::add_handler(handler)?;
+    ADDED.store(true, SeqCst);
+    Ok(())
+}
+
+/// Whether the console control handler is added.
+static ADDED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the handler takes `event`: `None` if it is not added. Windows tells neither whether
+/// a handler added later takes the event first nor whether Ctrl-C is ignored: `Handled` says so.
+pub(crate) fn handling(event: c_int) -> Option<Handling> {
+    let chosen = (0..64).contains(&event) && HANDLED.load(SeqCst) & 1 << event != 0;
+    (chosen && ADDED.load(SeqCst)).then_some(Handling::Handled)
 }
 
 /// Nothing to start: Windows makes a thread for each event.

@@ -71,25 +71,28 @@ impl Drop for SigpipeHeld {
 
 /// Restores `signal`'s default action, unblocks it and raises it: where the default action
 /// ends the process, it ends here. Async-signal-safe.
+///
+/// Raised with signal-hook's `raise`, `raise(3)` made safe; not with its
+/// `emulate_default_handler`, which calls `abort` where the signal does not end the process
+/// (ARCHITECTURE.md says why that will not do).
 pub(crate) fn reraise(signal: c_int) {
     let set = set_of([signal]);
     // SAFETY: plain libc calls with valid arguments.
     unsafe {
         libc::signal(signal, libc::SIG_DFL);
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::raise(signal);
     }
+    // Fails only for a number that is no signal.
+    let _ = signal_hook::low_level::raise(signal);
 }
 
 /// Ends the process with `code` at once, after flushing C's stdio: for a process of the
 /// runtime's own (the guardian), which has nothing else of its own to flush.
 #[cfg(target_os = "linux")]
 pub(crate) fn exit_flushing(code: c_int) -> ! {
-    // SAFETY: `fflush(NULL)` flushes every stream; `_exit` has no preconditions.
-    unsafe {
-        libc::fflush(ptr::null_mut());
-        libc::_exit(code)
-    }
+    // SAFETY: `fflush(NULL)` flushes every stream.
+    unsafe { libc::fflush(ptr::null_mut()) };
+    signal_hook::low_level::exit(code)
 }
 
 /// Whether `signal` is set to be ignored, as the process inherited it or the program set it.
