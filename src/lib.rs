@@ -66,7 +66,18 @@
 //!
 //! A cleanup is a path to a `fn()` or a `fn(&Exit)`, or a closure that captures nothing. It
 //! returns `()`, or `Result<(), E>` with `E: Display` (a removal can fail): an error is reported
-//! in one line on stderr, `finally: CLEANUP failed: ERROR`, and the other cleanups still run.
+//! in one line on stderr, and the other cleanups still run. The line names the cleanup as the
+//! attribute wrote it and the function it guards, or for a guard where it was made:
+//!
+//! ```text
+//! finally: remove_scratch of main failed: Permission denied (os error 13)
+//! finally: Self::close of transfer failed: connection reset
+//! finally: the cleanup closure of main failed: ...
+//! finally: the guard made at src/main.rs:12 failed: ...
+//! ```
+//!
+//! In the guardian, after a crash, the lines say `main's cleanup failed: ...` and
+//! `a guard's cleanup in the guardian failed: ...`.
 //!
 //! The [`Exit`] tells why the function ended: match on it, or ask
 //! [`ended_well`](Exit::ended_well), [`signal`](Exit::signal) (compared with
