@@ -66,11 +66,51 @@
 //!
 //! A cleanup is a path to a `fn()` or a `fn(&Exit)`, or a closure that captures nothing. It
 //! returns `()`, or `Result<(), E>` with `E: Display` (a removal can fail): an error is reported
-//! in one line on stderr, `finally: CLEANUP failed: ERROR`, and the other cleanups still run.
+//! in one line on stderr, and the other cleanups still run. The line names the cleanup as the
+//! attribute wrote it and the function it guards, or for a guard where it was made:
+//!
+//! ```text
+//! finally: remove_scratch of main failed: Permission denied (os error 13)
+//! finally: Self::close of transfer failed: connection reset
+//! finally: the cleanup closure of main failed: ...
+//! finally: the guard made at src/main.rs:12 failed: ...
+//! ```
+//!
+//! In the guardian, after a crash, the lines say `main's cleanup failed: ...` and
+//! `a guard's cleanup in the guardian failed: ...`.
 //!
 //! The [`Exit`] tells why the function ended: match on it, or ask
 //! [`ended_well`](Exit::ended_well), [`signal`](Exit::signal) (compared with
 //! [`Signal::SIGTERM`] or with `libc::SIGTERM`) and [`code`](Exit::code).
+//!
+//! `ended_well()` says how the function ended, not what it returned: a function that returns
+//! `Err` returned, so its cleanup is told [`Exit::Returned`], and `ended_well()` is `true`. So it
+//! is for a `main` that returns `Err`, although the process then exits with 1: the cleanup runs
+//! as `main` returns, before std prints the error and picks the exit code, and it never sees the
+//! value. To know whether the work succeeded, make a guard that success dismisses: its cleanup
+//! runs only if the function left early (by `?`, a panic, a signal, `exit`). Or end a failed
+//! `main` with [`std::process::exit(1)`](std::process::exit): the cleanup is then told
+//! [`Exit::Exited`] (with code 1, where the C library tells it), and `ended_well()` is `false`.
+//!
+//! ```
+//! use finally::{with_cleanup, Exit};
+//!
+//! fn report(exit: &Exit) {
+//!     eprintln!("import: {exit}"); // "import: returned", for the `Err` below too
+//! }
+//!
+//! #[with_cleanup(report)]
+//! fn import(rows: &[&str]) -> Result<usize, String> {
+//!     let unfinished = finally::guard(|exit: &Exit| eprintln!("import did not finish: {exit}"));
+//!     let first = rows.first().ok_or("no rows")?;
+//!     // ... the work ...
+//!     unfinished.dismiss(); // done: the guard's cleanup never runs
+//!     Ok(first.len())
+//! }
+//!
+//! assert_eq!(import(&["a,b"]), Ok(3));
+//! assert!(import(&[]).is_err()); // "import did not finish: returned", then "import: returned"
+//! ```
 //!
 //! On a signal, the cleanups run on the runtime's own thread (`finally-signals`) **while the
 //! other threads go on running**: they are not stopped. So a cleanup cannot borrow the

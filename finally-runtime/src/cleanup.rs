@@ -101,7 +101,11 @@ where
 }
 
 /// What a cleanup returns: `()`, or `Result<(), E>` with `E: Display`, whose error is reported in
-/// one line on stderr (`finally: CLEANUP failed: ERROR`), never as a panic.
+/// one line on stderr, never as a panic: `finally: CLEANUP of FUNCTION failed: ERROR` for the
+/// attribute's cleanup (`CLEANUP` as written in the attribute, or `the cleanup closure`),
+/// `finally: the guard made at FILE:LINE failed: ERROR` for a guard, and in the guardian
+/// `finally: main's cleanup failed: ERROR` or `finally: a guard's cleanup in the guardian failed:
+/// ERROR`.
 pub trait Outcome: outcome::Sealed {
     /// Reports a failure of the cleanup `what`.
     #[doc(hidden)]

@@ -6,7 +6,24 @@ use std::sync::Arc;
 /// reach a guardian (see [`guardian_status`](crate::guardian_status)).
 ///
 /// `Display` says what could not be done ("could not start the guardian"); [`source`] says why,
-/// as an [`io::Error`] whose kind a program may look at.
+/// as an [`io::Error`] whose kind a program may look at. Print both: the first alone does not
+/// say why.
+///
+/// ```
+/// # use finally_runtime as finally;
+/// use std::error::Error as _;
+/// use std::io;
+///
+/// // Here `main` has no `guardian`, so none watches over this program.
+/// if let Err(error) = finally::guardian_status() {
+///     // "could not reach a guardian: none was asked for: ..."
+///     let why = error.source().map(ToString::to_string).unwrap_or_default();
+///     eprintln!("{error}: {why}");
+///     // The system's error, whose kind tells the cases apart.
+///     let system = error.source().and_then(|why| why.downcast_ref::<io::Error>());
+///     assert_eq!(system.map(io::Error::kind), Some(io::ErrorKind::NotFound));
+/// }
+/// ```
 ///
 /// [`source`]: std::error::Error::source
 #[derive(Clone, Debug)]

@@ -76,7 +76,30 @@ pub fn stop_requested() -> bool {
 }
 
 /// Blocks until a handled signal arrives, or `timeout` passes (`Duration::MAX`: no time-out);
-/// returns the signal, or `None` on time-out.
+/// returns the signal, or `None` on time-out. At once if one has arrived.
+///
+/// For a thread that works between stops, or `main` waiting for one while other threads work
+/// (give it a grace period to wind them down):
+///
+/// ```
+/// # use finally_runtime as finally;
+/// use std::time::Duration;
+///
+/// /// Says that the program is alive every `period`, until a stop is requested.
+/// fn heartbeat(period: Duration) -> finally::Signal {
+///     loop {
+///         if let Some(signal) = finally::wait_for_stop(period) {
+///             return signal;
+///         }
+///         println!("alive");
+///     }
+/// }
+///
+/// std::thread::spawn(|| {
+///     let signal = heartbeat(Duration::from_secs(10));
+///     eprintln!("heartbeat stopped by {signal}");
+/// });
+/// ```
 pub fn wait_for_stop(timeout: Duration) -> Option<Signal> {
     let deadline = Instant::now().checked_add(timeout);
     let mut waiting = lock(&LOCK);
@@ -111,13 +134,44 @@ pub struct StopSignal {
 /// Waits for a handled signal without blocking a thread: the returned future resolves to the
 /// signal once one arrives (at once if one has). It works with any async runtime.
 ///
-/// ```no_run
-/// # use finally_runtime as finally;
-/// # async fn example() {
-/// let signal = finally::stop_signal().await;
-/// eprintln!("stopping on {signal}");
-/// # }
+/// In a loop, make it once, before the loop, and poll it by `&mut` in each round, as here
+/// with `tokio::select!`: a worker that takes jobs until their senders are gone, or a stop is
+/// requested.
+///
 /// ```
+/// # use finally_runtime as finally;
+/// use tokio::sync::mpsc;
+///
+/// async fn worker(mut jobs: mpsc::Receiver<String>) {
+///     let mut stop = finally::stop_signal();
+///     loop {
+///         tokio::select! {
+///             // Checked first: once a stop is requested, no job more is started.
+///             biased;
+///             signal = &mut stop => {
+///                 eprintln!("worker stopped by {signal}");
+///                 break;
+///             }
+///             job = jobs.recv() => match job {
+///                 Some(job) => println!("job {job}"),
+///                 None => break,
+///             },
+///         }
+///     }
+/// }
+///
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() {
+///     let (jobs, receiver) = mpsc::channel(16);
+///     let worker = tokio::spawn(worker(receiver));
+///     jobs.send("a".to_owned()).await.unwrap();
+///     drop(jobs); // no more jobs: the worker ends
+///     worker.await.unwrap();
+/// }
+/// ```
+///
+/// The repository's `cargo run --example server` is a whole server that stops accepting on the
+/// signal and finishes its requests within a grace period.
 pub fn stop_signal() -> StopSignal {
     StopSignal {
         id: NEXT_WAKER.fetch_add(1, SeqCst),

@@ -7,7 +7,52 @@ use std::borrow::Borrow;
 /// is made, decoded there.
 ///
 /// Implemented for strings, paths, byte vectors, integers, `bool`, `Option`s and tuples of
-/// these; implement it for a type of yours by encoding its fields in turn.
+/// these; implement it for a type of yours by encoding its fields in turn, and decoding them in
+/// the same order:
+///
+/// ```
+/// # extern crate finally_runtime as finally;
+/// use std::path::PathBuf;
+///
+/// use finally::{Exit, State};
+///
+/// /// What a run leaves behind: a scratch directory, and rows tagged with its id.
+/// struct Run {
+///     scratch: PathBuf,
+///     id: u64,
+/// }
+///
+/// impl State for Run {
+///     fn encode(&self, into: &mut Vec<u8>) {
+///         self.scratch.encode(into);
+///         self.id.encode(into);
+///     }
+///
+///     fn decode(from: &mut &[u8]) -> Option<Self> {
+///         Some(Run {
+///             scratch: PathBuf::decode(from)?,
+///             id: u64::decode(from)?,
+///         })
+///     }
+/// }
+///
+/// #[finally::guardian_cleanup]
+/// fn clean(run: &Run, exit: &Exit) -> std::io::Result<()> {
+///     eprintln!("cleaning up after run {}: {exit}", run.id);
+///     std::fs::remove_dir_all(&run.scratch)
+/// }
+///
+/// # fn main() -> std::io::Result<()> {
+/// let scratch = std::env::temp_dir().join(format!("run-{}", finally::program_id()));
+/// std::fs::create_dir_all(&scratch)?;
+/// // In the program, and after a `kill -9` in the guardian, if `main` has one.
+/// let _cleanup = finally::guard_with(Run { scratch, id: 7 }, clean);
+/// # Ok(()) }
+/// ```
+///
+/// `decode` must take back exactly what `encode` wrote. The guardian decodes each state as it
+/// arrives, and refuses one that does not decode, or leaves bytes over, with a line on stderr:
+/// that guard's cleanup then does not run there.
 pub trait State: Send + Sized + 'static {
     /// Appends `self` to `into`.
     fn encode(&self, into: &mut Vec<u8>);
