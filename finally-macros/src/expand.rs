@@ -16,6 +16,7 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
     let ItemFn {
         attrs,
         vis,
+        modifiers: _,
         sig,
         block,
     } = parse_function(item)?;
