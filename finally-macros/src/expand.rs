@@ -255,12 +255,15 @@ fn async_body(
     let guard_future = quote_spanned!(span=> #krate::__private::guard_future);
     let main = is_main(sig);
     let body = Ident::new("__finally_body", Span::mixed_site());
+    // The body's statements, not its block: a block as the last expression of the `async` one
+    // is what `unused_braces` warns of, at the user's braces.
+    let statements = &block.stmts;
     quote! {
         // A body that returns a future is the user's choice, made in the signature.
         #[allow(clippy::async_yields_async)]
         let #body = async move {
             #pin_output
-            #block
+            #(#statements)*
         };
         #guard_future::<_, _, #grace, #main>(#cleanup, &__FINALLY_SITE, #body).await
     }
