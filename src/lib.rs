@@ -66,7 +66,8 @@
 //!
 //! A cleanup is a path to a `fn()` or a `fn(&Exit)`, or a closure that captures nothing. It
 //! returns `()`, or `Result<(), E>` with `E: Display` (a removal can fail): an error is reported
-//! in one line on stderr, `finally: CLEANUP failed: ERROR`, and the other cleanups still run.
+//! in one line on stderr, `finally: CLEANUP failed: ERROR`, and the other cleanups still run. One
+//! that sets the exit code never returns: `|_| std::process::exit(4)`, a `fn(&Exit) -> !`.
 //!
 //! The [`Exit`] tells why the function ended: match on it, or ask
 //! [`ended_well`](Exit::ended_well), [`signal`](Exit::signal) (compared with
@@ -499,7 +500,7 @@
 /// - **The cleanup** (first, required): a path to a `fn()` or a `fn(&Exit)`, such as
 ///   `remove_scratch` or `Self::close`, or a closure that captures nothing, such as
 ///   `|exit| eprintln!("{exit}")`. It returns `()`, or `Result<(), E>` with `E: Display`, whose
-///   error is reported on stderr. A cleanup that needs state made at run time (the arguments,
+///   error is reported on stderr, or never returns (`|_| std::process::exit(4)`). A cleanup that needs state made at run time (the arguments,
 ///   `self`) is a [`guard`] made in the body.
 /// - **`grace = "5s"`**: on a signal, wait up to this long for the function to return on its
 ///   own (see [Stopping cooperatively](crate#stopping-cooperatively)). A number and a unit:

@@ -101,7 +101,8 @@ where
 }
 
 /// What a cleanup returns: `()`, or `Result<(), E>` with `E: Display`, whose error is reported in
-/// one line on stderr (`finally: CLEANUP failed: ERROR`), never as a panic.
+/// one line on stderr (`finally: CLEANUP failed: ERROR`), never as a panic; or `!`, for a cleanup
+/// that ends the process with `std::process::exit`.
 pub trait Outcome: outcome::Sealed {
     /// Reports a failure of the cleanup `what`.
     #[doc(hidden)]
@@ -122,6 +123,21 @@ impl<E: std::fmt::Display> Outcome for Result<(), E> {
     }
 }
 
+/// A cleanup that ends the process (`|_| std::process::exit(4)`, a `fn(&Exit) -> !`) returns
+/// `!`: so does a closure whose body only calls such a function, once edition 2024 infers its
+/// return type as `!` (2021 infers `()`, and warns when that is what made the code compile).
+/// Hidden: the docs would name it by its path to `!`, which the trait's docs say plainly.
+#[doc(hidden)]
+impl Outcome for Never {
+    #[inline]
+    fn report(self, _: &dyn std::fmt::Display) {
+        self
+    }
+}
+
+/// `!`, which stable Rust names only as what a `fn() -> !` returns.
+type Never = <fn() -> ! as outcome::Returns>::Output;
+
 #[cold]
 fn failed(what: &dyn std::fmt::Display, error: &dyn std::fmt::Display) {
     crate::report::report(format_args!("{what} failed: {error}"));
@@ -131,6 +147,16 @@ mod outcome {
     pub trait Sealed {}
     impl Sealed for () {}
     impl<E: std::fmt::Display> Sealed for Result<(), E> {}
+    impl Sealed for super::Never {}
+
+    /// What a function returns: how [`Never`](super::Never) is named.
+    pub trait Returns {
+        type Output;
+    }
+
+    impl<R> Returns for fn() -> R {
+        type Output = R;
+    }
 }
 
 /// Checks that `cleanup` is one, where the error can point at the user's tokens, and makes it

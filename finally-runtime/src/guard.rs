@@ -35,7 +35,7 @@ use crate::{stop, Error, Exit};
 /// made at. It belongs to the process that made it: after a `fork`, the child's copy never runs.
 ///
 /// `cleanup` returns `()`, or `Result<(), E>` with `E: Display`: an error is reported in one
-/// line on stderr, naming where the guard was made. Making a guard allocates once.
+/// line on stderr, naming where the guard was made. Or it never returns: `|_| exit(4)`. Making a guard allocates once.
 ///
 /// ```
 /// # use finally_runtime as finally;
