@@ -10,6 +10,7 @@ use syn::visit::Visit;
 use syn::{ItemFn, ReturnType, Signature, Type};
 
 use crate::args::{Args, CleanupArg};
+use crate::captures;
 
 /// The steps, each below: parse and check the item, then make the pieces of the new body.
 pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> {
@@ -21,7 +22,9 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
         block,
     } = parse_function(item)?;
     check_placement(&args, &sig)?;
-    check_captures(&args, &sig)?;
+    if let CleanupArg::Closure(closure) = &args.cleanup {
+        captures::check(closure, &sig)?;
+    }
     // The calls are spanned at the user's cleanup, so a wrong signature is reported there.
     let span = args.cleanup.span();
     let krate = crate_path(args.krate.as_ref(), span);
@@ -79,50 +82,6 @@ fn check_placement(args: &Args, sig: &Signature) -> syn::Result<()> {
         ));
     }
     Ok(())
-}
-
-/// A cleanup closure sits in the function, where its arguments are in scope: one that uses them
-/// would capture them, which a cleanup cannot (it may run after the function's frame is gone, on
-/// another thread). Said here, with what to do instead, rather than as a type mismatch.
-fn check_captures(args: &Args, sig: &Signature) -> syn::Result<()> {
-    let CleanupArg::Closure(closure) = &args.cleanup else {
-        return Ok(());
-    };
-    struct Arguments(Vec<Ident>);
-    impl<'ast> Visit<'ast> for Arguments {
-        fn visit_pat_ident(&mut self, pattern: &'ast syn::PatIdent) {
-            self.0.push(pattern.ident.clone());
-        }
-        fn visit_receiver(&mut self, receiver: &'ast syn::Receiver) {
-            self.0.push(Ident::new("self", receiver.self_token.span));
-        }
-    }
-    let mut arguments = Arguments(Vec::new());
-    for input in &sig.inputs {
-        arguments.visit_fn_arg(input);
-    }
-    struct Uses<'a>(&'a [Ident], Option<Ident>);
-    impl<'ast> Visit<'ast> for Uses<'_> {
-        fn visit_expr_path(&mut self, path: &'ast syn::ExprPath) {
-            if let (None, Some(name)) = (&path.qself, path.path.get_ident()) {
-                if self.1.is_none() && self.0.contains(name) {
-                    self.1 = Some(name.clone());
-                }
-            }
-        }
-    }
-    let mut uses = Uses(&arguments.0, None);
-    uses.visit_expr(&closure.body);
-    match uses.1 {
-        None => Ok(()),
-        Some(used) => Err(syn::Error::new(
-            used.span(),
-            format!(
-                "a cleanup cannot capture `{used}`, an argument of `{function}`: it may run once `{function}`'s frame is gone, on another thread; for state made at run time, make a guard in `{function}`: `let _cleanup = finally::guard(move |exit| ...);`",
-                function = sig.ident
-            ),
-        )),
-    }
 }
 
 /// Where the `finally` crate is: `crate = "path"`, or `::finally`.

@@ -127,6 +127,20 @@ fn closure_with_exit(a: u8) -> u8 {
 #[with_cleanup(|_| std::process::exit(4))]
 fn closure_that_exits() {}
 
+// The closure's own `path` and `signal`, not the arguments: no capture.
+#[with_cleanup(|exit| {
+    let path = exit.to_string();
+    eprintln!("{path}");
+})]
+fn shadows(path: &str) -> usize {
+    path.len()
+}
+
+#[with_cleanup(|exit| assert!(!matches!(exit, Exit::Signal(signal) if signal.number() == 0)))]
+fn binds_in_a_pattern(signal: i32) -> i32 {
+    signal
+}
+
 #[with_cleanup(exit_with_four)]
 fn path_that_exits() {}
 
@@ -231,6 +245,8 @@ fn main() -> std::io::Result<()> {
     let read = unsafe { read(std::ptr::from_ref(&byte)) };
     assert_eq!(read, 9);
     assert_eq!(closure_without_argument() + closure_with_exit(1), 3);
+    assert_eq!(shadows("ab"), 2);
+    assert_eq!(binds_in_a_pattern(1), 1);
     assert!(!graceful());
     assert_eq!(counter.get(), 3);
     *counter.bump() += 1;
