@@ -7,7 +7,7 @@ use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{ItemFn, ReturnType, Signature, Type};
+use syn::{Item, ItemFn, ReturnType, Signature, Type};
 
 use crate::args::{Args, CleanupArg};
 use crate::captures;
@@ -48,12 +48,8 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
 
 /// The item, which must be a function with a body, and not a `const fn`.
 fn parse_function(item: TokenStream) -> syn::Result<ItemFn> {
-    let function: ItemFn = syn::parse2(item).map_err(|error| {
-        syn::Error::new(
-            error.span(),
-            "`#[with_cleanup]` can only be used on a function with a body",
-        )
-    })?;
+    let function: ItemFn =
+        syn::parse2(item.clone()).map_err(|error| not_a_function(item, error.span()))?;
     if let Some(constness) = &function.sig.constness {
         return Err(syn::Error::new_spanned(
             constness,
@@ -61,6 +57,24 @@ fn parse_function(item: TokenStream) -> syn::Result<ItemFn> {
         ));
     }
     Ok(function)
+}
+
+/// Why the item is not one the attribute takes, said for what it is.
+fn not_a_function(item: TokenStream, span: Span) -> syn::Error {
+    const IMPL: &str = "`#[with_cleanup]` goes on a function, not on an `impl` block: put it on each method whose end needs the cleanup";
+    const TRAIT: &str = "`#[with_cleanup]` goes on a function with a body, not on a trait: put it on the methods of an `impl`";
+    const MODULE: &str = "`#[with_cleanup]` goes on a function, not on a module: put it on each function whose end needs the cleanup";
+    const TYPE: &str = "`#[with_cleanup]` goes on a function, not on a type: its cleanup runs when a function ends; for one that runs when a value is dropped, keep a guard in it, made with `finally::guard(move |exit| ...)`";
+    const OTHER: &str = "`#[with_cleanup]` can only be used on a function with a body";
+    let (span, message) = match syn::parse2(item) {
+        Ok(Item::Impl(item)) => (item.impl_token.span, IMPL),
+        Ok(Item::Trait(item)) => (item.trait_token.span, TRAIT),
+        Ok(Item::Mod(item)) => (item.mod_token.span, MODULE),
+        Ok(Item::Struct(item)) => (item.struct_token.span, TYPE),
+        Ok(Item::Enum(item)) => (item.enum_token.span, TYPE),
+        _ => (span, OTHER),
+    };
+    syn::Error::new(span, message)
 }
 
 /// The options that concern the whole process go on `main`, which starts before anything else
