@@ -109,7 +109,7 @@ pub(crate) fn crate_path(krate: Option<&syn::Path>, span: Span) -> TokenStream {
 /// The cleanup, as a `fn(&Exit)` value, wrapped by the guardian if `main` has one.
 fn cleanup(args: &Args, krate: &TokenStream, span: Span) -> TokenStream {
     let cleanup = match &args.cleanup {
-        CleanupArg::Path(path) => quote_spanned!(span=> #krate::__private::cleanup(#path)),
+        CleanupArg::Path(path) => check(path, krate, span),
         // A closure becomes a function pointer: one that captures is refused by the compiler,
         // pointing at what it captures.
         CleanupArg::Closure(closure) => {
@@ -119,16 +119,31 @@ fn cleanup(args: &Args, krate: &TokenStream, span: Span) -> TokenStream {
                 quote_spanned!(span=> fn(&#krate::Exit) -> _)
             };
             let name = Ident::new("__finally_cleanup", Span::mixed_site());
-            quote_spanned! {span=> #krate::__private::cleanup({
-                let #name: #pointer = #closure;
-                #name
-            })}
+            check(
+                &quote_spanned! {span=> {
+                    let #name: #pointer = #closure;
+                    #name
+                }},
+                krate,
+                span,
+            )
         }
     };
     // The guardian starts first thing, while `main` still has one thread.
     match &args.guardian {
         Some(_) => quote_spanned!(span=> #krate::__private::guardian(#cleanup)),
         None => cleanup,
+    }
+}
+
+/// `cleanup`, checked and ready to run: calls of the traits' methods, not of a function of the
+/// runtime, so that an error names `Cleanup` or `Outcome` (what the cleanup returns) and nothing
+/// of `__private` nor the runtime's sources.
+fn check(cleanup: &impl quote::ToTokens, krate: &TokenStream, span: Span) -> TokenStream {
+    quote_spanned! {span=>
+        <_ as #krate::__private::Outcome>::returned_by(
+            <_ as #krate::__private::Cleanup<_>>::ready(#cleanup)
+        )
     }
 }
 
@@ -192,7 +207,9 @@ fn sync_body(
     } else {
         quote_spanned!(span=> #krate::__private::guard_call)
     };
-    quote!(#call::<_, _, #grace>(#cleanup, &__FINALLY_SITE, move || #block))
+    // Spanned at the cleanup, as its check is: a cleanup that returns no `Outcome` is then one
+    // error, which the compiler does not repeat for this call.
+    quote_spanned!(span=> #call::<_, _, #grace>(#cleanup, &__FINALLY_SITE, move || #block))
 }
 
 /// Whether `sig` is that of a program's `main`: named so, with no arguments and no generics.
@@ -231,6 +248,10 @@ fn async_body(
     // The body's statements, not its block: a block as the last expression of the `async` one
     // is what `unused_braces` warns of, at the user's braces.
     let statements = &block.stmts;
+    // Spanned at the cleanup, as in `sync_body`.
+    let call = quote_spanned! {span=>
+        #guard_future::<_, _, #grace, #main>(#cleanup, &__FINALLY_SITE, #body)
+    };
     quote! {
         // A body that returns a future is the user's choice, made in the signature.
         #[allow(clippy::async_yields_async)]
@@ -238,7 +259,7 @@ fn async_body(
             #pin_output
             #(#statements)*
         };
-        #guard_future::<_, _, #grace, #main>(#cleanup, &__FINALLY_SITE, #body).await
+        #call.await
     }
 }
 
