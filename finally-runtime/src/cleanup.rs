@@ -128,6 +128,11 @@ pub trait Outcome: outcome::Sealed {
     #[doc(hidden)]
     fn report(self, what: &dyn std::fmt::Display);
 
+    /// Named by `#[guardian_cleanup]`, so that a cleanup that returns something else is told by
+    /// this trait.
+    #[doc(hidden)]
+    const CHECKED: () = ();
+
     /// The cleanup `ready`, once it is checked that it returns an `Outcome`: a call of a method
     /// of this trait, so that an error names this trait and no function of the runtime.
     #[doc(hidden)]
