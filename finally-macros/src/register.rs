@@ -63,6 +63,9 @@ pub(crate) fn expand(options: Options, item: TokenStream) -> syn::Result<TokenSt
         _ => TokenStream::new(),
     };
     Ok(quote_spanned! {span=>
+        // The state by reference is the guardian's shape, not the user's choice: clippy's
+        // pedantic advice to take a small `Copy` state by value cannot be followed.
+        #[allow(clippy::trivially_copy_pass_by_ref)]
         #function
         #krate::__private::inventory::submit! {{
             let () = <#state as #krate::StateRef>::CHECKED;

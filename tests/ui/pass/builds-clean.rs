@@ -217,6 +217,12 @@ fn remove(dir: &Path, exit: &Exit) -> std::io::Result<()> {
     std::fs::remove_dir_all(dir)
 }
 
+/// Ends the guardian too, with the code the program would have had.
+#[guardian_cleanup]
+fn give_up(code: &i32, _: &Exit) -> ! {
+    std::process::exit(*code)
+}
+
 #[guardian_cleanup(crate = "::finally")]
 fn forget(what: &str, _: &Exit) {
     eprintln!("forgetting {what}");
@@ -276,6 +282,7 @@ fn main() -> std::io::Result<()> {
     if std::env::var_os("BUILDS_CLEAN_EXIT").is_some() {
         let _exits = finally::guard(|_| std::process::exit(4));
         let _exits_too = finally::guard(exit_with_four);
+        let _gives_up = finally::guard_with(4, give_up);
         closure_that_exits();
         path_that_exits();
     }
