@@ -236,6 +236,18 @@ impl CleanupArg {
     }
 }
 
+/// Why a cleanup cannot be `async`; also said, from the runtime, of a path to an `async fn`.
+const ASYNC: &str = "a cleanup cannot be `async`: it runs to its end where nothing would poll it (on the signal thread, in a destructor, inside `exit`); to await something when the program is stopped, await `finally::stop_signal()` in the function's body and give it a `grace` period";
+
+/// Where an `async` closure (`async || ...`), or one returning an `async` block, says so.
+fn asyncness(closure: &ExprClosure) -> Option<Span> {
+    match (&closure.asyncness, &*closure.body) {
+        (Some(asyncness), _) => Some(asyncness.span),
+        (None, Expr::Async(block)) => Some(block.async_token.span),
+        (None, _) => None,
+    }
+}
+
 impl Parse for CleanupArg {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         if input.peek(Token![crate]) || (input.peek(Ident) && input.peek2(Token![=])) {
@@ -245,6 +257,10 @@ impl Parse for CleanupArg {
         }
         match input.parse()? {
             Expr::Path(path) => Ok(CleanupArg::Path(path)),
+            Expr::Closure(closure) if asyncness(&closure).is_some() => Err(syn::Error::new(
+                asyncness(&closure).unwrap_or_else(Span::call_site),
+                ASYNC,
+            )),
             Expr::Closure(closure) if closure.inputs.len() <= 1 => Ok(CleanupArg::Closure(closure)),
             Expr::Closure(closure) => Err(syn::Error::new_spanned(
                 closure.inputs,

@@ -7,20 +7,24 @@ use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{ItemFn, ReturnType, Signature, Type};
+use syn::{Item, ItemFn, ReturnType, Signature, Type};
 
 use crate::args::{Args, CleanupArg};
+use crate::captures;
 
 /// The steps, each below: parse and check the item, then make the pieces of the new body.
 pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> {
     let ItemFn {
         attrs,
         vis,
+        modifiers: _,
         sig,
         block,
     } = parse_function(item)?;
     check_placement(&args, &sig)?;
-    check_captures(&args, &sig)?;
+    if let CleanupArg::Closure(closure) = &args.cleanup {
+        captures::check(closure, &sig)?;
+    }
     // The calls are spanned at the user's cleanup, so a wrong signature is reported there.
     let span = args.cleanup.span();
     let krate = crate_path(args.krate.as_ref(), span);
@@ -44,12 +48,8 @@ pub(crate) fn expand(args: Args, item: TokenStream) -> syn::Result<TokenStream> 
 
 /// The item, which must be a function with a body, and not a `const fn`.
 fn parse_function(item: TokenStream) -> syn::Result<ItemFn> {
-    let function: ItemFn = syn::parse2(item).map_err(|error| {
-        syn::Error::new(
-            error.span(),
-            "`#[with_cleanup]` can only be used on a function with a body",
-        )
-    })?;
+    let function: ItemFn =
+        syn::parse2(item.clone()).map_err(|error| not_a_function(item, error.span()))?;
     if let Some(constness) = &function.sig.constness {
         return Err(syn::Error::new_spanned(
             constness,
@@ -57,6 +57,24 @@ fn parse_function(item: TokenStream) -> syn::Result<ItemFn> {
         ));
     }
     Ok(function)
+}
+
+/// Why the item is not one the attribute takes, said for what it is.
+fn not_a_function(item: TokenStream, span: Span) -> syn::Error {
+    const IMPL: &str = "`#[with_cleanup]` goes on a function, not on an `impl` block: put it on each method whose end needs the cleanup";
+    const TRAIT: &str = "`#[with_cleanup]` goes on a function with a body, not on a trait: put it on the methods of an `impl`";
+    const MODULE: &str = "`#[with_cleanup]` goes on a function, not on a module: put it on each function whose end needs the cleanup";
+    const TYPE: &str = "`#[with_cleanup]` goes on a function, not on a type: its cleanup runs when a function ends; for one that runs when a value is dropped, keep a guard in it, made with `finally::guard(move |exit| ...)`";
+    const OTHER: &str = "`#[with_cleanup]` can only be used on a function with a body";
+    let (span, message) = match syn::parse2(item) {
+        Ok(Item::Impl(item)) => (item.impl_token.span, IMPL),
+        Ok(Item::Trait(item)) => (item.trait_token.span, TRAIT),
+        Ok(Item::Mod(item)) => (item.mod_token.span, MODULE),
+        Ok(Item::Struct(item)) => (item.struct_token.span, TYPE),
+        Ok(Item::Enum(item)) => (item.enum_token.span, TYPE),
+        _ => (span, OTHER),
+    };
+    syn::Error::new(span, message)
 }
 
 /// The options that concern the whole process go on `main`, which starts before anything else
@@ -80,50 +98,6 @@ fn check_placement(args: &Args, sig: &Signature) -> syn::Result<()> {
     Ok(())
 }
 
-/// A cleanup closure sits in the function, where its arguments are in scope: one that uses them
-/// would capture them, which a cleanup cannot (it may run after the function's frame is gone, on
-/// another thread). Said here, with what to do instead, rather than as a type mismatch.
-fn check_captures(args: &Args, sig: &Signature) -> syn::Result<()> {
-    let CleanupArg::Closure(closure) = &args.cleanup else {
-        return Ok(());
-    };
-    struct Arguments(Vec<Ident>);
-    impl<'ast> Visit<'ast> for Arguments {
-        fn visit_pat_ident(&mut self, pattern: &'ast syn::PatIdent) {
-            self.0.push(pattern.ident.clone());
-        }
-        fn visit_receiver(&mut self, receiver: &'ast syn::Receiver) {
-            self.0.push(Ident::new("self", receiver.self_token.span));
-        }
-    }
-    let mut arguments = Arguments(Vec::new());
-    for input in &sig.inputs {
-        arguments.visit_fn_arg(input);
-    }
-    struct Uses<'a>(&'a [Ident], Option<Ident>);
-    impl<'ast> Visit<'ast> for Uses<'_> {
-        fn visit_expr_path(&mut self, path: &'ast syn::ExprPath) {
-            if let (None, Some(name)) = (&path.qself, path.path.get_ident()) {
-                if self.1.is_none() && self.0.contains(name) {
-                    self.1 = Some(name.clone());
-                }
-            }
-        }
-    }
-    let mut uses = Uses(&arguments.0, None);
-    uses.visit_expr(&closure.body);
-    match uses.1 {
-        None => Ok(()),
-        Some(used) => Err(syn::Error::new(
-            used.span(),
-            format!(
-                "a cleanup cannot capture `{used}`, an argument of `{function}`: it may run once `{function}`'s frame is gone, on another thread; for state made at run time, make a guard in `{function}`: `let _cleanup = finally::guard(move |exit| ...);`",
-                function = sig.ident
-            ),
-        )),
-    }
-}
-
 /// Where the `finally` crate is: `crate = "path"`, or `::finally`.
 pub(crate) fn crate_path(krate: Option<&syn::Path>, span: Span) -> TokenStream {
     match krate {
@@ -135,7 +109,7 @@ pub(crate) fn crate_path(krate: Option<&syn::Path>, span: Span) -> TokenStream {
 /// The cleanup, as a `fn(&Exit)` value, wrapped by the guardian if `main` has one.
 fn cleanup(args: &Args, krate: &TokenStream, span: Span) -> TokenStream {
     let cleanup = match &args.cleanup {
-        CleanupArg::Path(path) => quote_spanned!(span=> #krate::__private::cleanup(#path)),
+        CleanupArg::Path(path) => check(path, krate, span),
         // A closure becomes a function pointer: one that captures is refused by the compiler,
         // pointing at what it captures.
         CleanupArg::Closure(closure) => {
@@ -145,16 +119,31 @@ fn cleanup(args: &Args, krate: &TokenStream, span: Span) -> TokenStream {
                 quote_spanned!(span=> fn(&#krate::Exit) -> _)
             };
             let name = Ident::new("__finally_cleanup", Span::mixed_site());
-            quote_spanned! {span=> #krate::__private::cleanup({
-                let #name: #pointer = #closure;
-                #name
-            })}
+            check(
+                &quote_spanned! {span=> {
+                    let #name: #pointer = #closure;
+                    #name
+                }},
+                krate,
+                span,
+            )
         }
     };
     // The guardian starts first thing, while `main` still has one thread.
     match &args.guardian {
         Some(_) => quote_spanned!(span=> #krate::__private::guardian(#cleanup)),
         None => cleanup,
+    }
+}
+
+/// `cleanup`, checked and ready to run: calls of the traits' methods, not of a function of the
+/// runtime, so that an error names `Cleanup` or `Outcome` (what the cleanup returns) and nothing
+/// of `__private` nor the runtime's sources.
+fn check(cleanup: &impl quote::ToTokens, krate: &TokenStream, span: Span) -> TokenStream {
+    quote_spanned! {span=>
+        <_ as #krate::__private::Outcome>::returned_by(
+            <_ as #krate::__private::Cleanup<_>>::ready(#cleanup)
+        )
     }
 }
 
@@ -218,7 +207,9 @@ fn sync_body(
     } else {
         quote_spanned!(span=> #krate::__private::guard_call)
     };
-    quote!(#call::<_, _, #grace>(#cleanup, &__FINALLY_SITE, move || #block))
+    // Spanned at the cleanup, as its check is: a cleanup that returns no `Outcome` is then one
+    // error, which the compiler does not repeat for this call.
+    quote_spanned!(span=> #call::<_, _, #grace>(#cleanup, &__FINALLY_SITE, move || #block))
 }
 
 /// Whether `sig` is that of a program's `main`: named so, with no arguments and no generics.
@@ -254,14 +245,21 @@ fn async_body(
     let guard_future = quote_spanned!(span=> #krate::__private::guard_future);
     let main = is_main(sig);
     let body = Ident::new("__finally_body", Span::mixed_site());
+    // The body's statements, not its block: a block as the last expression of the `async` one
+    // is what `unused_braces` warns of, at the user's braces.
+    let statements = &block.stmts;
+    // Spanned at the cleanup, as in `sync_body`.
+    let call = quote_spanned! {span=>
+        #guard_future::<_, _, #grace, #main>(#cleanup, &__FINALLY_SITE, #body)
+    };
     quote! {
         // A body that returns a future is the user's choice, made in the signature.
         #[allow(clippy::async_yields_async)]
         let #body = async move {
             #pin_output
-            #block
+            #(#statements)*
         };
-        #guard_future::<_, _, #grace, #main>(#cleanup, &__FINALLY_SITE, #body).await
+        #call.await
     }
 }
 
@@ -279,7 +277,7 @@ fn contains_impl_trait(ty: &Type) -> bool {
 }
 
 /// `tokens` with every span set to `span`.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut token| {

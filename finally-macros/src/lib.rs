@@ -7,6 +7,7 @@
 use proc_macro::TokenStream;
 
 mod args;
+mod captures;
 mod expand;
 mod register;
 

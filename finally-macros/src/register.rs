@@ -6,7 +6,7 @@ use quote::quote_spanned;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{FnArg, Ident, ItemFn, Path, Type};
+use syn::{FnArg, Ident, ItemFn, Path, ReturnType, Type};
 
 use crate::args::crate_option;
 
@@ -46,25 +46,42 @@ pub(crate) fn expand(options: Options, item: TokenStream) -> syn::Result<TokenSt
             "`#[guardian_cleanup]` can only be used on a function with a body",
         )
     })?;
-    check(&function)?;
+    let state = check(&function)?;
     let name = &function.sig.ident;
     let span = name.span();
     let krate = crate::expand::crate_path(options.krate.as_ref(), span);
+    // The state's type, checked by its trait, at the function's name and in the registration's
+    // body, where `Registered::new`'s bound checks it too: the compiler then says the error
+    // once, as the trait's, and not as a bound of a function of the runtime.
+    let state = crate::expand::respan(quote::quote!(#state), span);
+    // So is what it returns, unless `!`, which stable Rust cannot write there.
+    let outcome = match &function.sig.output {
+        ReturnType::Type(_, output) if !matches!(**output, Type::Never(_)) => {
+            let output = crate::expand::respan(quote::quote!(#output), span);
+            quote_spanned!(span=> let () = <#output as #krate::Outcome>::CHECKED;)
+        }
+        _ => TokenStream::new(),
+    };
     Ok(quote_spanned! {span=>
+        // The state by reference is the guardian's shape, not the user's choice: clippy's
+        // pedantic advice to take a small `Copy` state by value cannot be followed.
+        #[allow(clippy::trivially_copy_pass_by_ref)]
         #function
-        #krate::__private::inventory::submit! {
+        #krate::__private::inventory::submit! {{
+            let () = <#state as #krate::StateRef>::CHECKED;
+            #outcome
             #krate::__private::Registered::new(
                 #name,
                 #name,
                 ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
             )
-        }
+        }}
     })
 }
 
 /// A function the guardian can call with a state it decoded: not generic, not `async`, taking
 /// the state and the `Exit` by reference.
-fn check(function: &ItemFn) -> syn::Result<()> {
+fn check(function: &ItemFn) -> syn::Result<&Type> {
     let sig = &function.sig;
     let refuse = |span: Span, why: &str| Err(syn::Error::new(span, why));
     if let Some(parameter) = sig.generics.type_params().next() {
@@ -86,21 +103,24 @@ fn check(function: &ItemFn) -> syn::Result<()> {
         );
     }
     let inputs: Vec<_> = sig.inputs.iter().collect();
+    let by_reference =
+        format!("a guardian cleanup takes the state and the `Exit` by reference: {SHAPE}");
     let [state, exit] = inputs[..] else {
         return refuse(
             sig.paren_token.span.join(),
             &format!("a guardian cleanup takes the guard's state and the `Exit`: {SHAPE}"),
         );
     };
+    // What each argument refers to: the state's type first.
+    let mut referents = Vec::new();
     for argument in [state, exit] {
-        let by_reference =
-            matches!(argument, FnArg::Typed(typed) if matches!(*typed.ty, Type::Reference(_)));
-        if !by_reference {
-            return refuse(
-                argument.span(),
-                &format!("a guardian cleanup takes the state and the `Exit` by reference: {SHAPE}"),
-            );
+        match argument {
+            FnArg::Typed(typed) => match &*typed.ty {
+                Type::Reference(reference) => referents.push(&*reference.elem),
+                _ => return refuse(argument.span(), &by_reference),
+            },
+            FnArg::Receiver(_) => return refuse(argument.span(), &by_reference),
         }
     }
-    Ok(())
+    Ok(referents[0])
 }

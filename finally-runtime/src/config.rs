@@ -58,6 +58,7 @@ pub struct Options {
 impl Options {
     /// The defaults: SIGINT, SIGTERM, SIGHUP and SIGQUIT run the cleanups; no deadline; no
     /// force-quit.
+    #[must_use = "the options do nothing until given to `finally::install`"]
     pub const fn new() -> Self {
         Options {
             signals: set_of(&HANDLED),
@@ -69,6 +70,7 @@ impl Options {
     /// The signals that run the cleanups, of SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2
     /// and SIGALRM ([`install`](crate::install) refuses others). A signal left out is left
     /// alone: `finally` installs nothing for it.
+    #[must_use = "`Options` is a value: this returns the changed options and leaves these as they were"]
     pub const fn signals(mut self, signals: &[Signal]) -> Self {
         self.signals = 0;
         let mut i = 0;
@@ -82,6 +84,7 @@ impl Options {
     /// No signal runs the cleanups: `finally` installs no signal handler, and the application
     /// handles every signal itself. The cleanups run on return, panic and `exit`, and when the
     /// application calls [`end_by`](crate::end_by).
+    #[must_use = "`Options` is a value: this returns the changed options and leaves these as they were"]
     pub const fn leave_signals_to_me(self) -> Self {
         self.signals(&[])
     }
@@ -90,6 +93,7 @@ impl Options {
     /// past it the process ends anyway, by the signal or with the exit code. It counts from the
     /// signal; grace periods end within its first three quarters, however long they are, so
     /// that the cleanups keep the last quarter.
+    #[must_use = "`Options` is a value: this returns the changed options and leaves these as they were"]
     pub const fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = Some(limit);
         self
@@ -97,6 +101,7 @@ impl Options {
 
     /// After `count` more signals during the cleanups, the process ends at once, by the first
     /// signal (0 turns it off).
+    #[must_use = "`Options` is a value: this returns the changed options and leaves these as they were"]
     pub const fn force_quit_after(mut self, count: u32) -> Self {
         self.force_quit_after = Some(count);
         self

@@ -13,17 +13,15 @@ use crate::{Error, Handling, Signal};
 
 static INSTALLED: OnceLock<Result<(), Error>> = OnceLock::new();
 
-/// Sets the options of `main`, before anything is installed. Returns `false` (and says so on
-/// stderr) if it is too late: a guarded call already installed the defaults, or `main` came
-/// twice.
-pub fn configure(options: Options) -> bool {
-    let set = config::set(options) && INSTALLED.get().is_none();
-    if !set {
+/// Sets the options of `main`, before anything is installed; says so on stderr if it is too
+/// late: a guarded call already installed the defaults, or `main` came twice. (Nothing to
+/// return: the generated call would be an unused result in the user's `main`.)
+pub fn configure(options: Options) {
+    if !config::set(options) || INSTALLED.get().is_some() {
         report(format_args!(
             "the options of `main` come too late: the defaults are installed"
         ));
     }
-    set
 }
 
 /// Sets the application's policy for the whole process and installs `finally`'s exit hook and

@@ -72,6 +72,10 @@ pub trait State: Send + Sized + 'static {
 pub trait StateRef {
     /// The state that is sent to the guardian, and decoded there.
     type Owned: State + Borrow<Self>;
+
+    /// Named by `#[guardian_cleanup]`, so that a state that is none is told by this trait.
+    #[doc(hidden)]
+    const CHECKED: () = ();
 }
 
 impl<T: State> StateRef for T {

@@ -1,0 +1,6 @@
+#[finally::with_cleanup(|| async { eprintln!("removing") })]
+fn work() {}
+
+fn main() {
+    work();
+}

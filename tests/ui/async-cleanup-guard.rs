@@ -1,0 +1,3 @@
+fn main() {
+    let _cleanup = finally::guard(|_| async { eprintln!("removing") });
+}

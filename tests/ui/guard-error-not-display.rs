@@ -1,0 +1,6 @@
+#[derive(Debug)]
+struct Failure;
+
+fn main() {
+    let _cleanup = finally::guard(|_| Err::<(), _>(Failure));
+}
