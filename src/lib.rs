@@ -485,6 +485,18 @@
 //!   to last as long as the process belongs in a `static` (or is `mem::forget`ten): `exit` then
 //!   runs it, told [`Exit::Exited`].
 //!
+//! # Durable guards: leftovers after the whole process dies
+//!
+//! The guardian dies with the program when everything goes at once (a container killed whole,
+//! the OOM killer taking the cgroup, a reboot, a power cut). A guard made with
+//! [`guard_durable`] has a record on disk from before it is handed back until its cleanup has
+//! run; a later start of the program that calls [`recover`] runs, once, what processes now gone
+//! left, told [`Exit::Recovered`]. The records' directory and how durable they are (flushed to
+//! the disk, or only written) are [`keep_records`]'s. Each process holds a lock on its own file,
+//! which the system drops however the process ends: a living owner's records are never touched,
+//! pid reuse and reboots change nothing, and of two recovering starts one runs each file. The
+//! README's "Leftovers after the whole process dies" says more, and what it costs.
+//!
 //! # Who owns the signals: libraries and applications
 //!
 //! The application decides how the process reacts to a signal; a library's cleanups fit in.

@@ -121,8 +121,12 @@ fn run_case(seed: u64, index: u64, plan: &Plan) -> Result<(), String> {
         false => env!("CARGO_BIN_EXE_combo"),
     };
     let (seed, index) = (seed.to_string(), index.to_string());
+    // The durable guards' records (every other guard with state is one), looked at after.
+    let records = tempfile::tempdir().expect("a folder for the records");
     let mut scenario = Scenario::start_bin(program.as_ref(), &[&seed, &index], |command| {
-        command.stdin(Stdio::piped());
+        command
+            .stdin(Stdio::piped())
+            .env("FINALLY_RECORDS", records.path());
     });
     scenario.expect_line("ready");
     let ended_at = Instant::now();
@@ -142,7 +146,18 @@ fn run_case(seed: u64, index: u64, plan: &Plan) -> Result<(), String> {
         Ending::Kill => scenario.signal(libc::SIGKILL),
     }
     let ended = scenario.wait();
-    check(plan, &ended, ended_at.elapsed())
+    check(plan, &ended, ended_at.elapsed())?;
+    // A durable guard's record goes when its cleanup has run, in the program or its guardian;
+    // only a cleanup cut short leaves one, for the next start.
+    let left: Vec<_> = std::fs::read_dir(records.path())
+        .expect("the records' folder")
+        .flatten()
+        .map(|entry| entry.file_name())
+        .collect();
+    match left.is_empty() || expect(plan).cut {
+        true => Ok(()),
+        false => Err(format!("records left: {left:?}")),
+    }
 }
 
 /// What the table says of a cleanup.

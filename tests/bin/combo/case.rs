@@ -270,9 +270,14 @@ impl Thread {
                 Guard::new(self.copy, level.id).dismiss();
                 inner();
             }
+            // Every other one durable: its record goes as its cleanup runs, in the program
+            // or, after a `kill -9`, in the guardian.
             Kind::GuardWith => {
                 let locking = level.cleanup == Cleanup::Locking;
-                let _kept = finally::guard_with((level.id, locking), with_state);
+                let _kept = match level.id % 2 {
+                    0 => finally::guard_with((level.id, locking), with_state),
+                    _ => finally::guard_durable((level.id, locking), with_state),
+                };
                 inner();
             }
         }
@@ -337,6 +342,8 @@ pub fn run(guardian: bool) {
     if !guardian {
         finally::install(options(plan)).expect("the options installed");
     }
+    let records = env::var_os("FINALLY_RECORDS").expect("FINALLY_RECORDS");
+    finally::keep_records(records, finally::Durability::System).expect("records kept");
     let holder = start_holder();
     let commands = start_commands(plan.threads.len());
     let (ready, all_ready) = mpsc::channel();
