@@ -6,7 +6,7 @@
 //! table shows ○ where the cleanup ran exactly once and to its end, × otherwise, and a second
 //! table shows how each child ended, as a shell would see it.
 //!
-//! Run it with `cargo run -p finally-cleanup --example matrix` (Unix only); it takes a few seconds.
+//! Run it with `cargo run --example matrix` (Unix only); it takes a few seconds.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};

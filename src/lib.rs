@@ -575,7 +575,7 @@
 #![warn(missing_docs)]
 
 /// Runs a cleanup function exactly once when the function ends: by returning, panicking,
-/// [`std::process::exit`], or SIGINT, SIGTERM, SIGHUP or SIGQUIT.
+/// [`std::process::exit`], or a handled signal (by default SIGINT, SIGTERM, SIGHUP or SIGQUIT).
 ///
 /// ```
 /// # use finally::{with_cleanup, Exit};

@@ -19,10 +19,10 @@ pub enum Exit {
         /// The panic message, when the payload was a string.
         message: Option<String>,
     },
-    /// A signal (SIGINT, SIGTERM, SIGHUP or SIGQUIT) arrived while the cleanup was pending; the
-    /// process ends by that signal after the cleanups. A function that returns (or a guard
-    /// dropped other than by a panic) once the stop is requested is told this too: it may have
-    /// returned because of it.
+    /// A handled signal (by default SIGINT, SIGTERM, SIGHUP or SIGQUIT) arrived while the
+    /// cleanup was pending; the process ends by that signal after the cleanups. A function that
+    /// returns (or a guard dropped other than by a panic) once the stop is requested is told
+    /// this too: it may have returned because of it.
     Signal(Signal),
     /// The process exited (`std::process::exit`, or the end of `main` while another thread's
     /// cleanup was pending); the exit code is kept.
@@ -188,6 +188,20 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
 }
 
 /// A Unix signal, or on Windows a console control event: its number, and its name.
+///
+/// Named by constants (`Signal::SIGTERM`), made from a number (`Signal::try_from(15)`),
+/// compared with either, and printed with both:
+///
+/// ```
+/// # use finally_runtime::Signal;
+/// # #[cfg(unix)] {
+/// let signal = Signal::SIGTERM;
+/// assert_eq!(signal.number(), libc::SIGTERM);
+/// assert!(signal == libc::SIGTERM);
+/// assert_eq!(signal.to_string(), "SIGTERM (15)");
+/// assert_eq!(format!("{signal:?}"), "SIGTERM=15");
+/// # }
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Signal(libc::c_int);
 

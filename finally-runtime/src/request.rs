@@ -67,8 +67,8 @@ pub(crate) fn requested() -> Option<Signal> {
     }
 }
 
-/// Whether a handled signal (SIGINT, SIGTERM, SIGHUP or SIGQUIT) has arrived: the process is
-/// stopping, and a body that checks this can finish early.
+/// Whether a handled signal (by default SIGINT, SIGTERM, SIGHUP or SIGQUIT) has arrived: the
+/// process is stopping, and a body that checks this can finish early.
 ///
 /// Cheap (one atomic load). Stays `true` once set.
 pub fn stop_requested() -> bool {
