@@ -185,10 +185,14 @@ fn killed_alone_its_guardian_runs_the_record_and_removes_it() {
 #[test]
 fn every_ending_in_the_program_removes_the_record() {
     let endings = [
-        ("return", "Returned", Some(0)),
-        ("panic", r#"Panicked { message: Some("boom") }"#, Some(101)),
-        ("exit", "Exited { code: Some(3) }", Some(3)),
-        ("signal", "Signal(SIGTERM=15)", None),
+        ("return", "Returned".to_owned(), Some(0)),
+        (
+            "panic",
+            r#"Panicked { message: Some("boom") }"#.to_owned(),
+            Some(101),
+        ),
+        ("exit", exited(3), Some(3)),
+        ("signal", signal_reason(SIGTERM), None),
     ];
     for (how, exit, code) in endings {
         let place = Place::new();
@@ -204,7 +208,7 @@ fn every_ending_in_the_program_removes_the_record() {
             Some(code) => ended.assert_exit_code(code),
             None => ended.assert_killed_by(SIGTERM),
         }
-        place.assert_cleaned_once(&place.path().join("scratch-0"), exit);
+        place.assert_cleaned_once(&place.path().join("scratch-0"), &exit);
         assert_eq!(place.record_files("rec"), Vec::<PathBuf>::new(), "{how}");
         assert_eq!(place.recover().0, 0, "{how}");
     }
