@@ -95,7 +95,8 @@ pub(crate) fn stopped_for(payload: &(dyn Any + Send)) -> Option<Exit> {
 ///
 /// assert!(remove_scratch(&Exit::panicked(Some("boom"))).is_ok());
 /// assert!(remove_scratch(&Exit::exited(Some(3))).is_ok());
-/// assert!(remove_scratch(&Exit::died(Some(Signal::SIGKILL))).is_err());
+/// assert!(remove_scratch(&Exit::died(None)).is_err());
+/// assert!(remove_scratch(&Exit::Signal(Signal::SIGTERM)).is_ok());
 /// assert_eq!(Exit::panicked(None).to_string(), "panicked");
 /// ```
 impl Exit {
