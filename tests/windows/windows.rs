@@ -260,6 +260,41 @@ fn terminate_process_leaves_the_cleanup_to_the_guardian() {
     assert_the_guardian_cleaned_up(&scenario.wait());
 }
 
+/// Durable records on Windows: a living owner's file is locked (`LockFileEx`) and left alone; once
+/// `TerminateProcess` has ended it, the next start runs its guard, once.
+#[test]
+fn a_terminated_process_s_durable_guard_runs_at_the_next_start() {
+    let records = tempfile::tempdir().expect("a folder for the records");
+    let dir = records.path().to_str().expect("a UTF-8 path");
+    let recover = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_windows-child"));
+        command.args(["recover", dir]);
+        let mut recovering = Scenario::spawn(command, None);
+        let line = recovering.next_line("recovered N");
+        let ended = recovering.wait();
+        assert_eq!(ended.status.code(), Some(0), "{}", ended.stderr);
+        (line, ended.marker)
+    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_windows-child"));
+    command.args(["durable", dir]);
+    let mut owner = Scenario::spawn(command, None);
+    owner.expect_line("ready");
+    assert_eq!(
+        recover().0,
+        "recovered 0",
+        "the owner lives: its record is locked"
+    );
+    owner.child.kill().expect("TerminateProcess");
+    let pid = owner.child.id();
+    let ended = owner.wait();
+    assert!(ended.marker.is_empty(), "{:?}", ended.marker);
+    let (line, marker) = recover();
+    assert_eq!(line, "recovered 1");
+    let told = format!("end durable Recovered {{ owner: {pid} }}");
+    assert_eq!(marker, ["start durable", told.as_str(), "recovered 1"]);
+    assert_eq!(recover().0, "recovered 0", "once");
+}
+
 #[test]
 fn a_forged_finally_guardian_guards_nothing() {
     let mut program = Scenario::start_guardian(&[]);

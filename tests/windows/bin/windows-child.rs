@@ -60,6 +60,28 @@ mod scenarios {
     #[with_cleanup(|| {})]
     fn touch() {}
 
+    /// A durable guard's cleanup: marks that it ran, and how.
+    #[finally::guardian_cleanup]
+    fn durable(name: &str, exit: &Exit) {
+        mark(&format!("start {name}"));
+        mark(&format!("end {name} {exit:?}"));
+    }
+
+    /// `durable DIR`: a durable guard with its records in DIR, then waits. `recover DIR`: runs
+    /// what the processes gone left in DIR, and says how many.
+    fn records(command: &str, dir: &str) {
+        finally::keep_records(dir, finally::Durability::Disk).expect("keep the records");
+        if command == "recover" {
+            let recovered = finally::recover().expect("recover");
+            mark(&format!("recovered {recovered}"));
+            return println!("recovered {recovered}");
+        }
+        let guard = finally::guard_durable(String::from("durable"), durable);
+        guard.durable().expect("a record on disk");
+        ready();
+        wait_forever();
+    }
+
     pub fn main() {
         // SAFETY: turns Ctrl-C back on for this process.
         unsafe { windows_sys::Win32::System::Console::SetConsoleCtrlHandler(None, 0) };
@@ -77,6 +99,9 @@ mod scenarios {
                 touch();
                 ready();
                 wait_forever();
+            }
+            Some(command @ ("durable" | "recover")) => {
+                records(command, &env::args().nth(2).expect("a directory"));
             }
             other => panic!("unknown scenario {other:?}"),
         }
