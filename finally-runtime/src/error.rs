@@ -28,8 +28,8 @@ use std::sync::Arc;
 /// [`source`]: std::error::Error::source
 #[derive(Clone, Debug)]
 pub struct Error {
-    pub(crate) context: &'static str,
-    pub(crate) source: Arc<io::Error>,
+    context: &'static str,
+    source: Arc<io::Error>,
 }
 
 impl Error {
@@ -39,6 +39,16 @@ impl Error {
             context,
             source: Arc::new(source),
         }
+    }
+
+    /// What could not be done: the `context` it was made with.
+    pub(crate) fn context(&self) -> &'static str {
+        self.context
+    }
+
+    /// Why not.
+    pub(crate) fn io_error(&self) -> &io::Error {
+        &self.source
     }
 }
 

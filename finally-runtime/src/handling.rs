@@ -92,7 +92,7 @@ impl fmt::Display for Handling {
             Handling::InstallFailed(error) => write!(
                 f,
                 "not handled: finally {error} ({}): only return, panic and exit run the cleanups",
-                error.source
+                error.io_error()
             ),
         }
     }
