@@ -20,7 +20,7 @@ use crate::cleanup::Outcome;
 use crate::durable;
 use crate::guarded;
 use crate::guardian;
-use crate::protocol::Header;
+use crate::protocol::{Header, Name};
 use crate::registered;
 use crate::registry::{self, Link, Lives, Slot};
 use crate::report::report;
@@ -211,9 +211,6 @@ struct Valued<T> {
     value: ManuallyDrop<T>,
 }
 
-/// How a guard's cleanup is named while it runs, for the deadline's report.
-static NAME: &str = "a guard";
-
 impl<T> Guard<T> {
     fn new<F, O>(value: T, cleanup: F, made_at: &'static Location<'static>) -> Guard<T>
     where
@@ -225,7 +222,7 @@ impl<T> Guard<T> {
         // Written in the box, not moved into it: a guard's box is some hundred bytes.
         let boxed = Box::leak(Box::new(MaybeUninit::<Boxed<T, F>>::uninit())).write(Boxed {
             head: Head {
-                header: Header::new(call::<T, F, O>, &NAME, std::ptr::null_mut()),
+                header: Header::new(call::<T, F, O>, Name::guard(made_at), std::ptr::null_mut()),
                 link: Link::new(),
                 slot,
                 made_at,
@@ -444,15 +441,6 @@ fn keep_panic_messages() {
     });
 }
 
-/// Names a guard in reports.
-struct MadeAt(&'static Location<'static>);
-
-impl fmt::Display for MadeAt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the guard made at {}:{}", self.0.file(), self.0.line())
-    }
-}
-
 /// The header's type-erased call: runs the cleanup of a `Boxed<T, F>`, once.
 ///
 /// # Safety
@@ -472,7 +460,7 @@ where
     }
     // SAFETY: as above.
     if let Some(cleanup) = unsafe { (*boxed.cleanup.get()).take() } {
-        cleanup(&boxed.value, exit).report(&MadeAt(boxed.head.made_at));
+        cleanup(&boxed.value, exit).report(&boxed.head.header.name);
     }
 }
 

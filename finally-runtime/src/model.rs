@@ -10,7 +10,7 @@ use loom::thread;
 use std::ptr;
 
 use crate::fence;
-use crate::protocol::{Header, Stack, TAKEN};
+use crate::protocol::{Header, Name, Stack, TAKEN};
 use crate::sync::atomic::Ordering::{Relaxed, SeqCst};
 use crate::Exit;
 
@@ -44,7 +44,7 @@ impl World {
             flag: AtomicU8::new(0),
             walking: AtomicBool::new(false),
             nodes: (0..nodes)
-                .map(|_| Header::new(never, &"model", ptr::null_mut()))
+                .map(|_| Header::new(never, Name::function(&"model"), ptr::null_mut()))
                 .collect(),
             gone: (0..nodes).map(|_| AtomicBool::new(false)).collect(),
             ran: Mutex::new(Vec::new()),

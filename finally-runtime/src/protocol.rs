@@ -34,6 +34,8 @@
 //! An owner that claims its node by tagging `top` never marks it: a walk that saw the tag waits
 //! for `top` to change and never reads `state`.
 
+use std::fmt;
+use std::panic::Location;
 use std::ptr;
 
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
@@ -52,16 +54,67 @@ pub(crate) struct Header {
     pub(crate) prev: AtomicPtr<Header>,
     /// Calls the cleanup of the node this header starts.
     pub(crate) call: unsafe fn(*const Header, &Exit),
-    /// Names the cleanup in reports: `cleanup of function`. One word, not two: one store less
-    /// on every guarded call.
-    pub(crate) name: &'static &'static str,
+    /// Names the cleanup in reports.
+    pub(crate) name: Name,
+}
+
+/// What a cleanup is called in the reports: a guarded function's (`cleanup of function`), or the
+/// place a guard was made at (`the guard made at src/main.rs:12`). One word, not two: one store
+/// less on every guarded call. A place is told from a name by the pointer's lowest bit, which
+/// neither a `&'static str`'s address nor a `Location`'s has set (both are aligned to a word).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Name(*const u8);
+
+// SAFETY: it points only at `'static` data that nothing writes.
+unsafe impl Send for Name {}
+// SAFETY: as above.
+unsafe impl Sync for Name {}
+
+impl Name {
+    /// A guarded function's cleanup, named `name`.
+    pub(crate) fn function(name: &'static &'static str) -> Name {
+        Name(ptr::from_ref(name).cast())
+    }
+
+    /// The cleanup of the guard made at `place`.
+    pub(crate) fn guard(place: &'static Location<'static>) -> Name {
+        Name(ptr::from_ref(place).cast::<u8>().wrapping_add(1))
+    }
+
+    /// The name as one pointer, for an atomic: [`Name::from_raw`] takes it back.
+    pub(crate) fn into_raw(self) -> *mut () {
+        self.0.cast_mut().cast()
+    }
+
+    /// The name [`Name::into_raw`] gave; `None` for null.
+    ///
+    /// # Safety
+    ///
+    /// `raw` must be null or what `into_raw` gave.
+    pub(crate) unsafe fn from_raw(raw: *mut ()) -> Option<Name> {
+        (!raw.is_null()).then_some(Name(raw.cast_const().cast()))
+    }
+}
+
+impl fmt::Display for Name {
+    /// Writes the name: async-signal-safe as far as the formatter is (no allocation).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 as usize & 1 == 0 {
+            // SAFETY: made by `Name::function`, from a `&'static &'static str`.
+            f.write_str(unsafe { *self.0.cast::<&'static str>() })
+        } else {
+            // SAFETY: made by `Name::guard`, from a `&'static Location`, one byte on.
+            let place = unsafe { &*self.0.wrapping_sub(1).cast::<Location<'static>>() };
+            write!(f, "the guard made at {}:{}", place.file(), place.line())
+        }
+    }
 }
 
 impl Header {
     /// A node to go above `prev` on a stack (see [`Stack::push_above`]), or anywhere (null).
     pub(crate) fn new(
         call: unsafe fn(*const Header, &Exit),
-        name: &'static &'static str,
+        name: Name,
         prev: *mut Header,
     ) -> Self {
         Header {
@@ -302,5 +355,27 @@ fn flag_seen(flag: &impl ShutdownFlag) -> Result<(), FlagSeen> {
         Err(FlagSeen)
     } else {
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Name;
+    use std::panic::Location;
+
+    #[test]
+    fn a_name_says_the_function_or_the_place_of_the_guard() {
+        let function = Name::function(&"cleanup of work");
+        assert_eq!(function.to_string(), "cleanup of work");
+        let place = Location::caller();
+        let guard = Name::guard(place);
+        assert_eq!(
+            guard.to_string(),
+            format!("the guard made at {}:{}", place.file(), place.line())
+        );
+        for name in [function, guard] {
+            // SAFETY: what `into_raw` gave.
+            assert!(unsafe { Name::from_raw(name.into_raw()) } == Some(name));
+        }
     }
 }

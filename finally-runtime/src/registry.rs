@@ -44,8 +44,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::cleanup::Run;
 use crate::flag::SHUTDOWN;
-use crate::protocol::{Header, Stack};
-use crate::report::report;
+use crate::protocol::{Header, Name, Stack};
+use crate::report;
 use crate::{request, standby, stop, sys, Exit};
 
 /// A pending cleanup, kept in the frame of the guarded call.
@@ -67,7 +67,7 @@ impl<F: Run> Node<F> {
     #[inline]
     pub(crate) fn above(cleanup: F, name: &'static &'static str, top: *mut Header) -> Self {
         Node {
-            header: Header::new(Self::call, name, top),
+            header: Header::new(Self::call, Name::function(name), top),
             cleanup,
         }
     }
@@ -78,7 +78,7 @@ impl<F: Run> Node<F> {
     unsafe fn call(header: *const Header, exit: &Exit) {
         // SAFETY: `Node<F>` is `repr(C)` with the header first, and the caller vouches for it.
         let node = unsafe { &*header.cast::<Node<F>>() };
-        node.cleanup.run(exit, node.header.name)
+        node.cleanup.run(exit, &node.header.name)
     }
 }
 
@@ -379,7 +379,7 @@ pub(crate) fn finish<F: Run>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option
     }
     // Called directly, not through the header's type-erased `call`, so it can be inlined. While
     // it runs, the tagged top tells `is_cleaning`.
-    let panic = call_caught(|| node.cleanup.run(exit, node.header.name));
+    let panic = call_caught(|| node.cleanup.run(exit, &node.header.name));
     if slot.stack.pop(header, &SHUTDOWN).is_err() {
         left_during_shutdown(slot);
     }
@@ -396,7 +396,7 @@ fn finish_during_shutdown<F: Run>(slot: &Slot, node: &Node<F>, exit: &Exit) -> O
         let stopped = request::stopped(exit);
         let panic = call_caught(|| {
             node.cleanup
-                .run(stopped.as_ref().unwrap_or(exit), node.header.name)
+                .run(stopped.as_ref().unwrap_or(exit), &node.header.name)
         });
         header.done();
         panic
@@ -602,10 +602,7 @@ pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
     let take_over = |header: &Header| {
         standby::running(header.name);
         if let Some(payload) = call(mine, header, exit) {
-            let message = crate::exit::panic_message(&*payload).unwrap_or("a non-string payload");
-            report(format_args!(
-                "a cleanup panicked ({message}); running the remaining cleanups"
-            ));
+            report::panicked(&header.name, &*payload);
         }
     };
     let wait = |header: &Header| {

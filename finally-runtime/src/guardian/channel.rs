@@ -7,7 +7,7 @@ use std::io;
 use super::notes::Notes;
 use crate::cleanup::Run;
 use crate::registered::{self, Registered};
-use crate::report::report;
+use crate::report::{self, report};
 use crate::sys::link::{self, Link, NONE};
 use crate::{durable, registry, Exit, Signal};
 
@@ -193,8 +193,9 @@ impl Inbox {
         if let Some(dir) = &self.records {
             durable::recover_owned(dir, crate::program_id(), &exit);
         }
-        if registry::call_caught(|| cleanup.run(&exit, "main's cleanup")).is_some() {
-            report(format_args!("the cleanup panicked in the guardian"));
+        let name = "main's cleanup, in the guardian";
+        if let Some(payload) = registry::call_caught(|| cleanup.run(&exit, &name)) {
+            report::panicked(&name, &*payload);
         }
     }
 
@@ -202,14 +203,11 @@ impl Inbox {
     /// reported and does not stop the others.
     fn run_armed(&mut self, exit: &Exit) {
         while let Some((_, armed)) = self.armed.pop_last() {
-            if registry::call_caught(|| {
-                armed
-                    .cleanup
-                    .run(&armed.state, exit, "a guard's cleanup in the guardian")
-            })
-            .is_some()
+            let name = "a guard's cleanup, in the guardian";
+            if let Some(payload) =
+                registry::call_caught(|| armed.cleanup.run(&armed.state, exit, name))
             {
-                report(format_args!("a guard's cleanup panicked in the guardian"));
+                report::panicked(&name, &*payload);
             }
         }
     }

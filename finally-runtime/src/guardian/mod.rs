@@ -180,7 +180,7 @@ pub fn guardian<C: Run>(cleanup: C) -> Guardian<C> {
 pub struct Guardian<C>(C);
 
 impl<C: Run> Run for Guardian<C> {
-    fn run(&self, exit: &Exit, name: &str) {
+    fn run(&self, exit: &Exit, name: &dyn std::fmt::Display) {
         // Also when the cleanup panics: it ran, and the guardian must not run it a second time.
         let _completed = Completed;
         self.0.run(exit, name);

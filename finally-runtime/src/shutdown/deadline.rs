@@ -68,9 +68,13 @@ pub(crate) fn arm(limit: Duration) -> std::io::Result<()> {
             }
             // Nothing here may panic or wait for a lock: it is the last resort.
             let _ = catch_unwind(AssertUnwindSafe(|| thread::sleep(limit)));
+            let running = standby::running_name();
+            let running: &dyn std::fmt::Display = match &running {
+                Some(name) => name,
+                None => &"none",
+            };
             report(format_args!(
-                "the cleanups did not finish within {limit:?} (still running: {}); ending the process",
-                standby::running_name()
+                "the cleanups did not finish within {limit:?} (still running: {running}); ending the process"
             ));
             match (reason::get(), ABOVE.load(SeqCst)) {
                 (Some(Exit::Signal(signal)), _) => end::die_by_now(signal.number()),
