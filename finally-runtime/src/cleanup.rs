@@ -6,7 +6,7 @@
 
 use std::marker::PhantomData;
 
-use crate::Exit;
+use crate::exit::Exit;
 
 /// A cleanup, told why its function ended. Copied into each node, and, through `fork`, into the
 /// guardian: so `Copy`, `Send`, `Sync` and `'static`.

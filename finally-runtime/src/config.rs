@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use libc::c_int;
 
-use crate::Signal;
+use crate::exit::Signal;
 
 /// The signals that run the pending cleanups by default, and that the guardian shrugs off.
 #[cfg(unix)]

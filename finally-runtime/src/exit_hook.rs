@@ -16,7 +16,8 @@ use std::panic::catch_unwind;
 
 use libc::c_int;
 
-use crate::{registry, shutdown, Exit};
+use crate::exit::Exit;
+use crate::{registry, shutdown};
 
 #[cfg(all(target_os = "linux", target_env = "gnu", not(finally_portable)))]
 extern "C" {

@@ -18,6 +18,8 @@ use std::ptr::NonNull;
 
 use crate::cleanup::Outcome;
 use crate::durable;
+use crate::error::Error;
+use crate::exit::Exit;
 use crate::guarded;
 use crate::guardian;
 use crate::protocol::{Header, Name};
@@ -25,7 +27,7 @@ use crate::registered;
 use crate::registry::{self, Link, Lives, Slot};
 use crate::report::report;
 use crate::state::{State, StateRef};
-use crate::{stop, Error, Exit};
+use crate::stop;
 
 /// Makes a guard: `cleanup` runs exactly once, however it ends. Documented in `finally-cleanup`,
 /// whose `guard` calls this.

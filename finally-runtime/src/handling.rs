@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::Error;
+use crate::error::Error;
 
 /// Whether `finally` handles a signal in this process, and if not, why: what
 /// [`signal_handling`](crate::signal_handling) says of each signal.

@@ -5,11 +5,13 @@ use std::io;
 use std::sync::OnceLock;
 
 use crate::config::Options;
+use crate::error::Error;
+use crate::exit::Signal;
+use crate::handling::Handling;
 use crate::report::report;
 use crate::{config, exit_hook, shutdown, signals};
 #[cfg(unix)]
 use crate::{flag, fork_hook};
-use crate::{Error, Handling, Signal};
 
 static INSTALLED: OnceLock<Result<(), Error>> = OnceLock::new();
 

@@ -9,10 +9,10 @@ use loom::thread;
 
 use std::ptr;
 
+use crate::exit::Exit;
 use crate::fence;
 use crate::protocol::{Header, Name, Stack, TAKEN};
 use crate::sync::atomic::Ordering::{Relaxed, SeqCst};
-use crate::Exit;
 
 const STARTED: u8 = 1;
 const CLOSED: u8 = 2;

@@ -38,9 +38,9 @@ use std::fmt;
 use std::panic::Location;
 use std::ptr;
 
+use crate::exit::Exit;
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::sync::atomic::{AtomicPtr, AtomicU8};
-use crate::Exit;
 
 pub(crate) const PENDING: u8 = 0;
 pub(crate) const OWNED: u8 = 1;

@@ -43,10 +43,11 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::cleanup::Run;
+use crate::exit::Exit;
 use crate::flag::SHUTDOWN;
 use crate::protocol::{Header, Name, Stack};
 use crate::report;
-use crate::{request, standby, stop, sys, Exit};
+use crate::{request, standby, stop, sys};
 
 /// A pending cleanup, kept in the frame of the guarded call.
 #[repr(C)]

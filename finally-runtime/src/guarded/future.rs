@@ -11,9 +11,10 @@ use std::task::{Context, Poll};
 use super::{end, ended, rethrow, Grace, Site};
 use crate::cleanup::Run;
 use crate::exit::stopped_for;
+use crate::exit::Exit;
 use crate::protocol::Header;
 use crate::registry::{self, Link, Lives, Node, Panic, Slot};
-use crate::{standby, stop, Exit};
+use crate::{standby, stop};
 
 /// Wraps the future of a guarded `async fn` body; see [`Guarded`]. `GRACE`: whether `site` has
 /// a grace period, told by the attribute, so that a future without one does not look. `MAIN`:

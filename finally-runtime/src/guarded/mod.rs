@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use crate::cleanup::Run;
 use crate::exit::stopped_for;
+use crate::exit::Exit;
 use crate::protocol::Header;
 use crate::registry::{self, Node, Panic, Slot};
 use crate::shutdown::Period;
-use crate::{install, standby, stop, Exit};
+use crate::{install, standby, stop};
 
 pub use future::{guard_future, Guarded};
 

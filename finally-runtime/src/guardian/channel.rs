@@ -6,10 +6,11 @@ use std::io;
 
 use super::notes::Notes;
 use crate::cleanup::Run;
+use crate::exit::{Exit, Signal};
 use crate::registered::{self, Registered};
 use crate::report::{self, report};
 use crate::sys::link::{self, Link, NONE};
-use crate::{durable, registry, Exit, Signal};
+use crate::{durable, registry};
 
 /// What the program sends when `main`'s cleanup has completed.
 pub(super) const COMPLETED_MESSAGE: u8 = 0;
@@ -191,7 +192,7 @@ impl Inbox {
         let exit = Exit::Died { signal };
         self.run_armed(&exit);
         if let Some(dir) = &self.records {
-            durable::recover_owned(dir, crate::program_id(), &exit);
+            durable::recover_owned(dir, super::program_id(), &exit);
         }
         let name = "main's cleanup, in the guardian";
         if let Some(payload) = registry::call_caught(|| cleanup.run(&exit, &name)) {

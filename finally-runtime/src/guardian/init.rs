@@ -12,8 +12,8 @@ use super::follow::Follow;
 use super::notes::{Notes, Page};
 use super::start::Started;
 use crate::cleanup::Run;
+use crate::exit::Signal;
 use crate::sys::{self, proc, signal};
-use crate::Signal;
 
 /// The signals that PID 1 hands on to the program: those a container runtime, a user or a
 /// terminal sends to stop it or poke it. Not the crashes, which are the init's own.

@@ -113,10 +113,11 @@ use self::channel::{is_full, COMPLETED_MESSAGE, LONGEST};
 
 use self::notes::Notes;
 use crate::cleanup::Run;
+use crate::error::Error;
+use crate::exit::Exit;
 use crate::registered;
 use crate::report::report;
 use crate::sys::link::{self, NONE};
-use crate::{Error, Exit};
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// Whether a guardian runs: one of the following.

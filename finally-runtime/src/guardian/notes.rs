@@ -121,10 +121,10 @@ impl Log {
 impl Notes {
     /// The crash that ended the program, if its crash handler (Unix) noted one.
     #[cfg(unix)]
-    pub(super) fn crash(&self) -> Option<crate::Signal> {
+    pub(super) fn crash(&self) -> Option<crate::exit::Signal> {
         Some(self.crash.load(SeqCst))
             .filter(|&signal| signal != 0)
-            .map(crate::Signal::new)
+            .map(crate::exit::Signal::new)
     }
 }
 

@@ -11,9 +11,10 @@ use super::channel::Inbox;
 use super::follow::Follow;
 use super::notes::Notes;
 use crate::cleanup::Run;
+use crate::config;
+use crate::exit::Signal;
 use crate::report::report;
 use crate::sys::{fd, proc, process, signal};
-use crate::{config, Signal};
 
 /// How often a guardian without a pidfd looks at the program in `/proc`, in milliseconds.
 const LOOK_EVERY: c_int = 100;

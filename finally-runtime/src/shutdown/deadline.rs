@@ -11,11 +11,12 @@ use std::thread::{self, Thread};
 use std::time::Duration;
 
 use super::exit_code;
+use crate::exit::Exit;
+#[cfg(unix)]
+use crate::exit::Signal;
 use crate::report::report;
 use crate::sys::{self, end};
-#[cfg(unix)]
-use crate::Signal;
-use crate::{reason, standby, Exit};
+use crate::{reason, standby};
 
 /// The deadline thread, once made: leaked, so that a forked child can forget it.
 static WATCHER: AtomicPtr<Thread> = AtomicPtr::new(ptr::null_mut());

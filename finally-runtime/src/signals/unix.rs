@@ -27,10 +27,12 @@ use libc::{c_int, siginfo_t};
 
 use super::copies;
 use crate::config::Options;
+use crate::exit::Signal;
 use crate::flag::SHUTDOWN;
+use crate::handling::Handling;
 use crate::report::report;
 use crate::sys::{end, signal as sys_signal, wakeup, ErrnoKept};
-use crate::{registry, shutdown, Handling, Signal};
+use crate::{registry, shutdown};
 
 /// Installs the handler for each of `options`' signals that is not ignored: one `sigaction`
 /// to look, one to install.

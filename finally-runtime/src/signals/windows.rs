@@ -16,9 +16,11 @@ use windows_sys::core::BOOL;
 use windows_sys::Win32::Foundation::FALSE;
 
 use crate::config::Options;
+use crate::exit::Signal;
+use crate::handling::Handling;
 use crate::report::report;
 use crate::sys::{console, end};
-use crate::{registry, shutdown, Handling, Signal};
+use crate::{registry, shutdown};
 
 /// The events that run the cleanups, a bit each.
 static HANDLED: AtomicU64 = AtomicU64::new(0);
