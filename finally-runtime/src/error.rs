@@ -2,7 +2,7 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-/// What the runtime could not do: set itself up (see [`install`](crate::install)), or start or
+/// What the runtime could not do: set itself up (see [`install`](crate::install())), or start or
 /// reach a guardian (see [`guardian_status`](crate::guardian_status)).
 ///
 /// `Display` says what could not be done ("could not start the guardian"); [`source`] says why,

@@ -131,7 +131,7 @@ impl Flag {
             && self.0.fetch_and(!NO_THREAD, SeqCst) & NO_THREAD != 0
     }
 
-    /// In a forked child that has no signal thread yet: starts it (with what [`when_forked_start`]
+    /// In a forked child that has no signal thread yet: starts it (with what `when_forked_start`
     /// was given), once. Owners call this when they meet the flag.
     pub(crate) fn start_thread_if_forked(&self) {
         if self.take_no_thread() {

@@ -47,7 +47,7 @@ pub enum Handling {
     /// default action, or to be ignored: `finally` does not see it.
     Removed,
     /// `finally` is not installed yet: nothing was guarded so far (no guarded call, no guard) and
-    /// [`install`](crate::install) was not called. Until then every signal has its usual effect.
+    /// [`install`](crate::install()) was not called. Until then every signal has its usual effect.
     NotInstalled,
     /// `finally` could not be installed: only return, panic and exit run the cleanups.
     InstallFailed(Error),

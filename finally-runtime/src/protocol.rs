@@ -111,7 +111,7 @@ impl fmt::Display for Name {
 }
 
 impl Header {
-    /// A node to go above `prev` on a stack (see [`Stack::push_above`]), or anywhere (null).
+    /// A node to go above `prev` on a stack (see [`Stack::push`]), or anywhere (null).
     pub(crate) fn new(
         call: unsafe fn(*const Header, &Exit),
         name: Name,

@@ -12,7 +12,7 @@ use crate::exit::Exit;
 use crate::protocol::Header;
 use crate::registry::{self, Node, Panic, Slot};
 use crate::shutdown::Period;
-use crate::{install, standby, stop};
+use crate::{setup, standby, stop};
 
 pub use future::{guard_future, Guarded};
 
@@ -66,7 +66,7 @@ fn registering() -> Option<(&'static Slot, *mut Header)> {
 
 #[cold]
 fn first_slot() -> Option<&'static Slot> {
-    install::install_once();
+    setup::install_once();
     registry::take()
 }
 

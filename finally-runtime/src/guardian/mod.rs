@@ -58,7 +58,7 @@
 //! A program that is PID 1 (in a container without an init) cannot have a guardian beside it:
 //! the kernel kills every process of the PID namespace when PID 1 ends. So the process calling
 //! [`guardian`] stays as the program's init and guardian, and the program goes on as its child
-//! (see [`init`]). Being its parent, the init learns how the program ended from `waitpid`, the
+//! (see `init.rs`). Being its parent, the init learns how the program ended from `waitpid`, the
 //! signal that killed it too (SIGKILL included), and it exits as the program did.
 //!
 //! # Failures

@@ -7,7 +7,7 @@
 //! What waits is also written to the shared page's log (`notes.rs`), which the guardian reads
 //! once the program has ended, after the channel: so a `kill -9` loses nothing that waits. A
 //! guard made while the guardian is behind is armed all the same, and one that ended is not run
-//! again. Only past the log's [`LOG`](super::notes::LOG) bytes (a guardian far behind, with
+//! again. Only past the log's [`LOG`] bytes (a guardian far behind, with
 //! guards kept meanwhile) do later messages wait in the program alone, said once on stderr.
 
 use std::collections::VecDeque;

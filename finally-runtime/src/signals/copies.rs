@@ -3,7 +3,7 @@
 //! the other for the application's handler and leave the signal to it. They recognise each
 //! other instead, and talk through the handler each replaced.
 //!
-//! - **Recognised**: a copy installs its handler with the [`FINGERPRINT`] as its mask (the
+//! - **Recognised**: a copy installs its handler with the [`fingerprint`] as its mask (the
 //!   signals blocked while it runs: two that only a terminal's window or a socket sends, which
 //!   then wait some microseconds). An action with `SA_SIGINFO` and exactly that mask is a
 //!   copy's ([`is_copy`]).
