@@ -19,8 +19,8 @@
 use std::ffi::c_void;
 use std::io;
 use std::panic::catch_unwind;
-use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::SeqCst};
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::thread;
 
 use libc::{c_int, siginfo_t};
@@ -31,29 +31,26 @@ use crate::exit::Signal;
 use crate::flag::SHUTDOWN;
 use crate::handling::Handling;
 use crate::report::report;
-use crate::sys::{end, signal as sys_signal, wakeup, ErrnoKept};
+use crate::sys::signal::{self as sys_signal, HowInstalled, Replaced};
+use crate::sys::{end, wakeup, ErrnoKept};
 use crate::{registry, shutdown};
 
 /// Installs the handler for each of `options`' signals that is not ignored: one `sigaction`
 /// to look, one to install.
 pub(crate) fn register(options: &Options) -> io::Result<()> {
     FORCE_QUIT_AFTER.store(options.force_quit_after.unwrap_or(0), SeqCst);
+    let how = HowInstalled {
+        // Restarting what it interrupts; the copies' fingerprint as its mask (`copies.rs`).
+        flags: libc::SA_RESTART,
+        mask: &copies::fingerprint(),
+    };
     for signal in options.signal_numbers() {
-        let before = sys_signal::action(signal).ok_or_else(io::Error::last_os_error)?;
-        if before.sa_sigaction == libc::SIG_IGN {
-            LEFT_IGNORED.fetch_or(1 << signal, SeqCst);
-            continue;
-        }
-        // Known before ours is installed, so that a signal right after finds it; replaced if
-        // another thread changed it meanwhile.
-        let slot = &REPLACED[signal as usize];
-        slot.store(Box::into_raw(Box::new(before)), SeqCst);
         // SAFETY: the handler is async-signal-safe (below); the options ask for it.
-        let replaced = unsafe { sys_signal::install(signal, handler, &copies::fingerprint()) }?;
-        if replaced.sa_sigaction != before.sa_sigaction || replaced.sa_flags != before.sa_flags {
-            slot.store(Box::into_raw(Box::new(replaced)), SeqCst);
+        if unsafe { REPLACED.install(signal, handler, how) }? {
+            TAKEN.fetch_or(1 << signal, SeqCst);
+        } else {
+            LEFT_IGNORED.fetch_or(1 << signal, SeqCst);
         }
-        TAKEN.fetch_or(1 << signal, SeqCst);
     }
     Ok(())
 }
@@ -111,17 +108,12 @@ fn someone_below(signal: c_int) -> bool {
     }
 }
 
-/// For each signal, the action the handler replaced, to chain to; null until it is installed.
-/// Leaked: a handler may read it at any time.
-static REPLACED: [AtomicPtr<libc::sigaction>; 64] = [const { AtomicPtr::new(ptr::null_mut()) }; 64];
+/// For each signal, the action the handler replaced, to chain to.
+static REPLACED: Replaced = Replaced::new();
 
 /// The action the handler replaced for `signal`, once installed. Async-signal-safe.
 fn replaced(signal: c_int) -> Option<&'static libc::sigaction> {
-    let replaced = REPLACED
-        .get(signal as usize)
-        .map_or(ptr::null_mut(), |slot| slot.load(SeqCst));
-    // SAFETY: leaked, never freed once stored.
-    unsafe { replaced.as_ref() }
+    REPLACED.get(signal)
 }
 
 /// The handler: chains to the action it replaced (or asks the copy of `finally` it replaced),
