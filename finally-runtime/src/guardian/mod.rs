@@ -101,6 +101,8 @@ mod start;
 mod start;
 #[cfg(target_os = "linux")]
 mod watch;
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
+mod wire;
 
 use std::any::TypeId;
 use std::io;
@@ -109,7 +111,8 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicIsize, AtomicPtr, AtomicU64, AtomicU8};
 use std::sync::OnceLock;
 
-use self::channel::{is_full, COMPLETED_MESSAGE, LONGEST};
+use self::channel::is_full;
+use self::wire::LONGEST;
 
 use self::notes::Notes;
 use crate::cleanup::Run;
@@ -144,6 +147,16 @@ static UNREGISTERED: AtomicBool = AtomicBool::new(false);
 static CHANNEL: AtomicIsize = AtomicIsize::new(NONE);
 /// The guardian's pid, or 0.
 static GUARDIAN: AtomicI32 = AtomicI32::new(0);
+
+/// What the program keeps of a guardian that started, on every platform (`start` makes it).
+struct Started {
+    /// The program's end of the channel.
+    channel: link::Link,
+    /// The guardian's process id.
+    guardian: i32,
+    /// The page shared with the guardian, mapped for the rest of the process's life.
+    notes: *mut Notes,
+}
 
 /// Starts the guardian for `cleanup`, once per process, and returns the cleanup to run in the
 /// program: `cleanup`, then telling the guardian that it completed (also if `cleanup` panics).
@@ -363,7 +376,7 @@ pub(crate) fn arm(cleanup: TypeId, name: &str, state: &[u8]) -> Result<u64, Erro
         )));
     }
     let id = NEXT_GUARD.fetch_add(1, SeqCst);
-    let header = channel::armed(id, place);
+    let header = wire::armed(id, place);
     match outbox().arm(id, &[&header, state]) {
         Ok(()) => Ok(id),
         Err(error) => {
@@ -380,7 +393,7 @@ pub(crate) fn keep_records_in(dir: &std::path::Path) {
     if STATE.load(SeqCst) != WATCHING || TOLD.swap(true, SeqCst) {
         return;
     }
-    let Some(message) = channel::records(dir) else {
+    let Some(message) = wire::records(dir) else {
         return report(format_args!(
             "the guardian cannot be told where the durable records are ({}): a later start recovers them",
             dir.display()
@@ -429,7 +442,7 @@ fn completed() {
         .compare_exchange(WATCHING, COMPLETED, SeqCst, SeqCst)
         .is_ok()
     {
-        let sent = link::send(CHANNEL.load(SeqCst), &[&[COMPLETED_MESSAGE]]);
+        let sent = link::send(CHANNEL.load(SeqCst), &[&[wire::COMPLETED]]);
         match sent {
             // A guardian that cannot take it now reads the note once the program has ended.
             Err(_) if is_full(&sent) => {}
@@ -440,6 +453,7 @@ fn completed() {
 }
 
 /// `error`, said to come from `what`.
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 pub(super) fn failed(what: &str, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("{what}: {error}"))
 }

@@ -17,8 +17,9 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::channel::{disarmed, is_full};
+use super::channel::is_full;
 use super::notes::{Log, LOG};
+use super::wire::disarmed;
 use crate::report::report;
 use crate::sys::link::{self, Link};
 

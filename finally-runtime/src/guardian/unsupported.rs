@@ -2,15 +2,8 @@
 
 use std::io;
 
-use super::notes::Notes;
+use super::Started;
 use crate::cleanup::Run;
-
-/// What the program keeps of a guardian that started: never made here.
-pub(super) struct Started {
-    pub(super) channel: crate::sys::link::Link,
-    pub(super) guardian: i32,
-    pub(super) notes: *mut Notes,
-}
 
 /// Does not start the guardian.
 pub(super) fn start<C: Run>(_: C) -> io::Result<Started> {

@@ -53,9 +53,11 @@ use windows_sys::Win32::System::Threading::{
     DETACHED_PROCESS, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE,
 };
 
-use super::channel::{Inbox, HEADER, LONGEST, WATCHING};
+use super::channel::Inbox;
 use super::failed;
-use super::notes::{Notes, Page};
+use super::notes::Page;
+use super::wire::{HEADER, LONGEST, WATCHING};
+use super::Started;
 use crate::cleanup::Run;
 use crate::report::report;
 use crate::sys::link::{self, Link};
@@ -68,14 +70,6 @@ const MODE: &str = "FINALLY_GUARDIAN";
 const PATIENCE: Duration = Duration::from_secs(10);
 /// How often the guardian looks at the channel while it waits for the program.
 const LOOK_EVERY: u32 = 20;
-
-/// What the program keeps of a guardian that started.
-pub(super) struct Started {
-    /// The program's end of the channel.
-    pub(super) channel: Link,
-    pub(super) guardian: i32,
-    pub(super) notes: *mut Notes,
-}
 
 /// Starts the guardian; in the guardian's mode, is the guardian, and never returns.
 pub(super) fn start<C: Run>(cleanup: C) -> io::Result<Started> {

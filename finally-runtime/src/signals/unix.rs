@@ -32,7 +32,7 @@ use crate::flag::SHUTDOWN;
 use crate::handling::Handling;
 use crate::report::report;
 use crate::sys::signal::{self as sys_signal, HowInstalled, Replaced};
-use crate::sys::{end, wakeup, ErrnoKept};
+use crate::sys::{end, stderr, wakeup, ErrnoKept};
 use crate::{registry, shutdown};
 
 /// Installs the handler for each of `options`' signals that is not ignored: one `sigaction`
@@ -380,7 +380,6 @@ fn force_quit(count: u32) {
         return;
     }
     let message = b"finally: forced to quit: the cleanups are cut short\n";
-    // SAFETY: async-signal-safe calls with valid arguments.
-    unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+    stderr::write_now(message);
     end::die_by_now(first_signal_number());
 }

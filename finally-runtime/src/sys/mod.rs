@@ -28,8 +28,9 @@ pub(crate) mod membarrier;
 pub(crate) mod pipe;
 #[cfg(target_os = "linux")]
 pub(crate) mod proc;
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 pub(crate) mod process;
+pub(crate) mod shared;
 #[cfg(unix)]
 pub(crate) mod signal;
 #[cfg(unix)]

@@ -293,3 +293,58 @@ pub(crate) fn set_of(signals: impl IntoIterator<Item = c_int>) -> libc::sigset_t
         set
     }
 }
+
+/// Blocks `set` on the calling thread; returns the mask it had, for [`set_mask`].
+/// Async-signal-safe.
+#[cfg(target_os = "linux")]
+pub(crate) fn block(set: &libc::sigset_t) -> libc::sigset_t {
+    // SAFETY: a zeroed `sigset_t` is a valid out-parameter; valid sets.
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, set, &mut mask);
+        mask
+    }
+}
+
+/// Sets the calling thread's signal mask to `mask`. Async-signal-safe.
+#[cfg(target_os = "linux")]
+pub(crate) fn set_mask(mask: &libc::sigset_t) {
+    // SAFETY: a valid set; a null old mask is not asked for.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, ptr::null_mut()) };
+}
+
+/// A signalfd of the signals in `set` (which the caller blocks), non-blocking and
+/// close-on-exec: what [`read_signals`] reads.
+#[cfg(target_os = "linux")]
+pub(crate) fn signalfd(set: &libc::sigset_t) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a valid set; -1 asks for a new descriptor.
+    let fd =
+        super::check(unsafe { libc::signalfd(-1, set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
+    // SAFETY: a new descriptor, ours alone.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Calls `each` with every signal that the signalfd `fd` holds now, without waiting.
+#[cfg(target_os = "linux")]
+pub(crate) fn read_signals(fd: std::os::fd::RawFd, mut each: impl FnMut(c_int)) {
+    // SAFETY: all zeros is a valid `signalfd_siginfo`.
+    let mut received: [libc::signalfd_siginfo; 8] = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: reading into a live buffer of that length.
+        let length = unsafe {
+            libc::read(
+                fd,
+                received.as_mut_ptr().cast(),
+                std::mem::size_of_val(&received),
+            )
+        };
+        // Nothing more to read (the descriptor does not block), or interrupted: the next wake.
+        let Ok(length @ 1..) = usize::try_from(length) else {
+            break;
+        };
+        for info in &received[..length / std::mem::size_of::<libc::signalfd_siginfo>()] {
+            each(info.ssi_signo as c_int);
+        }
+    }
+}
