@@ -172,7 +172,9 @@ impl Slot {
 
 /// Every slot ever made, newest first.
 static SLOTS: AtomicPtr<Slot> = AtomicPtr::new(ptr::null_mut());
-static TAKEN: AtomicU64 = AtomicU64::new(0);
+/// How many times a thread has taken a slot: the number of the next take, kept in the slot
+/// (`Slot::taken`), by which the walk goes newest first. (Not a node's `protocol::TAKEN`.)
+static SLOTS_TAKEN: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// The calling thread's slot, or null before its first guarded call. No destructor: so the
@@ -216,7 +218,7 @@ pub(crate) fn take() -> Option<&'static Slot> {
 }
 
 fn take_slot() -> &'static Slot {
-    let taken = TAKEN.fetch_add(1, Relaxed);
+    let taken = SLOTS_TAKEN.fetch_add(1, Relaxed);
     let owner = sys::thread_id();
     let free = slots().find(|slot| {
         !slot.gone.load(Relaxed)

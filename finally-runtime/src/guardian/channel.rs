@@ -9,7 +9,7 @@ use super::wire::{Armed, Message, HEADER, LONGEST};
 use crate::cleanup::Run;
 use crate::exit::{Exit, Signal};
 use crate::report::{self, report};
-use crate::sys::link::{self, Link, NONE};
+use crate::sys::link::{self, End, NONE};
 use crate::{durable, registry};
 
 /// How many rejected messages the guardian reports one by one.
@@ -33,7 +33,7 @@ pub(super) struct Heard {
 /// The guardian's end of the channel.
 pub(super) struct Inbox {
     /// [`NONE`] once the program's end has closed: at its end, or when it `exec`ed.
-    pub(super) link: Link,
+    pub(super) link: End,
     /// The program's pid, where the system tells who sent each message: no one else's are
     /// taken.
     program: Option<u32>,
@@ -50,7 +50,7 @@ pub(super) struct Inbox {
 
 impl Inbox {
     /// The inbox of `link`, from the process `program` where the system tells who sends.
-    pub(super) fn new(link: Link, program: Option<u32>) -> Self {
+    pub(super) fn new(link: End, program: Option<u32>) -> Self {
         Inbox {
             link,
             program,

@@ -53,7 +53,7 @@ pub(super) fn start<C: Run>(
             signal::set_mask(&mask);
             drop((guardian, signals));
             Ok(Started {
-                channel: program.into_raw_fd() as crate::sys::link::Link,
+                channel: program.into_raw_fd() as crate::sys::link::End,
                 guardian: process::parent_id(),
                 notes: page.keep(),
             })

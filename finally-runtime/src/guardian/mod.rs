@@ -124,7 +124,7 @@ use crate::sys::link::{self, NONE};
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// Whether a guardian runs: one of the following.
-static STATE: AtomicU8 = AtomicU8::new(NOT_ASKED);
+static STATUS: AtomicU8 = AtomicU8::new(NOT_ASKED);
 const NOT_ASKED: u8 = 0;
 const WATCHING: u8 = 1;
 /// `main`'s cleanup completed and the guardian was told: it has ended, or is ending.
@@ -151,7 +151,7 @@ static GUARDIAN: AtomicI32 = AtomicI32::new(0);
 /// What the program keeps of a guardian that started, on every platform (`start` makes it).
 struct Started {
     /// The program's end of the channel.
-    channel: link::Link,
+    channel: link::End,
     /// The guardian's process id.
     guardian: i32,
     /// The page shared with the guardian, mapped for the rest of the process's life.
@@ -166,14 +166,14 @@ struct Started {
 ///
 /// If the guardian cannot be started (see "Failures" in this module), says so on stderr, keeps
 /// why for [`guardian_status`], and returns `cleanup` unchanged in effect.
-pub fn guardian<C: Run>(cleanup: C) -> Guardian<C> {
+pub fn guardian<C: Run>(cleanup: C) -> MainCleanup<C> {
     if !STARTED.swap(true, SeqCst) {
         match start::start(cleanup) {
             Ok(started) => {
                 CHANNEL.store(started.channel, SeqCst);
                 GUARDIAN.store(started.guardian, SeqCst);
                 NOTES.store(started.notes, SeqCst);
-                STATE.store(WATCHING, SeqCst);
+                STATUS.store(WATCHING, SeqCst);
                 #[cfg(unix)]
                 crash::install();
             }
@@ -182,18 +182,18 @@ pub fn guardian<C: Run>(cleanup: C) -> Guardian<C> {
                     "the guardian could not start ({error}); kill -9 and crashes will not be cleaned up"
                 ));
                 let _ = FAILURE.set(Error::because("start the guardian", error));
-                STATE.store(FAILED, SeqCst);
+                STATUS.store(FAILED, SeqCst);
             }
         }
     }
-    Guardian(cleanup)
+    MainCleanup(cleanup)
 }
 
 /// `main`'s cleanup, run in the program: then the guardian is told that it completed.
 #[derive(Clone, Copy)]
-pub struct Guardian<C>(C);
+pub struct MainCleanup<C>(C);
 
-impl<C: Run> Run for Guardian<C> {
+impl<C: Run> Run for MainCleanup<C> {
     fn run(&self, exit: &Exit, name: &dyn std::fmt::Display) {
         // Also when the cleanup panics: it ran, and the guardian must not run it a second time.
         let _completed = Completed;
@@ -239,7 +239,7 @@ impl Drop for Completed {
 /// - this process is the guardian itself, running the cleanup, or a child forked from the
 ///   program (without `exec`), to which the program's guardian does not belong.
 pub fn guardian_status() -> Result<(), Error> {
-    let (context, kind, why) = match STATE.load(SeqCst) {
+    let (context, kind, why) = match STATUS.load(SeqCst) {
         WATCHING if !link::hung_up(CHANNEL.load(SeqCst)) => return Ok(()),
         WATCHING => (
             "reach the guardian",
@@ -285,7 +285,7 @@ pub fn guardian_status() -> Result<(), Error> {
 #[cfg(unix)]
 pub(crate) fn forget_in_child() {
     NOTES.store(ptr::null_mut(), SeqCst);
-    let _ = STATE.fetch_update(SeqCst, SeqCst, |state| {
+    let _ = STATUS.fetch_update(SeqCst, SeqCst, |state| {
         matches!(state, WATCHING | COMPLETED).then_some(FORGOTTEN)
     });
     GUARDIAN.store(0, SeqCst);
@@ -303,7 +303,7 @@ static PROGRAM: AtomicI32 = AtomicI32::new(0);
 #[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 fn guarding(program: i32) {
     PROGRAM.store(program, SeqCst);
-    STATE.store(GUARDING, SeqCst);
+    STATUS.store(GUARDING, SeqCst);
 }
 
 /// The program's process id: [`std::process::id`] in the program, and in its guardian the
@@ -390,7 +390,7 @@ pub(crate) fn arm(cleanup: TypeId, name: &str, state: &[u8]) -> Result<u64, Erro
 /// the guardian runs and removes them, before `main`'s cleanup.
 pub(crate) fn keep_records_in(dir: &std::path::Path) {
     static TOLD: AtomicBool = AtomicBool::new(false);
-    if STATE.load(SeqCst) != WATCHING || TOLD.swap(true, SeqCst) {
+    if STATUS.load(SeqCst) != WATCHING || TOLD.swap(true, SeqCst) {
         return;
     }
     let Some(message) = wire::records(dir) else {
@@ -407,7 +407,7 @@ pub(crate) fn keep_records_in(dir: &std::path::Path) {
 
 /// Tells the guardian that the guard `id` has ended: it ran in the program, or was dismissed.
 pub(crate) fn disarm(id: u64) {
-    if STATE.load(SeqCst) == WATCHING {
+    if STATUS.load(SeqCst) == WATCHING {
         outbox().disarm(id);
     }
 }
@@ -438,7 +438,7 @@ fn completed() {
         // SAFETY: the page stays mapped for the rest of the process's life.
         unsafe { (*notes).completed.store(true, SeqCst) };
     }
-    if STATE
+    if STATUS
         .compare_exchange(WATCHING, COMPLETED, SeqCst, SeqCst)
         .is_ok()
     {

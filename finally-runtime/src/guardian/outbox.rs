@@ -21,7 +21,7 @@ use super::channel::is_full;
 use super::notes::{Log, LOG};
 use super::wire::disarmed;
 use crate::report::report;
-use crate::sys::link::{self, Link};
+use crate::sys::link::{self, End};
 
 /// How long the outbox's thread waits for room before it looks again.
 const LOOK_EVERY: Duration = Duration::from_millis(100);
@@ -54,7 +54,7 @@ enum Message {
 /// (mapped for the rest of the process's life).
 #[derive(Clone, Copy)]
 pub(super) struct Channel {
-    pub(super) link: Link,
+    pub(super) link: End,
     pub(super) log: Option<&'static Log>,
 }
 

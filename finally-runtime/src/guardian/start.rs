@@ -67,7 +67,7 @@ pub(super) fn start<C: Run>(cleanup: C) -> io::Result<Started> {
     let failure = match wire::parse_fork_reply(&reply, length) {
         Some(Ok(pid)) => {
             return Ok(Started {
-                channel: program.into_raw_fd() as sys::link::Link,
+                channel: program.into_raw_fd() as sys::link::End,
                 guardian: pid,
                 notes: page.keep(),
             })

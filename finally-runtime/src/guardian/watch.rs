@@ -108,13 +108,13 @@ pub(super) unsafe fn enter(
     let mut kept = keep.to_vec();
     kept.push(channel);
     // The program's end of the channel, which this process does not use.
-    link::close(program_end as link::Link);
+    link::close(program_end as link::End);
     // SAFETY: the caller vouches for them.
     unsafe { fd::close_all_but(&kept) };
     process::set_name(name);
     // The system tells who sent each message (`start` asked): the program alone is heard.
     Inbox::new(
-        channel as crate::sys::link::Link,
+        channel as crate::sys::link::End,
         u32::try_from(program).ok(),
     )
 }

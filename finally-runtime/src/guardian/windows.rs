@@ -60,7 +60,7 @@ use super::wire::{HEADER, LONGEST, WATCHING};
 use super::Started;
 use crate::cleanup::Run;
 use crate::report::report;
-use crate::sys::link::{self, Link};
+use crate::sys::link::{self, End};
 use crate::sys::{inherit, pipe};
 
 /// The variable that puts a process in the guardian's mode: `PID PROCESS PIPE PAGE`, the
@@ -86,9 +86,9 @@ pub(super) fn start<C: Run>(cleanup: C) -> io::Result<Started> {
     let mut guardian = Lent::new(&guardians_end, &page).and_then(|lent| spawn(&lent))?;
     // The guardian's alone: held here too, the pipe would not break when the guardian ends.
     drop(guardians_end);
-    wait_until_watching(channel.as_raw_handle() as Link, &mut guardian)?;
+    wait_until_watching(channel.as_raw_handle() as End, &mut guardian)?;
     Ok(Started {
-        channel: channel.into_raw_handle() as Link,
+        channel: channel.into_raw_handle() as End,
         guardian: guardian.id() as i32,
         notes: page.keep(),
     })
@@ -146,7 +146,7 @@ fn spawn(lent: &Lent) -> io::Result<Child> {
 
 /// Waits until the guardian says that it watches: a guardian that ends first, or does not say so
 /// within [`PATIENCE`] (it is then ended), did not start.
-fn wait_until_watching(channel: Link, guardian: &mut Child) -> io::Result<()> {
+fn wait_until_watching(channel: End, guardian: &mut Child) -> io::Result<()> {
     let started = Instant::now();
     let mut said = [0u8; 1];
     loop {
@@ -180,7 +180,7 @@ fn guard<C: Run>(spec: &OsStr, cleanup: C) -> ! {
         std::process::exit(0)
     });
     super::guarding(handed.pid as i32);
-    let link = handed.link as Link;
+    let link = handed.link as End;
     // Lost, the program gives up on this guardian after its patience, and ends it.
     let _ = link::send(link, &[&[WATCHING]]);
     let mut inbox = Inbox::new(link, None);

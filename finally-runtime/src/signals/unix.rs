@@ -47,7 +47,7 @@ pub(crate) fn register(options: &Options) -> io::Result<()> {
     for signal in options.signal_numbers() {
         // SAFETY: the handler is async-signal-safe (below); the options ask for it.
         if unsafe { REPLACED.install(signal, handler, how) }? {
-            TAKEN.fetch_or(1 << signal, SeqCst);
+            WITH_OUR_HANDLER.fetch_or(1 << signal, SeqCst);
         } else {
             LEFT_IGNORED.fetch_or(1 << signal, SeqCst);
         }
@@ -56,7 +56,7 @@ pub(crate) fn register(options: &Options) -> io::Result<()> {
 }
 
 /// The signals whose handler [`register`] installed, a bit each.
-static TAKEN: AtomicU64 = AtomicU64::new(0);
+static WITH_OUR_HANDLER: AtomicU64 = AtomicU64::new(0);
 /// The signals [`register`] found ignored, and left so, a bit each.
 static LEFT_IGNORED: AtomicU64 = AtomicU64::new(0);
 
@@ -68,7 +68,7 @@ pub(crate) fn handling(signal: c_int) -> Option<Handling> {
     if LEFT_IGNORED.load(SeqCst) & bit != 0 {
         return Some(Handling::Ignored);
     }
-    if TAKEN.load(SeqCst) & bit == 0 {
+    if WITH_OUR_HANDLER.load(SeqCst) & bit == 0 {
         return None;
     }
     let Some(now) = sys_signal::action(signal) else {
