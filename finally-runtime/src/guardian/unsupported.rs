@@ -1,4 +1,5 @@
-//! Where the guardian does not run (every platform but Linux): it does not start, and says why.
+//! Where the guardian does not run (every platform but Linux and Windows): it does not start,
+//! and says why.
 
 use std::io;
 
@@ -9,6 +10,6 @@ use crate::cleanup::Run;
 pub(super) fn start<C: Run>(_: C) -> io::Result<Started> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
-        "the guardian runs on Linux only, for now: it needs /proc and pidfds to watch the program",
+        "the guardian runs on Linux and Windows only, for now: it watches the program through /proc and pidfds, or a process handle",
     ))
 }

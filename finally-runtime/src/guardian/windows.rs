@@ -47,10 +47,10 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 use std::{env, thread};
 
-use windows_sys::Win32::Foundation::{HANDLE, WAIT_TIMEOUT};
+use windows_sys::Win32::Foundation::HANDLE;
 use windows_sys::Win32::System::Threading::{
-    GetCurrentProcess, WaitForSingleObject, CREATE_BREAKAWAY_FROM_JOB, CREATE_NEW_PROCESS_GROUP,
-    DETACHED_PROCESS, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE,
+    CREATE_BREAKAWAY_FROM_JOB, CREATE_NEW_PROCESS_GROUP, DETACHED_PROCESS,
+    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE,
 };
 
 use super::channel::Inbox;
@@ -111,8 +111,7 @@ impl Lent {
         };
         let process_access = PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION;
         Ok(Lent {
-            // SAFETY: no preconditions; this process's pseudo-handle, which is not closed.
-            program: copy(unsafe { GetCurrentProcess() }, Some(process_access))?,
+            program: copy(inherit::this_process(), Some(process_access))?,
             link: copy(link.as_raw_handle(), None)?,
             page: copy(page.mapping(), None)?,
         })
@@ -188,8 +187,7 @@ fn guard<C: Run>(spec: &OsStr, cleanup: C) -> ! {
         if inbox.receive() {
             std::process::exit(0);
         }
-        // SAFETY: a process handle of ours.
-        if unsafe { WaitForSingleObject(handed.program, LOOK_EVERY) } != WAIT_TIMEOUT {
+        if inherit::has_ended_within(handed.program, LOOK_EVERY) {
             break;
         }
     }

@@ -7,8 +7,8 @@
 //! | first byte | from | then |
 //! |---|---|---|
 //! | [`COMPLETED`] | program | nothing: `main`'s cleanup has completed |
-//! | [`FORKED`] | intermediate | the guardian's pid (4 bytes) |
-//! | [`NOT_FORKED`] | intermediate | the `errno` of the second fork (4 bytes) |
+//! | `FORKED` | intermediate | the guardian's pid (4 bytes) |
+//! | `NOT_FORKED` | intermediate | the `errno` of the second fork (4 bytes) |
 //! | [`ARMED`] | program | a guard's id (8), its cleanup's place among those registered (`registered.rs`; 4), its state |
 //! | [`DISARMED`] | program | a guard's id (8) |
 //! | `WATCHING` | guardian, on Windows | nothing: it watches (the one message that goes that way) |
