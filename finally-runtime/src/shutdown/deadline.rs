@@ -18,7 +18,12 @@ use crate::report::report;
 use crate::sys::{self, end};
 use crate::{reason, standby};
 
-/// The deadline thread, once made: leaked, so that a forked child can forget it.
+/// The deadline thread, once it runs: leaked, so that a forked child can forget it.
+///
+/// Architecture invariant: the deadline thread publishes itself here before it first reads the
+/// reason, and the shutdown publishes the reason before it reads this ([`start`]): of the two,
+/// one sees the other's store, so the thread is never left asleep by a shutdown that began
+/// while it was being made. The same holds for [`ABOVE`], stored before `start` reads this.
 static WATCHER: AtomicPtr<Thread> = AtomicPtr::new(ptr::null_mut());
 
 /// What a copy of `finally` installed over this one has started: a shutdown by this signal,
@@ -27,7 +32,8 @@ static WATCHER: AtomicPtr<Thread> = AtomicPtr::new(ptr::null_mut());
 static ABOVE: AtomicI32 = AtomicI32::new(0);
 const EXIT: i32 = -1;
 
-/// The `timeout`, in nanoseconds, once its thread is made; 0 for none.
+/// The `timeout`, in nanoseconds, 0 for none: stored before the deadline thread is made, which
+/// reads it.
 static LIMIT: AtomicU64 = AtomicU64::new(0);
 
 /// The latest a grace period may last, on the monotonic clock (`sys::monotonic_nanos`): three
@@ -59,9 +65,11 @@ pub(crate) fn grace_ends_by() -> u64 {
 /// Makes the deadline thread for `limit`.
 pub(crate) fn arm(limit: Duration) -> std::io::Result<()> {
     LIMIT.store(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX), SeqCst);
-    let watcher = thread::Builder::new()
+    thread::Builder::new()
         .name("finally-deadline".into())
         .spawn(move || {
+            // Published before the reason is read (see `WATCHER`).
+            WATCHER.store(Box::into_raw(Box::new(thread::current())), SeqCst);
             // Woken by `start`, after the reason was published (`reason.rs`), or by
             // `start_above`.
             while reason::get().is_none() && ABOVE.load(SeqCst) == 0 {
@@ -82,10 +90,8 @@ pub(crate) fn arm(limit: Duration) -> std::io::Result<()> {
                 (Some(_), _) | (None, EXIT) => end::exit_now(exit_code()),
                 (None, signal) => end::die_by_now(signal),
             }
-        })?;
-    let watcher = Box::into_raw(Box::new(watcher.thread().clone()));
-    WATCHER.store(watcher, SeqCst);
-    Ok(())
+        })
+        .map(drop)
 }
 
 /// The shutdown has published its reason: the deadline runs from now.

@@ -243,6 +243,8 @@ fn end_by(signal: c_int) -> ! {
 }
 
 /// The `force_quit_after` option, or 0 for none.
+///
+/// Architecture invariant: stored by [`register`] before it installs the handler that reads it.
 static FORCE_QUIT_AFTER: AtomicU32 = AtomicU32::new(0);
 
 /// Starts the `finally-signals` thread: it waits for the first handled signal, runs the
