@@ -20,7 +20,7 @@
 //! * **Pop**: the owner stores `top = prev`. A walk that saw the node (tagged or not) saw it
 //!   before the pop, so the owner sees the shutdown and does not let its frame go while the walk
 //!   may still read the node: it *stands by* while its stack is being walked (a second
-//!   store-then-load pair, on the slot's `walking` flag: `registry.rs`). An owner that does not
+//!   store-then-load pair, on the slot's `walking` flag: `registry/`). An owner that does not
 //!   see the shutdown was popped before the walk looked, and returns.
 //!
 //! The walk takes a node with the same compare-and-swap, so each cleanup runs exactly once:
@@ -338,7 +338,7 @@ impl Stack {
             // SAFETY: as above.
             if unsafe { prev.as_ref() }.is_some_and(|prev| prev.state.load(Acquire) != PENDING) {
                 // Above a node an earlier walk took: pushed since, by a body nested in a function
-                // the shutdown took over, which never starts it (`registry.rs`).
+                // the shutdown took over, which never starts it (`registry/`).
                 header.withdraw();
             } else {
                 header.take_or_wait(mine, &mut take_over, &mut wait);

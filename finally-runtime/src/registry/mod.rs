@@ -34,6 +34,9 @@
 //!
 //! Nothing here runs inside a signal handler, but for what says it is async-signal-safe (the
 //! child's side of `fork`).
+//!
+//! This file holds the slots and the owner's steps; `walking.rs` the walk, `freeing.rs` the freeing
+//! of a guard's box that the walk may still read.
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -46,8 +49,13 @@ use crate::cleanup::Run;
 use crate::exit::Exit;
 use crate::flag::SHUTDOWN;
 use crate::protocol::{Header, Name, Stack};
-use crate::report;
 use crate::{request, standby, stop, sys};
+
+mod freeing;
+mod walking;
+
+pub(crate) use self::freeing::release;
+pub(crate) use self::walking::{call_unlinked, walk};
 
 /// A pending cleanup, kept in the frame of the guarded call.
 #[repr(C)]
@@ -532,180 +540,6 @@ pub(crate) fn finish_linked(
         standby::stand_by(slot.address());
     }
     (ours, panic)
-}
-
-/// A box that its owner let go of while a walk could still read it: freed by the walk.
-struct Left {
-    boxed: *mut (),
-    free: unsafe fn(*mut ()),
-}
-
-// SAFETY: a box that no thread uses any more, freed by whichever thread.
-unsafe impl Send for Left {}
-
-/// The boxes let go of while the walk was on their slot ([`release`]).
-static LEFT: Mutex<Vec<Left>> = Mutex::new(Vec::new());
-
-/// Frees `boxed` with `free`, a node's box that was linked into `slot` and has been unlinked
-/// since: now, unless a walk may still read it (the walk is on `slot`, or the calling thread is
-/// the walker, running a cleanup that let it go): then the walk frees it once it leaves the
-/// slot it is on.
-///
-/// # Safety
-///
-/// `free(boxed)` must be sound once no walk reads the box, and nothing else may use it.
-#[inline]
-pub(crate) unsafe fn release(slot: Option<&Slot>, boxed: *mut (), free: unsafe fn(*mut ())) {
-    if standby::no_walk() || !walk_may_read(slot) {
-        // SAFETY: the caller vouches for it, and no walk reads it: one that copied the list it
-        // was in was on `slot` when it did, and has left it since (`standby::walked`).
-        unsafe { free(boxed) };
-    } else {
-        LEFT.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Left { boxed, free });
-    }
-}
-
-/// Whether the walk under way may still read a box that was linked into `slot` (see
-/// [`release`]).
-#[cold]
-fn walk_may_read(slot: Option<&Slot>) -> bool {
-    slot.is_some_and(|slot| standby::is_walking(slot.address())) || standby::is_walker()
-}
-
-/// The walk has left a slot: frees what was let go of while it was there (or on another slot
-/// before: it reads no box of a slot it has left).
-fn free_left() {
-    let left = std::mem::take(&mut *LEFT.lock().unwrap_or_else(PoisonError::into_inner));
-    for Left { boxed, free } in left {
-        // SAFETY: let go of by its owner (`release`), and no walk reads it any more.
-        unsafe { free(boxed) };
-    }
-}
-
-/// Runs a node's cleanup where no slot could be had: on completion or drop only.
-pub(crate) fn call_unlinked(header: &Header, exit: &Exit) -> Option<Panic> {
-    let stopped = request::stopped(exit);
-    // The live header of the caller's node, known to no one else.
-    call(None, header, stopped.as_ref().unwrap_or(exit))
-}
-
-/// The walk: runs every pending cleanup of every thread with `exit`, threads that took their
-/// slot last first, each thread's innermost first; `before_last` runs just before the walk
-/// leaves the last slot (at once if there is none). Called by the thread that runs the
-/// shutdown, after starting the flag and running the heavy barrier.
-pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
-    // Not `local_slot`: the signal thread has none, taking one allocates, on the way from a
-    // signal to its first cleanup, and inside `exit` this thread's thread-locals are gone.
-    let mine = mine();
-    // A walk by a thread that is itself running a cleanup (which called `exit`) must not wait
-    // for a linked cleanup that its owner is running: that may be its own.
-    let cleaning = mine.is_some_and(Slot::is_cleaning);
-    let take_over = |header: &Header| {
-        standby::running(header.name);
-        if let Some(payload) = call(mine, header, exit) {
-            report::panicked(&header.name, &*payload);
-        }
-    };
-    let wait = |header: &Header| {
-        standby::running(header.name);
-        standby::wait_a_little();
-    };
-    let mut before_last = Some(before_last);
-    // Newest first, each slot once, by `taken`, which no two slots share.
-    let mut order = NewestFirst::default();
-    let mut next = order.next();
-    while let Some(slot) = next {
-        let is_mine = mine.is_some_and(|mine| ptr::eq(mine, slot));
-        standby::walking(slot.address());
-        let linked = slot.copy_linked();
-        let take_linked = |nested_in: &dyn Fn(*const Header) -> bool| {
-            for &(header, enclosing) in &linked {
-                if nested_in(enclosing) {
-                    // SAFETY: a node copied from the list during the walk stays alive while the
-                    // walk is on its slot.
-                    unsafe { &*header }.take_or_wait(cleaning, &mut &take_over, &mut &wait);
-                }
-            }
-        };
-        // In the order of a nested call's: before the node each is nested in. One nested in a
-        // node no longer on the stack (a guard that outlived the function it was made in)
-        // first; one made outside any guarded function last.
-        if !linked.is_empty() {
-            // SAFETY: as below.
-            let on_stack = unsafe { slot.stack.nodes() };
-            take_linked(&|enclosing| !enclosing.is_null() && !on_stack.contains(&enclosing));
-        }
-        // SAFETY: the flag is started and the barrier run (`shutdown.rs`); the owner stands by
-        // while the walk is on its slot.
-        unsafe {
-            slot.stack.walk(is_mine, &take_over, &wait, |node| {
-                if !linked.is_empty() {
-                    take_linked(&|enclosing| ptr::eq(enclosing, node));
-                }
-            })
-        };
-        take_linked(&|enclosing| enclosing.is_null());
-        next = order.next();
-        if next.is_none() {
-            if let Some(last) = before_last.take() {
-                last();
-            }
-        }
-        standby::walked();
-        free_left();
-    }
-    if let Some(last) = before_last.take() {
-        last();
-    }
-}
-
-/// The slots in the walk's order, newest taken first: the first found without allocating, on
-/// the way to the first cleanup; the others sorted once, after its cleanups, so that a walk
-/// over many threads is not quadratic. A slot taken since the walk began is not in it (the
-/// second walk finds it), nor one handed back and taken again meanwhile.
-#[derive(Default)]
-struct NewestFirst {
-    /// The last slot given, by its `taken`.
-    below: Option<u64>,
-    rest: Option<std::vec::IntoIter<(&'static Slot, u64)>>,
-}
-
-impl Iterator for NewestFirst {
-    type Item = &'static Slot;
-
-    fn next(&mut self) -> Option<&'static Slot> {
-        let Some(below) = self.below else {
-            let first = newest_below(u64::MAX)?;
-            self.below = Some(first.taken.load(Relaxed));
-            return Some(first);
-        };
-        let rest = self.rest.get_or_insert_with(|| {
-            let mut rest: Vec<_> = slots()
-                .filter(|slot| !slot.gone.load(Relaxed))
-                .map(|slot| (slot, slot.taken.load(Relaxed)))
-                .filter(|&(_, taken)| taken < below)
-                .collect();
-            rest.sort_unstable_by_key(|&(_, taken)| std::cmp::Reverse(taken));
-            rest.into_iter()
-        });
-        rest.find(|&(slot, taken)| !slot.gone.load(Relaxed) && slot.taken.load(Relaxed) == taken)
-            .map(|(slot, _)| slot)
-    }
-}
-
-/// The slot that took its thread last among those of this process that took theirs before
-/// `below`.
-fn newest_below(below: u64) -> Option<&'static Slot> {
-    let mut newest: Option<&'static Slot> = None;
-    for slot in slots().filter(|slot| !slot.gone.load(Relaxed)) {
-        let taken = slot.taken.load(Relaxed);
-        if taken < below && newest.map_or(true, |newest| taken > newest.taken.load(Relaxed)) {
-            newest = Some(slot);
-        }
-    }
-    newest
 }
 
 /// The calling thread is about to wait for good inside `exit` while another thread ends the
