@@ -171,7 +171,7 @@ pub struct Guard<T = ()> {
     _value: PhantomData<(T, UnsafeCell<()>)>,
 }
 
-// SAFETY: the cleanup in the box is `Send`, as is the value, and the node is claimed by
+// SAFETY: the cleanup in the box is `Send`, as is the value, and the node is won by
 // compare-and-swap, from whichever thread.
 unsafe impl<T: Send> Send for Guard<T> {}
 
@@ -338,8 +338,8 @@ impl<T> Guard<T> {
         }
     }
 
-    /// Claims the node and runs the cleanup with `exit` (none: dismissed), unless the shutdown
-    /// took it over; returns whether the claim was this thread's, and the cleanup's panic.
+    /// Wins the node and runs the cleanup with `exit` (none: dismissed), unless the shutdown
+    /// took it over; returns whether this thread won it, and the cleanup's panic.
     fn finish(&mut self, exit: Option<&Exit>) -> (bool, Option<registry::Panic>) {
         // SAFETY: the box is alive until `release`, and only read.
         let head = unsafe { self.head.as_ref() };
@@ -352,7 +352,7 @@ impl<T> Guard<T> {
                 guarded::slot(),
                 Lives::InBox,
             ),
-            // Known to no one else: no claim to make.
+            // Known to no one else: nothing to win.
             None => (
                 true,
                 exit.and_then(|exit| registry::call_unlinked(&head.header, exit)),
@@ -447,14 +447,14 @@ fn keep_panic_messages() {
 ///
 /// # Safety
 ///
-/// `header` must start a live `Boxed<T, F>`, claimed for the caller.
+/// `header` must start a live `Boxed<T, F>`, won by the caller.
 unsafe fn call<T, F, O>(header: *const Header, exit: &Exit)
 where
     F: FnOnce(&T, &Exit) -> O,
     O: Outcome,
 {
     // SAFETY: `Boxed<T, F>` is `repr(C)` with the header first, and the caller vouches for it;
-    // the claim makes the caller the only one to touch the cleanup.
+    // winning the node makes the caller the only one to touch the cleanup.
     let boxed = unsafe { &*header.cast::<Boxed<T, F>>() };
     if boxed.head.made_in != registry::generation() {
         // A copy in a forked child: the guard is the parent's, which runs it.

@@ -89,7 +89,7 @@ impl World {
         }
         for (index, node) in self.nodes.iter().enumerate().rev() {
             // As `registry::finish`.
-            if self.stack.claim(node, &self.flag).is_ok() {
+            if self.stack.tag(node, &self.flag).is_ok() {
                 self.ran.lock().unwrap().push(index);
                 if self.stack.pop(node, &self.flag).is_err() {
                     self.stand_by();

@@ -12,11 +12,11 @@
 //!
 //! * **Push**: the owner stores `top = node`. Either the walk sees the node, or the owner sees
 //!   the shutdown (and knows that a later walk may).
-//! * **Claim**: when the body ends, the owner stores `top = node | CLEANING`. A walk that looks
+//! * **Tag**: when the body ends, the owner stores `top = node | CLEANING`. A walk that looks
 //!   later sees the tag and waits for the owner to finish the cleanup: a cleanup is never cut
 //!   short, and cleanups run one at a time. If the owner sees the shutdown, the walk may have
-//!   seen the untagged node first: one compare-and-swap on the node's `state` settles who runs
-//!   it. Without a shutdown, the claim costs no atomic read-modify-write at all.
+//!   seen the untagged node first: one compare-and-swap on the node's `state` settles who *wins*
+//!   it, and runs it. Without a shutdown, the tag costs no atomic read-modify-write at all.
 //! * **Pop**: the owner stores `top = prev`. A walk that saw the node (tagged or not) saw it
 //!   before the pop, so the owner sees the shutdown and does not let its frame go while the walk
 //!   may still read the node: it *stands by* while its stack is being walked (a second
@@ -31,8 +31,10 @@
 //!    \-------owner withdraws a body that never ran------> DONE
 //! ```
 //!
-//! An owner that claims its node by tagging `top` never marks it: a walk that saw the tag waits
-//! for `top` to change and never reads `state`.
+//! An owner that tagged `top` without meeting the shutdown never marks its node: a walk that saw
+//! the tag waits for `top` to change and never reads `state`. (In this crate a node is *won*,
+//! by its owner or by the walk, and tagged; only the shutdown as a whole is *claimed*, by the
+//! thread that runs it: `shutdown/runner.rs`.)
 
 use std::fmt;
 use std::panic::Location;
@@ -125,15 +127,15 @@ impl Header {
         }
     }
 
-    /// The walk's claim; `Err` holds the state it found instead of `PENDING`.
+    /// The walk wins the node; `Err` holds the state it found instead of `PENDING`.
     pub(crate) fn take(&self) -> Result<(), u8> {
         self.state
             .compare_exchange(PENDING, TAKEN, SeqCst, Acquire)
             .map(drop)
     }
 
-    /// The walk: takes the node over and runs it with `take_over`; or, if its owner claimed it during the
-    /// shutdown and runs it, waits for that with `wait`, unless `mine` (as in [`Stack::walk`]).
+    /// The walk: takes the node over and runs it with `take_over`; or, if its owner won it during
+    /// the shutdown and runs it, waits for that with `wait`, unless `mine` (as in [`Stack::walk`]).
     pub(crate) fn take_or_wait(
         &self,
         mine: bool,
@@ -151,21 +153,21 @@ impl Header {
         }
     }
 
-    /// An owner's claim, during a shutdown.
+    /// The owner wins the node, during a shutdown.
     pub(crate) fn own(&self) -> bool {
         self.state
             .compare_exchange(PENDING, OWNED, SeqCst, Relaxed)
             .is_ok()
     }
 
-    /// An owner's claim of a node whose body will never run: no one is to run its cleanup.
+    /// The owner wins a node whose body will never run: no one is to run its cleanup.
     pub(crate) fn withdraw(&self) -> bool {
         self.state
             .compare_exchange(PENDING, DONE, SeqCst, Relaxed)
             .is_ok()
     }
 
-    /// The owner that claimed the node with [`own`](Self::own) has run its cleanup: a walk
+    /// The owner that won the node with [`own`](Self::own) has run its cleanup: a walk
     /// waiting for it goes on.
     pub(crate) fn done(&self) {
         self.state.store(DONE, Release);
@@ -251,17 +253,17 @@ impl Stack {
         flag_seen(flag)
     }
 
-    /// Owner: claims `node`, the innermost, to run its cleanup. If the flag is seen, the walk
+    /// Owner: tags `node`, the innermost, to run its cleanup. If the flag is seen, the walk
     /// may have seen the untagged node first: the owner runs the cleanup only if it wins the
     /// node with [`Header::own`].
     #[inline]
-    pub(crate) fn claim(&self, node: &Header, flag: &impl ShutdownFlag) -> Result<(), FlagSeen> {
+    pub(crate) fn tag(&self, node: &Header, flag: &impl ShutdownFlag) -> Result<(), FlagSeen> {
         self.top.store(tagged(node), Relaxed);
         flag_seen(flag)
     }
 
     /// Owner: unlinks `node`, the innermost, whose cleanup has run (and which is
-    /// [`done`](Header::done) if it was claimed during a shutdown), or was taken over.
+    /// [`done`](Header::done) if it was won during a shutdown), or was taken over.
     #[inline]
     pub(crate) fn pop(&self, node: &Header, flag: &impl ShutdownFlag) -> Result<(), FlagSeen> {
         self.top.store(node.prev.load(Relaxed), Relaxed);

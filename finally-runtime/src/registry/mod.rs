@@ -20,7 +20,7 @@
 //! compare-and-swap).
 //!
 //! The list is doubly linked, through a [`Link`] beside the node, under the slot's mutex; the
-//! future records the slot to unlink itself, from whichever thread. Owner and walk claim the
+//! future records the slot to unlink itself, from whichever thread. Owner and walk win the
 //! node with the same compare-and-swap on `state`. The mutex plays the part of the stack's
 //! store-then-load pairs: the shutdown starts the flag, then copies the list under the lock; an
 //! owner links or unlinks under the lock, then loads the flag. An owner that unlinks after the
@@ -314,7 +314,7 @@ pub(crate) fn call_caught(cleanup: impl FnOnce()) -> Option<Panic> {
     catch_unwind(AssertUnwindSafe(cleanup)).err()
 }
 
-/// Calls the cleanup of `header`, a live node claimed for the calling thread, whose slot is
+/// Calls the cleanup of `header`, a live node won by the calling thread, whose slot is
 /// `mine` if it has one: counted as a cleanup the thread runs.
 fn call(mine: Option<&Slot>, header: &Header, exit: &Exit) -> Option<Panic> {
     // SAFETY: the caller vouches for the node.
@@ -375,7 +375,7 @@ fn left_during_shutdown(slot: &Slot) {
     }
 }
 
-/// Claims `header` for its owner, runs its cleanup and pops it.
+/// Tags `header` for its owner, runs its cleanup and pops it.
 ///
 /// Returns the cleanup's panic, if it panicked. Runs nothing if the shutdown took the node over
 /// (it runs the cleanup itself). Once the shutdown is closed, stops the thread (`stop.rs`).
@@ -385,7 +385,7 @@ fn left_during_shutdown(slot: &Slot) {
 #[inline(always)]
 pub(crate) fn finish<F: Run>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option<Panic> {
     let header = node.header();
-    if slot.stack.claim(header, &SHUTDOWN).is_err() {
+    if slot.stack.tag(header, &SHUTDOWN).is_err() {
         return finish_during_shutdown(slot, node, exit);
     }
     // Called directly, not through the header's type-erased `call`, so it can be inlined. While
@@ -397,7 +397,7 @@ pub(crate) fn finish<F: Run>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option
     panic
 }
 
-/// [`finish`] once the claim met the flag: the owner runs the cleanup only if it wins the node;
+/// [`finish`] once the tag met the flag: the owner runs the cleanup only if it wins the node;
 /// if the shutdown took it over, it runs nothing.
 #[cold]
 #[inline(never)]
@@ -489,7 +489,7 @@ pub(crate) enum Lives {
     InBox,
 }
 
-/// Claims a linked node (a future's, a guard's) for the calling thread, runs its cleanup, unless
+/// Wins a linked node (a future's, a guard's) for the calling thread, runs its cleanup, unless
 /// `exit` is `None` (a guard dismissed), and unlinks it.
 ///
 /// As [`finish`]: runs nothing if the shutdown took the node; returns whether the node was the
