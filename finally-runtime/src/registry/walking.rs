@@ -21,7 +21,7 @@ pub(crate) fn call_unlinked(header: &Header, exit: &Exit) -> Option<Panic> {
 /// leaves the last slot (at once if there is none). Called by the thread that runs the
 /// shutdown, after starting the flag and running the heavy barrier.
 pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
-    // Not `local_slot`: the signal thread has none, taking one allocates, on the way from a
+    // Not `guarded::slot`: the signal thread has none, taking one allocates, on the way from a
     // signal to its first cleanup, and inside `exit` this thread's thread-locals are gone.
     let mine = mine();
     // A walk by a thread that is itself running a cleanup (which called `exit`) must not wait
@@ -62,7 +62,7 @@ pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
             let on_stack = unsafe { slot.stack.nodes() };
             take_linked(&|enclosing| !enclosing.is_null() && !on_stack.contains(&enclosing));
         }
-        // SAFETY: the flag is started and the barrier run (`shutdown.rs`); the owner stands by
+        // SAFETY: the flag is started and the barrier run (`shutdown/mod.rs`); the owner stands by
         // while the walk is on its slot.
         unsafe {
             slot.stack.walk(is_mine, &take_over, &wait, |node| {
