@@ -124,7 +124,7 @@
 //! # Guards: cleanups that carry their own state
 //!
 //! What a cleanup needs that is only known at run time (the scratch directory `tempfile` just
-//! named, a run id, a connection string, `self`'s data) goes into a [`guard`]: a value whose
+//! named, a run id, a connection string, `self`'s data) goes into a [`guard`](fn@guard): a value whose
 //! cleanup runs exactly once, when it is dropped (at the end of its scope, or while a panic
 //! unwinds), on a handled signal, or on `exit`, with the same guarantees as the attribute's.
 //!
@@ -599,7 +599,7 @@
 ///   `remove_scratch` or `Self::close`, or a closure that captures nothing, such as
 ///   `|exit| eprintln!("{exit}")`. It returns `()`, or `Result<(), E>` with `E: Display`, whose
 ///   error is reported on stderr, or never returns (`|_| std::process::exit(4)`). A cleanup that needs state made at run time (the arguments,
-///   `self`) is a [`guard`] made in the body.
+///   `self`) is a [`guard`](fn@guard) made in the body.
 /// - **`grace = "5s"`**: on a signal, wait up to this long for the function to return on its
 ///   own (see [Stopping cooperatively](crate#stopping-cooperatively)). A number and a unit:
 ///   `ms`, `s`, `m` or `h`, such as `"500ms"` or `"1.5s"`; checked at compile time.
@@ -646,7 +646,7 @@
 /// trait, a module, a type: the error says where the attribute goes), `const fn`, a cleanup that
 /// is not a `fn()` or `fn(&Exit)` ([`Cleanup`]), one that returns something else than an
 /// [`Outcome`] (a value, a `Result` whose error is not `Display`) or is `async`, a closure that
-/// captures, in a macro's arguments and format strings too (the error points to [`guard`]), a
+/// captures, in a macro's arguments and format strings too (the error points to [`guard`](fn@guard)), a
 /// bad duration or signal, the options of the whole process elsewhere than on `fn main` (or on an
 /// `async fn main`: put `#[with_cleanup]` below `#[tokio::main]`), unknown or repeated options.
 ///

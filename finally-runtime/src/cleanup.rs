@@ -6,13 +6,13 @@
 
 use std::marker::PhantomData;
 
-use crate::Exit;
+use crate::exit::Exit;
 
 /// A cleanup, told why its function ended. Copied into each node, and, through `fork`, into the
 /// guardian: so `Copy`, `Send`, `Sync` and `'static`.
 pub trait Run: Copy + Send + Sync + 'static {
     /// Runs the cleanup, named `name` in its reports.
-    fn run(&self, exit: &Exit, name: &str);
+    fn run(&self, exit: &Exit, name: &dyn std::fmt::Display);
 }
 
 /// What `#[with_cleanup]` takes as a cleanup: a `fn()` or a `fn(&Exit)`, a path to a function or
@@ -95,8 +95,8 @@ where
     O: Outcome + 'static,
 {
     #[inline]
-    fn run(&self, _: &Exit, name: &str) {
-        (self.0)().report(&name);
+    fn run(&self, _: &Exit, name: &dyn std::fmt::Display) {
+        (self.0)().report(name);
     }
 }
 
@@ -106,8 +106,8 @@ where
     O: Outcome + 'static,
 {
     #[inline]
-    fn run(&self, exit: &Exit, name: &str) {
-        (self.0)(exit).report(&name);
+    fn run(&self, exit: &Exit, name: &dyn std::fmt::Display) {
+        (self.0)(exit).report(name);
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use libc::c_int;
 
-use crate::Signal;
+use crate::exit::Signal;
 
 /// The signals that run the pending cleanups by default, and that the guardian shrugs off.
 #[cfg(unix)]
@@ -33,7 +33,7 @@ pub(crate) const HANDLED: [c_int; 5] = [0, 1, 2, 5, 6];
 pub(crate) const HANDLEABLE: [c_int; 5] = HANDLED;
 
 /// The application's policy for the whole process, set once, before the first guarded call:
-/// with [`install`](crate::install), or by the options of `#[with_cleanup]` on `main`.
+/// with [`install`](crate::install()), or by the options of `#[with_cleanup]` on `main`.
 ///
 /// ```
 /// # use finally_runtime as finally;
@@ -68,7 +68,7 @@ impl Options {
     }
 
     /// The signals that run the cleanups, of SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2
-    /// and SIGALRM ([`install`](crate::install) refuses others). A signal left out is left
+    /// and SIGALRM ([`install`](crate::install()) refuses others). A signal left out is left
     /// alone: `finally` installs nothing for it.
     #[must_use = "`Options` is a value: this returns the changed options and leaves these as they were"]
     pub const fn signals(mut self, signals: &[Signal]) -> Self {

@@ -18,6 +18,11 @@
 //! - **Recovery** runs the armed entries of a file whose owner is gone, newest first, told
 //!   [`Exit::Recovered`], appending `ended` after each (a recovery that is itself killed does
 //!   not run them again), then removes the file.
+//! - **Its own format, here.** The entries' framing is not beside the guardian's messages
+//!   (`guardian/wire.rs`): those join two processes of one build for one run, in packets that
+//!   arrive whole, while a record is read by a later start, perhaps of a newer build (the
+//!   header's magic names the format's version), after a crash in the middle of a write (the
+//!   checksums, the torn last entry). One contract each, each written once.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};

@@ -2,7 +2,7 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-/// What the runtime could not do: set itself up (see [`install`](crate::install)), or start or
+/// What the runtime could not do: set itself up (see [`install`](crate::install())), or start or
 /// reach a guardian (see [`guardian_status`](crate::guardian_status)).
 ///
 /// `Display` says what could not be done ("could not start the guardian"); [`source`] says why,
@@ -28,8 +28,8 @@ use std::sync::Arc;
 /// [`source`]: std::error::Error::source
 #[derive(Clone, Debug)]
 pub struct Error {
-    pub(crate) context: &'static str,
-    pub(crate) source: Arc<io::Error>,
+    context: &'static str,
+    source: Arc<io::Error>,
 }
 
 impl Error {
@@ -39,6 +39,16 @@ impl Error {
             context,
             source: Arc::new(source),
         }
+    }
+
+    /// What could not be done: the `context` it was made with.
+    pub(crate) fn context(&self) -> &'static str {
+        self.context
+    }
+
+    /// Why not.
+    pub(crate) fn io_error(&self) -> &io::Error {
+        &self.source
     }
 }
 

@@ -6,9 +6,9 @@
 //! there, and the others still run once, however `exit` was entered again:
 //!
 //! - on the thread that runs the shutdown, after an earlier `exit`: std aborts the process
-//!   ("exit called re-entrantly") through the panic hook, where [`catch_reentry`] catches it;
+//!   ("exit called re-entrantly") through the panic hook, where `catch_reentry` catches it;
 //! - after the end of `main` (libc's `exit`, which std does not guard): libc runs the hooks
-//!   still to run, [`again`] among them.
+//!   still to run, `again` among them.
 
 use std::ffi::c_void;
 use std::io;
@@ -16,7 +16,8 @@ use std::panic::catch_unwind;
 
 use libc::c_int;
 
-use crate::{registry, shutdown, Exit};
+use crate::exit::Exit;
+use crate::{registry, shutdown};
 
 #[cfg(all(target_os = "linux", target_env = "gnu", not(finally_portable)))]
 extern "C" {
@@ -24,7 +25,7 @@ extern "C" {
     fn on_exit(hook: extern "C" fn(c_int, *mut c_void), argument: *mut c_void) -> c_int;
 }
 
-/// Registers [`at_exit`] (on Windows also [`on_exit_process`]), and, in a `panic = "abort"`
+/// Registers [`at_exit`] (on Windows also `on_exit_process`), and, in a `panic = "abort"`
 /// build, the panic hook.
 pub(crate) fn register() -> io::Result<()> {
     if add(at_exit) != 0 {

@@ -9,7 +9,7 @@
 //! byte, an owner's check is one load and one compare on the hot path.
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::atomic::{compiler_fence, fence, AtomicU32, AtomicU8};
+use std::sync::atomic::{compiler_fence, fence, AtomicU8};
 use std::sync::OnceLock;
 
 use crate::fence;
@@ -23,37 +23,6 @@ static START: OnceLock<fn()> = OnceLock::new();
 #[cfg(unix)]
 pub(crate) fn when_forked_start(start: fn()) {
     let _ = START.set(start);
-}
-
-/// How many store-then-load pairs (three a guarded call) make the calls hot: then `fence::heavy`
-/// stands for the owners' fences.
-const HOT: u32 = 3000;
-
-/// The pairs that paid for a full fence so far.
-static FENCED: AtomicU32 = AtomicU32::new(0);
-
-/// Sets up `fence::heavy` to stand for the owners' fences, once: when the process has made
-/// [`HOT`] fenced steps. Until then the owners' side is a full fence (a few nanoseconds a call)
-/// and a shutdown costs no barrier; after, a call costs no fence and a shutdown one
-/// `membarrier` (some microseconds, once). So a program that guards `main` alone keeps the
-/// quicker shutdown, and one with guarded calls on a hot path gets the quicker calls.
-#[cold]
-fn hot() {
-    let register = || {
-        if fence::register() {
-            SHUTDOWN.set_asymmetric();
-        }
-    };
-    // Alone, the process registers in microseconds; with other threads running (or where
-    // `/proc` cannot tell), the kernel waits for them, for milliseconds: then on a thread of
-    // its own.
-    if fence::alone() {
-        register();
-    } else {
-        let _ = std::thread::Builder::new()
-            .name("finally-membarrier".into())
-            .spawn(register);
-    }
 }
 
 /// The process's shutdown flag.
@@ -131,7 +100,7 @@ impl Flag {
             && self.0.fetch_and(!NO_THREAD, SeqCst) & NO_THREAD != 0
     }
 
-    /// In a forked child that has no signal thread yet: starts it (with what [`when_forked_start`]
+    /// In a forked child that has no signal thread yet: starts it (with what `when_forked_start`
     /// was given), once. Owners call this when they meet the flag.
     pub(crate) fn start_thread_if_forked(&self) {
         if self.take_no_thread() {
@@ -149,13 +118,13 @@ impl Flag {
 
     /// The owners' side before `membarrier` is registered (until calls are hot, or for good).
     /// Out of line: where calls are hot, it is not taken. Counts the calls that take it, so that
-    /// they become [`hot`].
+    /// they become hot (`fence::fenced_step`).
     #[cold]
     fn seen_after_fence(&self) -> bool {
         fence(SeqCst);
         let seen = self.0.load(Relaxed) & !ASYMMETRIC != 0;
-        if fence::ASYMMETRIC && FENCED.fetch_add(1, Relaxed) == HOT {
-            hot();
+        if fence::ASYMMETRIC {
+            fence::fenced_step(|| SHUTDOWN.set_asymmetric());
         }
         seen
     }

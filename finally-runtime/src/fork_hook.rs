@@ -3,15 +3,13 @@
 use std::io;
 
 use crate::flag::SHUTDOWN;
+use crate::sys::process;
 use crate::{fence, guardian, registry, request, shutdown, signals, standby};
 
 /// Registers [`in_child`] with `pthread_atfork`.
 pub(crate) fn register() -> io::Result<()> {
     // SAFETY: `in_child` only does what is allowed in a forked child (its docs).
-    match unsafe { libc::pthread_atfork(None, None, Some(in_child)) } {
-        0 => Ok(()),
-        error => Err(io::Error::from_raw_os_error(error)),
-    }
+    unsafe { process::at_fork_in_child(in_child) }
 }
 
 /// The child's side of `fork`, on its one thread, before `fork` returns there: what belonged

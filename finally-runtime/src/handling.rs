@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::Error;
+use crate::error::Error;
 
 /// Whether `finally` handles a signal in this process, and if not, why: what
 /// [`signal_handling`](crate::signal_handling) says of each signal.
@@ -47,7 +47,7 @@ pub enum Handling {
     /// default action, or to be ignored: `finally` does not see it.
     Removed,
     /// `finally` is not installed yet: nothing was guarded so far (no guarded call, no guard) and
-    /// [`install`](crate::install) was not called. Until then every signal has its usual effect.
+    /// [`install`](crate::install()) was not called. Until then every signal has its usual effect.
     NotInstalled,
     /// `finally` could not be installed: only return, panic and exit run the cleanups.
     InstallFailed(Error),
@@ -92,7 +92,7 @@ impl fmt::Display for Handling {
             Handling::InstallFailed(error) => write!(
                 f,
                 "not handled: finally {error} ({}): only return, panic and exit run the cleanups",
-                error.source
+                error.io_error()
             ),
         }
     }

@@ -9,10 +9,11 @@
 
 // Said plainly here rather than by a dozen unresolved imports further down.
 #[cfg(not(any(unix, windows)))]
-compile_error!("finally runs on Unix only, for now: Linux, macOS and the BSDs");
+compile_error!("finally runs on Unix (Linux, macOS, the BSDs) and Windows only");
 
-// Bottom up, a layer per paragraph: see ARCHITECTURE.md. A module uses only the modules of its
-// own layer and of the layers above it in this list.
+// Bottom up, a layer per paragraph, as ARCHITECTURE.md describes them: a module uses only the
+// modules of its own paragraph and of those before it, imported from the module that holds
+// them, not through the crate root. `tests/layers.rs` checks it.
 mod config;
 mod error;
 mod exit;
@@ -28,18 +29,20 @@ mod flag;
 mod protocol;
 mod reason;
 mod registered;
-mod registry;
 mod request;
-mod shutdown;
 mod standby;
 mod stop;
+
+mod registry;
+
+mod shutdown;
 
 mod durable;
 mod exit_hook;
 #[cfg(unix)]
 mod fork_hook;
 mod guardian;
-mod install;
+mod setup;
 mod signals;
 
 mod guard;
@@ -59,8 +62,8 @@ pub use finally_macros::guardian_cleanup;
 pub use guard::{guard, guard_durable, guard_value, guard_with, Guard};
 pub use guardian::{guardian_status, program_id};
 pub use handling::Handling;
-pub use install::{install, signal_handling};
 pub use request::{stop_requested, stop_signal, wait_for_stop, StopSignal};
+pub use setup::{install, signal_handling};
 pub use shutdown::end_by;
 pub use state::{State, StateRef};
 
@@ -74,8 +77,8 @@ pub mod __private {
     #[cfg(windows)]
     pub use crate::guardian::guardian_channel;
     pub use crate::guardian::{guardian, guardian_looks, guardian_pid};
-    pub use crate::install::configure;
     pub use crate::registered::Registered;
+    pub use crate::setup::configure;
     pub use core::time::Duration;
     pub use inventory;
 }

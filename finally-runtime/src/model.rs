@@ -9,10 +9,10 @@ use loom::thread;
 
 use std::ptr;
 
+use crate::exit::Exit;
 use crate::fence;
-use crate::protocol::{Header, Stack, TAKEN};
+use crate::protocol::{Header, Name, Stack, TAKEN};
 use crate::sync::atomic::Ordering::{Relaxed, SeqCst};
-use crate::Exit;
 
 const STARTED: u8 = 1;
 const CLOSED: u8 = 2;
@@ -44,7 +44,7 @@ impl World {
             flag: AtomicU8::new(0),
             walking: AtomicBool::new(false),
             nodes: (0..nodes)
-                .map(|_| Header::new(never, &"model", ptr::null_mut()))
+                .map(|_| Header::new(never, Name::function(&"model"), ptr::null_mut()))
                 .collect(),
             gone: (0..nodes).map(|_| AtomicBool::new(false)).collect(),
             ran: Mutex::new(Vec::new()),
@@ -89,7 +89,7 @@ impl World {
         }
         for (index, node) in self.nodes.iter().enumerate().rev() {
             // As `registry::finish`.
-            if self.stack.claim(node, &self.flag).is_ok() {
+            if self.stack.tag(node, &self.flag).is_ok() {
                 self.ran.lock().unwrap().push(index);
                 if self.stack.pop(node, &self.flag).is_err() {
                     self.stand_by();

@@ -12,15 +12,15 @@
 //!
 //! * **Push**: the owner stores `top = node`. Either the walk sees the node, or the owner sees
 //!   the shutdown (and knows that a later walk may).
-//! * **Claim**: when the body ends, the owner stores `top = node | CLEANING`. A walk that looks
+//! * **Tag**: when the body ends, the owner stores `top = node | CLEANING`. A walk that looks
 //!   later sees the tag and waits for the owner to finish the cleanup: a cleanup is never cut
 //!   short, and cleanups run one at a time. If the owner sees the shutdown, the walk may have
-//!   seen the untagged node first: one compare-and-swap on the node's `state` settles who runs
-//!   it. Without a shutdown, the claim costs no atomic read-modify-write at all.
+//!   seen the untagged node first: one compare-and-swap on the node's `state` settles who *wins*
+//!   it, and runs it. Without a shutdown, the tag costs no atomic read-modify-write at all.
 //! * **Pop**: the owner stores `top = prev`. A walk that saw the node (tagged or not) saw it
 //!   before the pop, so the owner sees the shutdown and does not let its frame go while the walk
 //!   may still read the node: it *stands by* while its stack is being walked (a second
-//!   store-then-load pair, on the slot's `walking` flag: `registry.rs`). An owner that does not
+//!   store-then-load pair, on the slot's `walking` flag: `registry/`). An owner that does not
 //!   see the shutdown was popped before the walk looked, and returns.
 //!
 //! The walk takes a node with the same compare-and-swap, so each cleanup runs exactly once:
@@ -31,14 +31,18 @@
 //!    \-------owner withdraws a body that never ran------> DONE
 //! ```
 //!
-//! An owner that claims its node by tagging `top` never marks it: a walk that saw the tag waits
-//! for `top` to change and never reads `state`.
+//! An owner that tagged `top` without meeting the shutdown never marks its node: a walk that saw
+//! the tag waits for `top` to change and never reads `state`. (In this crate a node is *won*,
+//! by its owner or by the walk, and tagged; only the shutdown as a whole is *claimed*, by the
+//! thread that runs it: `shutdown/runner.rs`.)
 
+use std::fmt;
+use std::panic::Location;
 use std::ptr;
 
+use crate::exit::Exit;
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::sync::atomic::{AtomicPtr, AtomicU8};
-use crate::Exit;
 
 pub(crate) const PENDING: u8 = 0;
 pub(crate) const OWNED: u8 = 1;
@@ -52,16 +56,67 @@ pub(crate) struct Header {
     pub(crate) prev: AtomicPtr<Header>,
     /// Calls the cleanup of the node this header starts.
     pub(crate) call: unsafe fn(*const Header, &Exit),
-    /// Names the cleanup in reports: `cleanup of function`. One word, not two: one store less
-    /// on every guarded call.
-    pub(crate) name: &'static &'static str,
+    /// Names the cleanup in reports.
+    pub(crate) name: Name,
+}
+
+/// What a cleanup is called in the reports: a guarded function's (`cleanup of function`), or the
+/// place a guard was made at (`the guard made at src/main.rs:12`). One word, not two: one store
+/// less on every guarded call. A place is told from a name by the pointer's lowest bit, which
+/// neither a `&'static str`'s address nor a `Location`'s has set (both are aligned to a word).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Name(*const u8);
+
+// SAFETY: it points only at `'static` data that nothing writes.
+unsafe impl Send for Name {}
+// SAFETY: as above.
+unsafe impl Sync for Name {}
+
+impl Name {
+    /// A guarded function's cleanup, named `name`.
+    pub(crate) fn function(name: &'static &'static str) -> Name {
+        Name(ptr::from_ref(name).cast())
+    }
+
+    /// The cleanup of the guard made at `place`.
+    pub(crate) fn guard(place: &'static Location<'static>) -> Name {
+        Name(ptr::from_ref(place).cast::<u8>().wrapping_add(1))
+    }
+
+    /// The name as one pointer, for an atomic: [`Name::from_raw`] takes it back.
+    pub(crate) fn into_raw(self) -> *mut () {
+        self.0.cast_mut().cast()
+    }
+
+    /// The name [`Name::into_raw`] gave; `None` for null.
+    ///
+    /// # Safety
+    ///
+    /// `raw` must be null or what `into_raw` gave.
+    pub(crate) unsafe fn from_raw(raw: *mut ()) -> Option<Name> {
+        (!raw.is_null()).then_some(Name(raw.cast_const().cast()))
+    }
+}
+
+impl fmt::Display for Name {
+    /// Writes the name: async-signal-safe as far as the formatter is (no allocation).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 as usize & 1 == 0 {
+            // SAFETY: made by `Name::function`, from a `&'static &'static str`.
+            f.write_str(unsafe { *self.0.cast::<&'static str>() })
+        } else {
+            // SAFETY: made by `Name::guard`, from a `&'static Location`, one byte on.
+            let place = unsafe { &*self.0.wrapping_sub(1).cast::<Location<'static>>() };
+            write!(f, "the guard made at {}:{}", place.file(), place.line())
+        }
+    }
 }
 
 impl Header {
-    /// A node to go above `prev` on a stack (see [`Stack::push_above`]), or anywhere (null).
+    /// A node to go above `prev` on a stack (see [`Stack::push`]), or anywhere (null).
     pub(crate) fn new(
         call: unsafe fn(*const Header, &Exit),
-        name: &'static &'static str,
+        name: Name,
         prev: *mut Header,
     ) -> Self {
         Header {
@@ -72,15 +127,15 @@ impl Header {
         }
     }
 
-    /// The walk's claim; `Err` holds the state it found instead of `PENDING`.
+    /// The walk wins the node; `Err` holds the state it found instead of `PENDING`.
     pub(crate) fn take(&self) -> Result<(), u8> {
         self.state
             .compare_exchange(PENDING, TAKEN, SeqCst, Acquire)
             .map(drop)
     }
 
-    /// The walk: takes the node over and runs it with `take_over`; or, if its owner claimed it during the
-    /// shutdown and runs it, waits for that with `wait`, unless `mine` (as in [`Stack::walk`]).
+    /// The walk: takes the node over and runs it with `take_over`; or, if its owner won it during
+    /// the shutdown and runs it, waits for that with `wait`, unless `mine` (as in [`Stack::walk`]).
     pub(crate) fn take_or_wait(
         &self,
         mine: bool,
@@ -98,21 +153,21 @@ impl Header {
         }
     }
 
-    /// An owner's claim, during a shutdown.
+    /// The owner wins the node, during a shutdown.
     pub(crate) fn own(&self) -> bool {
         self.state
             .compare_exchange(PENDING, OWNED, SeqCst, Relaxed)
             .is_ok()
     }
 
-    /// An owner's claim of a node whose body will never run: no one is to run its cleanup.
+    /// The owner wins a node whose body will never run: no one is to run its cleanup.
     pub(crate) fn withdraw(&self) -> bool {
         self.state
             .compare_exchange(PENDING, DONE, SeqCst, Relaxed)
             .is_ok()
     }
 
-    /// The owner that claimed the node with [`own`](Self::own) has run its cleanup: a walk
+    /// The owner that won the node with [`own`](Self::own) has run its cleanup: a walk
     /// waiting for it goes on.
     pub(crate) fn done(&self) {
         self.state.store(DONE, Release);
@@ -198,17 +253,17 @@ impl Stack {
         flag_seen(flag)
     }
 
-    /// Owner: claims `node`, the innermost, to run its cleanup. If the flag is seen, the walk
+    /// Owner: tags `node`, the innermost, to run its cleanup. If the flag is seen, the walk
     /// may have seen the untagged node first: the owner runs the cleanup only if it wins the
     /// node with [`Header::own`].
     #[inline]
-    pub(crate) fn claim(&self, node: &Header, flag: &impl ShutdownFlag) -> Result<(), FlagSeen> {
+    pub(crate) fn tag(&self, node: &Header, flag: &impl ShutdownFlag) -> Result<(), FlagSeen> {
         self.top.store(tagged(node), Relaxed);
         flag_seen(flag)
     }
 
     /// Owner: unlinks `node`, the innermost, whose cleanup has run (and which is
-    /// [`done`](Header::done) if it was claimed during a shutdown), or was taken over.
+    /// [`done`](Header::done) if it was won during a shutdown), or was taken over.
     #[inline]
     pub(crate) fn pop(&self, node: &Header, flag: &impl ShutdownFlag) -> Result<(), FlagSeen> {
         self.top.store(node.prev.load(Relaxed), Relaxed);
@@ -285,7 +340,7 @@ impl Stack {
             // SAFETY: as above.
             if unsafe { prev.as_ref() }.is_some_and(|prev| prev.state.load(Acquire) != PENDING) {
                 // Above a node an earlier walk took: pushed since, by a body nested in a function
-                // the shutdown took over, which never starts it (`registry.rs`).
+                // the shutdown took over, which never starts it (`registry/`).
                 header.withdraw();
             } else {
                 header.take_or_wait(mine, &mut take_over, &mut wait);
@@ -302,5 +357,27 @@ fn flag_seen(flag: &impl ShutdownFlag) -> Result<(), FlagSeen> {
         Err(FlagSeen)
     } else {
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Name;
+    use std::panic::Location;
+
+    #[test]
+    fn a_name_says_the_function_or_the_place_of_the_guard() {
+        let function = Name::function(&"cleanup of work");
+        assert_eq!(function.to_string(), "cleanup of work");
+        let place = Location::caller();
+        let guard = Name::guard(place);
+        assert_eq!(
+            guard.to_string(),
+            format!("the guard made at {}:{}", place.file(), place.line())
+        );
+        for name in [function, guard] {
+            // SAFETY: what `into_raw` gave.
+            assert!(unsafe { Name::from_raw(name.into_raw()) } == Some(name));
+        }
     }
 }

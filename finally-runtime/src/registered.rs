@@ -10,8 +10,8 @@ use std::borrow::Borrow;
 use std::sync::OnceLock;
 
 use crate::cleanup::Outcome;
+use crate::exit::Exit;
 use crate::state::{State, StateRef};
-use crate::Exit;
 
 /// A cleanup registered for the guardian: a static that `#[guardian_cleanup]` makes beside the
 /// function. Not a public API.

@@ -26,6 +26,15 @@ pub(crate) fn report(message: fmt::Arguments<'_>) {
     stderr::write(line.bytes());
 }
 
+/// Reports that the cleanup `name` panicked, with the panic's message where it is a string: the
+/// one wording, wherever the cleanup ran (the walk, the guardian).
+pub(crate) fn panicked(name: &dyn fmt::Display, payload: &(dyn std::any::Any + Send)) {
+    let message = crate::exit::panic_message(payload).unwrap_or("a non-string payload");
+    report(format_args!(
+        "a cleanup panicked ({message}): {name}; running the remaining cleanups"
+    ));
+}
+
 /// A report being formatted, cut at [`LONGEST`].
 struct Line {
     buffer: [u8; LONGEST],

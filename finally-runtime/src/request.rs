@@ -13,8 +13,8 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::exit::{Exit, Signal};
 use crate::flag::SHUTDOWN;
-use crate::{Exit, Signal};
 
 /// The signal that requested the stop, or 0.
 static REQUESTED: AtomicI32 = AtomicI32::new(0);

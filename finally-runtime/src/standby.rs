@@ -14,6 +14,7 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::flag::SHUTDOWN;
+use crate::protocol::Name;
 use crate::stop;
 
 /// The longest a waiting side sleeps before it looks again.
@@ -124,18 +125,18 @@ pub(crate) fn wait_while_walking(slot: usize) {
     }
 }
 
-/// The cleanup the walk runs or waits for, for the deadline's report.
-static CURRENT: AtomicPtr<&'static str> = AtomicPtr::new(ptr::null_mut());
+/// The cleanup the walk runs or waits for, for the deadline's report: a [`Name`], or null.
+static CURRENT: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
 
 /// The walk is running, or waiting for, the cleanup `name`.
-pub(crate) fn running(name: &'static &'static str) {
-    CURRENT.store(ptr::from_ref(name).cast_mut(), SeqCst);
+pub(crate) fn running(name: Name) {
+    CURRENT.store(name.into_raw(), SeqCst);
 }
 
 /// The cleanup the walk runs or waits for, if any. Async-signal-safe.
-pub(crate) fn running_name() -> &'static str {
-    // SAFETY: only ever a `&'static &'static str`, or null.
-    unsafe { CURRENT.load(SeqCst).as_ref() }.map_or("none", |name| *name)
+pub(crate) fn running_name() -> Option<Name> {
+    // SAFETY: only ever a `Name`'s pointer, or null.
+    unsafe { Name::from_raw(CURRENT.load(SeqCst)) }
 }
 
 /// In a forked child: no walk under way. Async-signal-safe.

@@ -14,6 +14,10 @@
 //! A thread that is unwinding already needs no second unwinding: [`stop`] then returns, and the
 //! unwinding under way takes the thread out. Where nothing unwinds (a `panic = "abort"` build),
 //! the thread waits for the end of the process where it is.
+//!
+//! Why a thread unwinds is kept for what it drops on the way ([`unwinding`]): the shutdown's
+//! reason when it is stopped, a panic's message from the panic hook that
+//! [`keep_panic_messages`] chains once the first guard is made.
 
 use std::cell::RefCell;
 use std::panic::resume_unwind;
@@ -48,8 +52,27 @@ pub(crate) fn stop() {
     resume_unwind(Box::new(exit::stopped(&reason)))
 }
 
+/// Chains a panic hook that keeps each panic's message for the guards (a guard dropped while a
+/// panic unwinds cannot see the panic's payload: `stop::unwinding` tells it), once the first
+/// guard is made (a program without guards keeps its hook as it is). The hook before it runs
+/// after.
+pub(crate) fn keep_panic_messages() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::thread::panicking() {
+        // Changing the hook is not allowed now; the next guard does it.
+        return;
+    }
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            panic_began(crate::exit::panic_message(info.payload()).map(str::to_owned));
+            previous(info);
+        }));
+    });
+}
+
 /// A panic began on this thread, with `message`: for the guards dropped while it unwinds.
-pub(crate) fn panic_began(message: Option<String>) {
+fn panic_began(message: Option<String>) {
     kept(Exit::Panicked { message });
 }
 

@@ -11,9 +11,10 @@ use std::task::{Context, Poll};
 use super::{end, ended, rethrow, Grace, Site};
 use crate::cleanup::Run;
 use crate::exit::stopped_for;
+use crate::exit::Exit;
 use crate::protocol::Header;
 use crate::registry::{self, Link, Lives, Node, Panic, Slot};
-use crate::{standby, stop, Exit};
+use crate::{standby, stop};
 
 /// Wraps the future of a guarded `async fn` body; see [`Guarded`]. `GRACE`: whether `site` has
 /// a grace period, told by the attribute, so that a future without one does not look. `MAIN`:
@@ -33,7 +34,7 @@ where
         site,
         node: MaybeUninit::uninit(),
         link: MaybeUninit::uninit(),
-        state: State::Unpolled,
+        state: Progress::Unpolled,
         future: ManuallyDrop::new(future),
         _pinned: PhantomPinned,
     }
@@ -54,13 +55,14 @@ pub struct Guarded<C, F, const GRACE: bool = false, const MAIN: bool = false> {
     node: MaybeUninit<Node<C>>,
     /// Initialised once `state` is `Pending` with a slot.
     link: MaybeUninit<Link>,
-    state: State,
+    state: Progress,
     /// Dropped in place by `drop`, before the cleanup runs, as a body's locals are.
     future: ManuallyDrop<F>,
     _pinned: PhantomPinned,
 }
 
-enum State {
+/// How far a guarded future has come: not polled yet, pending (its node linked), finished.
+enum Progress {
     Unpolled,
     /// Linked into this slot's list, or into none if no slot could be had.
     Pending(Option<&'static Slot>, Grace),
@@ -77,7 +79,7 @@ impl<C, F, const GRACE: bool, const MAIN: bool> Guarded<C, F, GRACE, MAIN> {
     /// Through the node's type-erased call, so that `Drop`, which cannot require `C: Run`,
     /// finishes the same way.
     fn finish(&mut self, exit: Exit) -> Option<Panic> {
-        let State::Pending(slot, grace) = std::mem::replace(&mut self.state, State::Finished)
+        let Progress::Pending(slot, grace) = std::mem::replace(&mut self.state, Progress::Finished)
         else {
             return None;
         };
@@ -122,7 +124,7 @@ where
             grace.abandon();
             stop::stop();
             // Unwinding already: as a cleanup's calls are, return and panic only.
-            self.state = State::Pending(None, Grace(None));
+            self.state = Progress::Pending(None, Grace(None));
             return self.poll_again(context);
         }
         // SAFETY: `future` is structurally pinned: never moved, dropped in place.
@@ -135,7 +137,7 @@ where
             Ok(Poll::Ready(value)) => Ok(value),
             Err(payload) => Err(payload),
         };
-        self.state = State::Finished;
+        self.state = Progress::Finished;
         Poll::Ready(end(result, grace, slot, node))
     }
 
@@ -148,18 +150,18 @@ where
         registry::link_future(slot, link, header);
         // Pending before the node leaves the stack: a shutdown may stop the thread there, and
         // the future, dropped then, must unlink it.
-        self.state = State::Pending(Some(slot), grace);
+        self.state = Progress::Pending(Some(slot), grace);
         registry::unpush(slot, header);
     }
 
     /// A poll after the first, or a first where no slot could be had.
     #[inline(never)]
     fn poll_again(&mut self, context: &mut Context<'_>) -> Poll<F::Output> {
-        if let State::Unpolled = self.state {
+        if let Progress::Unpolled = self.state {
             // No slot to be found by a shutdown: completion and drop only.
             self.node
                 .write(Node::above(self.cleanup, &self.site.name, ptr::null_mut()));
-            self.state = State::Pending(None, Grace::start(&self.site.grace));
+            self.state = Progress::Pending(None, Grace::start(&self.site.grace));
         }
         let result = match catch_unwind(AssertUnwindSafe(|| self.body().poll(context))) {
             Ok(Poll::Pending) => return Poll::Pending,
@@ -196,7 +198,7 @@ where
 {
     #[inline]
     fn poll_here(&mut self, context: &mut Context<'_>) -> Poll<F::Output> {
-        if let State::Unpolled = self.state {
+        if let Progress::Unpolled = self.state {
             if let Some(registering) = super::registering() {
                 return self.first_poll(registering, context);
             }
@@ -220,7 +222,7 @@ impl<C, F, const GRACE: bool, const MAIN: bool> Drop for Guarded<C, F, GRACE, MA
     fn drop(&mut self) {
         // SAFETY: dropped in place, once: here, and nowhere else.
         unsafe { ManuallyDrop::drop(&mut self.future) };
-        if let State::Pending(..) = self.state {
+        if let Progress::Pending(..) = self.state {
             self.cancelled();
         }
     }

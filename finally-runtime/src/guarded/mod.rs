@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use crate::cleanup::Run;
 use crate::exit::stopped_for;
+use crate::exit::Exit;
 use crate::protocol::Header;
 use crate::registry::{self, Node, Panic, Slot};
 use crate::shutdown::Period;
-use crate::{install, standby, stop, Exit};
+use crate::{setup, standby, stop};
 
 pub use future::{guard_future, Guarded};
 
@@ -65,7 +66,7 @@ fn registering() -> Option<(&'static Slot, *mut Header)> {
 
 #[cold]
 fn first_slot() -> Option<&'static Slot> {
-    install::install_once();
+    setup::install_once();
     registry::take()
 }
 
@@ -204,6 +205,6 @@ fn ended<R>(result: &thread::Result<R>) -> Exit {
 fn call_unregistered<C: Run, R>(cleanup: C, site: &Site, body: impl FnOnce() -> R) -> R {
     let result = catch_unwind(AssertUnwindSafe(body));
     let exit = ended(&result);
-    let cleanup_panic = registry::call_caught(|| cleanup.run(&exit, site.name));
+    let cleanup_panic = registry::call_caught(|| cleanup.run(&exit, &site.name));
     rethrow(result, cleanup_panic)
 }

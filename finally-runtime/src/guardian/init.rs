@@ -1,19 +1,19 @@
 //! PID 1: the original process stays as the program's init and guardian.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering::SeqCst;
-use std::{mem, ptr};
 
 use libc::{c_int, pid_t};
 
 use super::failed;
 use super::follow::Follow;
 use super::notes::{Notes, Page};
-use super::start::Started;
+use super::Started;
 use crate::cleanup::Run;
-use crate::sys::{self, proc, signal};
-use crate::Signal;
+use crate::exit::Signal;
+use crate::sys::process::{self, Ended, Forked};
+use crate::sys::{fd, proc, signal};
 
 /// The signals that PID 1 hands on to the program: those a container runtime, a user or a
 /// terminal sends to stop it or poke it. Not the crashes, which are the init's own.
@@ -38,33 +38,29 @@ pub(super) fn start<C: Run>(
     page: Page,
     cleanup: C,
 ) -> io::Result<Started> {
-    // SAFETY: plain libc calls on valid signal sets, this thread's mask and new descriptors.
-    // The process has one thread, so the child of `fork` is a complete copy.
-    unsafe {
-        let handled = signal::set_of(FORWARDED.into_iter().chain([libc::SIGCHLD]));
-        // Blocked from before the fork, so that none sent to PID 1 meanwhile is lost: the init
-        // reads them from a signalfd.
-        let mut mask: libc::sigset_t = mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, &handled, &mut mask);
-        let restore = |error: io::Error| {
-            libc::pthread_sigmask(libc::SIG_SETMASK, &mask, ptr::null_mut());
-            error
-        };
-        let flags = libc::SFD_CLOEXEC | libc::SFD_NONBLOCK;
-        let signals = sys::check(libc::signalfd(-1, &handled, flags))
-            .map_err(|error| restore(failed("signalfd", error)))?;
-        let signals = OwnedFd::from_raw_fd(signals);
-        match sys::check(libc::fork()).map_err(|error| restore(failed("fork", error)))? {
-            0 => {
-                libc::pthread_sigmask(libc::SIG_SETMASK, &mask, ptr::null_mut());
-                drop((guardian, signals));
-                Ok(Started {
-                    channel: program.into_raw_fd() as crate::sys::link::Link,
-                    guardian: libc::getppid(),
-                    notes: page.keep(),
-                })
-            }
-            child => init(
+    let handled = signal::set_of(FORWARDED.into_iter().chain([libc::SIGCHLD]));
+    // Blocked from before the fork, so that none sent to PID 1 meanwhile is lost: the init
+    // reads them from a signalfd.
+    let mask = signal::block(&handled);
+    let restore = |error: io::Error| {
+        signal::set_mask(&mask);
+        error
+    };
+    let signals = signal::signalfd(&handled).map_err(|error| restore(failed("signalfd", error)))?;
+    // SAFETY: the process has one thread, so the child is a complete copy.
+    match unsafe { process::fork() }.map_err(|error| restore(failed("fork", error)))? {
+        Forked::Child => {
+            signal::set_mask(&mask);
+            drop((guardian, signals));
+            Ok(Started {
+                channel: program.into_raw_fd() as crate::sys::link::End,
+                guardian: process::parent_id(),
+                notes: page.keep(),
+            })
+        }
+        // SAFETY: the process that forked `child`, with its descriptors.
+        Forked::Parent(child) => unsafe {
+            init(
                 child,
                 signals.as_raw_fd(),
                 &mask,
@@ -72,8 +68,8 @@ pub(super) fn start<C: Run>(
                 program.as_raw_fd(),
                 page.notes(),
                 cleanup,
-            ),
-        }
+            )
+        },
     }
 }
 
@@ -104,13 +100,7 @@ unsafe fn init<C: Run>(
     let mut follow = Follow::new(program, proc::stat(program).map(|stat| stat.start));
     let mut at_the_end = None;
     let status = loop {
-        let mut ready = [signals, inbox.link as RawFd].map(|fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        // SAFETY: two valid `pollfd`s; one with a negative descriptor is left alone.
-        unsafe { libc::poll(ready.as_mut_ptr(), 2, follow.patience_with(-1)) };
+        fd::wait_readable([signals, inbox.link as RawFd], follow.patience_with(-1));
         told |= inbox.receive();
         follow.look(inbox.heard);
         notes.looked.fetch_add(1, SeqCst);
@@ -124,16 +114,13 @@ unsafe fn init<C: Run>(
     };
     // What the program sent just before it ended.
     told |= inbox.receive();
-    let (code, signal) = if libc::WIFSIGNALED(status) {
-        let signal = libc::WTERMSIG(status);
-        (128 + signal, Some(Signal::new(signal)))
-    } else {
-        (libc::WEXITSTATUS(status), notes.crash())
+    let (code, signal) = match status {
+        Ended::Signal(signal) => (128 + signal, Some(Signal::new(signal))),
+        Ended::Code(code) => (code, notes.crash()),
     };
     if !(told || notes.completed.load(SeqCst)) {
         // As the program had it, for the programs the cleanup starts: nothing is handed on now.
-        // SAFETY: a valid mask, for this process's only thread.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, ptr::null_mut()) };
+        signal::set_mask(mask);
         match at_the_end.unwrap_or(Ok(())) {
             Ok(()) => inbox.clean_up(cleanup, signal, notes),
             Err(why) => super::watch::refused(&why),
@@ -148,53 +135,22 @@ fn forward_and_reap(
     signals: RawFd,
     program: pid_t,
     before_reaping: impl FnOnce(),
-) -> Option<c_int> {
-    // SAFETY: all zeros is a valid `signalfd_siginfo`.
-    let mut received: [libc::signalfd_siginfo; 8] = unsafe { mem::zeroed() };
-    loop {
-        // SAFETY: reading into a live buffer of that length.
-        let length = unsafe {
-            libc::read(
-                signals,
-                received.as_mut_ptr().cast(),
-                mem::size_of_val(&received),
-            )
-        };
-        // Nothing more to read (the descriptor does not block), or interrupted: the next wake.
-        let Ok(length @ 1..) = usize::try_from(length) else {
-            break;
-        };
-        for info in &received[..length / mem::size_of::<libc::signalfd_siginfo>()] {
-            let signal = info.ssi_signo as c_int;
-            if signal != libc::SIGCHLD {
-                // SAFETY: our own child, not reaped yet (it is reaped below).
-                unsafe { libc::kill(program, signal) };
-            }
+) -> Option<Ended> {
+    signal::read_signals(signals, |signal| {
+        if signal != libc::SIGCHLD {
+            // SAFETY: our own child, not reaped yet (it is reaped below).
+            unsafe { process::send_signal(program, signal) };
         }
-    }
-    // SAFETY: a zeroed `siginfo_t` is a valid out-parameter; `WNOWAIT` leaves it a zombie.
-    let program_ended = unsafe {
-        let mut info: libc::siginfo_t = mem::zeroed();
-        libc::waitid(
-            libc::P_PID,
-            program as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        ) == 0
-            && info.si_pid() == program
-    };
-    if program_ended {
+    });
+    if process::has_ended(program) {
         before_reaping();
     }
     // SIGCHLDs coalesce: every child that ended, whether one was told or not.
     let mut ended = None;
-    loop {
-        let mut status = 0;
-        // SAFETY: reaping our own children, with a live status.
-        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } {
-            pid if pid <= 0 => break ended,
-            pid if pid == program => ended = Some(status),
-            _ => {}
+    while let Some((pid, how)) = process::reap_one_ended() {
+        if pid == program {
+            ended = Some(how);
         }
     }
+    ended
 }

@@ -58,7 +58,7 @@
 //! A program that is PID 1 (in a container without an init) cannot have a guardian beside it:
 //! the kernel kills every process of the PID namespace when PID 1 ends. So the process calling
 //! [`guardian`] stays as the program's init and guardian, and the program goes on as its child
-//! (see [`init`]). Being its parent, the init learns how the program ended from `waitpid`, the
+//! (see `init.rs`). Being its parent, the init learns how the program ended from `waitpid`, the
 //! signal that killed it too (SIGKILL included), and it exits as the program did.
 //!
 //! # Failures
@@ -101,6 +101,8 @@ mod start;
 mod start;
 #[cfg(target_os = "linux")]
 mod watch;
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
+mod wire;
 
 use std::any::TypeId;
 use std::io;
@@ -109,18 +111,20 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicIsize, AtomicPtr, AtomicU64, AtomicU8};
 use std::sync::OnceLock;
 
-use self::channel::{is_full, COMPLETED_MESSAGE, LONGEST};
+use self::channel::is_full;
+use self::wire::LONGEST;
 
 use self::notes::Notes;
 use crate::cleanup::Run;
+use crate::error::Error;
+use crate::exit::Exit;
 use crate::registered;
 use crate::report::report;
 use crate::sys::link::{self, NONE};
-use crate::{Error, Exit};
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// Whether a guardian runs: one of the following.
-static STATE: AtomicU8 = AtomicU8::new(NOT_ASKED);
+static STATUS: AtomicU8 = AtomicU8::new(NOT_ASKED);
 const NOT_ASKED: u8 = 0;
 const WATCHING: u8 = 1;
 /// `main`'s cleanup completed and the guardian was told: it has ended, or is ending.
@@ -144,6 +148,16 @@ static CHANNEL: AtomicIsize = AtomicIsize::new(NONE);
 /// The guardian's pid, or 0.
 static GUARDIAN: AtomicI32 = AtomicI32::new(0);
 
+/// What the program keeps of a guardian that started, on every platform (`start` makes it).
+struct Started {
+    /// The program's end of the channel.
+    channel: link::End,
+    /// The guardian's process id.
+    guardian: i32,
+    /// The page shared with the guardian, mapped for the rest of the process's life.
+    notes: *mut Notes,
+}
+
 /// Starts the guardian for `cleanup`, once per process, and returns the cleanup to run in the
 /// program: `cleanup`, then telling the guardian that it completed (also if `cleanup` panics).
 ///
@@ -152,14 +166,14 @@ static GUARDIAN: AtomicI32 = AtomicI32::new(0);
 ///
 /// If the guardian cannot be started (see "Failures" in this module), says so on stderr, keeps
 /// why for [`guardian_status`], and returns `cleanup` unchanged in effect.
-pub fn guardian<C: Run>(cleanup: C) -> Guardian<C> {
+pub fn guardian<C: Run>(cleanup: C) -> MainCleanup<C> {
     if !STARTED.swap(true, SeqCst) {
         match start::start(cleanup) {
             Ok(started) => {
                 CHANNEL.store(started.channel, SeqCst);
                 GUARDIAN.store(started.guardian, SeqCst);
                 NOTES.store(started.notes, SeqCst);
-                STATE.store(WATCHING, SeqCst);
+                STATUS.store(WATCHING, SeqCst);
                 #[cfg(unix)]
                 crash::install();
             }
@@ -168,19 +182,19 @@ pub fn guardian<C: Run>(cleanup: C) -> Guardian<C> {
                     "the guardian could not start ({error}); kill -9 and crashes will not be cleaned up"
                 ));
                 let _ = FAILURE.set(Error::because("start the guardian", error));
-                STATE.store(FAILED, SeqCst);
+                STATUS.store(FAILED, SeqCst);
             }
         }
     }
-    Guardian(cleanup)
+    MainCleanup(cleanup)
 }
 
 /// `main`'s cleanup, run in the program: then the guardian is told that it completed.
 #[derive(Clone, Copy)]
-pub struct Guardian<C>(C);
+pub struct MainCleanup<C>(C);
 
-impl<C: Run> Run for Guardian<C> {
-    fn run(&self, exit: &Exit, name: &str) {
+impl<C: Run> Run for MainCleanup<C> {
+    fn run(&self, exit: &Exit, name: &dyn std::fmt::Display) {
         // Also when the cleanup panics: it ran, and the guardian must not run it a second time.
         let _completed = Completed;
         self.0.run(exit, name);
@@ -225,7 +239,7 @@ impl Drop for Completed {
 /// - this process is the guardian itself, running the cleanup, or a child forked from the
 ///   program (without `exec`), to which the program's guardian does not belong.
 pub fn guardian_status() -> Result<(), Error> {
-    let (context, kind, why) = match STATE.load(SeqCst) {
+    let (context, kind, why) = match STATUS.load(SeqCst) {
         WATCHING if !link::hung_up(CHANNEL.load(SeqCst)) => return Ok(()),
         WATCHING => (
             "reach the guardian",
@@ -271,7 +285,7 @@ pub fn guardian_status() -> Result<(), Error> {
 #[cfg(unix)]
 pub(crate) fn forget_in_child() {
     NOTES.store(ptr::null_mut(), SeqCst);
-    let _ = STATE.fetch_update(SeqCst, SeqCst, |state| {
+    let _ = STATUS.fetch_update(SeqCst, SeqCst, |state| {
         matches!(state, WATCHING | COMPLETED).then_some(FORGOTTEN)
     });
     GUARDIAN.store(0, SeqCst);
@@ -289,7 +303,7 @@ static PROGRAM: AtomicI32 = AtomicI32::new(0);
 #[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 fn guarding(program: i32) {
     PROGRAM.store(program, SeqCst);
-    STATE.store(GUARDING, SeqCst);
+    STATUS.store(GUARDING, SeqCst);
 }
 
 /// The program's process id: [`std::process::id`] in the program, and in its guardian the
@@ -362,7 +376,7 @@ pub(crate) fn arm(cleanup: TypeId, name: &str, state: &[u8]) -> Result<u64, Erro
         )));
     }
     let id = NEXT_GUARD.fetch_add(1, SeqCst);
-    let header = channel::armed(id, place);
+    let header = wire::armed(id, place);
     match outbox().arm(id, &[&header, state]) {
         Ok(()) => Ok(id),
         Err(error) => {
@@ -376,10 +390,10 @@ pub(crate) fn arm(cleanup: TypeId, name: &str, state: &[u8]) -> Result<u64, Erro
 /// the guardian runs and removes them, before `main`'s cleanup.
 pub(crate) fn keep_records_in(dir: &std::path::Path) {
     static TOLD: AtomicBool = AtomicBool::new(false);
-    if STATE.load(SeqCst) != WATCHING || TOLD.swap(true, SeqCst) {
+    if STATUS.load(SeqCst) != WATCHING || TOLD.swap(true, SeqCst) {
         return;
     }
-    let Some(message) = channel::records(dir) else {
+    let Some(message) = wire::records(dir) else {
         return report(format_args!(
             "the guardian cannot be told where the durable records are ({}): a later start recovers them",
             dir.display()
@@ -393,7 +407,7 @@ pub(crate) fn keep_records_in(dir: &std::path::Path) {
 
 /// Tells the guardian that the guard `id` has ended: it ran in the program, or was dismissed.
 pub(crate) fn disarm(id: u64) {
-    if STATE.load(SeqCst) == WATCHING {
+    if STATUS.load(SeqCst) == WATCHING {
         outbox().disarm(id);
     }
 }
@@ -424,11 +438,11 @@ fn completed() {
         // SAFETY: the page stays mapped for the rest of the process's life.
         unsafe { (*notes).completed.store(true, SeqCst) };
     }
-    if STATE
+    if STATUS
         .compare_exchange(WATCHING, COMPLETED, SeqCst, SeqCst)
         .is_ok()
     {
-        let sent = link::send(CHANNEL.load(SeqCst), &[&[COMPLETED_MESSAGE]]);
+        let sent = link::send(CHANNEL.load(SeqCst), &[&[wire::COMPLETED]]);
         match sent {
             // A guardian that cannot take it now reads the note once the program has ended.
             Err(_) if is_full(&sent) => {}
@@ -439,6 +453,7 @@ fn completed() {
 }
 
 /// `error`, said to come from `what`.
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 pub(super) fn failed(what: &str, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("{what}: {error}"))
 }

@@ -5,6 +5,8 @@ use std::sync::atomic::Ordering::{Acquire, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8};
 use std::{io, mem, ptr};
 
+use crate::sys::shared::Shared;
+
 /// How many bytes of messages waiting in the program the page holds (`outbox.rs`). Pages that
 /// are never written are never allocated.
 pub(super) const LOG: usize = 1 << 20;
@@ -121,130 +123,46 @@ impl Log {
 impl Notes {
     /// The crash that ended the program, if its crash handler (Unix) noted one.
     #[cfg(unix)]
-    pub(super) fn crash(&self) -> Option<crate::Signal> {
+    pub(super) fn crash(&self) -> Option<crate::exit::Signal> {
         Some(self.crash.load(SeqCst))
             .filter(|&signal| signal != 0)
-            .map(crate::Signal::new)
+            .map(crate::exit::Signal::new)
     }
 }
 
-/// A page shared with the processes forked from here on; unmapped when dropped.
-#[cfg(unix)]
-pub(super) struct Page(ptr::NonNull<Notes>);
+/// The page shared with the guardian: forked from here on (Unix), or inherited by handle, which
+/// has no name, so that no other process can open it (Windows). Unmapped when dropped.
+pub(super) struct Page(Shared);
 
-#[cfg(unix)]
 impl Page {
+    /// A new page, zeros: no notes.
     pub(super) fn new() -> io::Result<Page> {
-        // SAFETY: a new anonymous mapping, which the kernel fills with zeros: valid `Notes`.
-        let page = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                mem::size_of::<Notes>(),
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        match ptr::NonNull::new(page.cast::<Notes>()) {
-            Some(notes) if page != libc::MAP_FAILED => Ok(Page(notes)),
-            _ => Err(super::failed("mmap", io::Error::last_os_error())),
-        }
-    }
-}
-
-#[cfg(unix)]
-impl Drop for Page {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping, which nothing uses any more.
-        unsafe { libc::munmap(self.0.as_ptr().cast(), mem::size_of::<Notes>()) };
-    }
-}
-
-/// A page shared with the guardian, which inherits a copy of its handle: it has no name, so no
-/// other process can open it. Its view and handle are dropped with it.
-#[cfg(windows)]
-pub(super) struct Page(ptr::NonNull<Notes>, windows_sys::Win32::Foundation::HANDLE);
-
-#[cfg(windows)]
-impl Page {
-    /// A new page, zeros.
-    pub(super) fn new() -> io::Result<Page> {
-        use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
-        use windows_sys::Win32::System::Memory::{CreateFileMappingW, PAGE_READWRITE};
-        let size = mem::size_of::<Notes>() as u32;
-        // SAFETY: a new mapping of the paging file, without a name, not inheritable.
-        let mapping = unsafe {
-            CreateFileMappingW(
-                INVALID_HANDLE_VALUE,
-                ptr::null(),
-                PAGE_READWRITE,
-                0,
-                size,
-                ptr::null(),
-            )
-        };
-        Page::view(mapping, "CreateFileMappingW")
+        Shared::new(mem::size_of::<Notes>()).map(Page)
     }
 
     /// The program's page, from the handle of its mapping that the guardian inherited; the
     /// handle is closed with the page.
+    #[cfg(windows)]
     pub(super) fn open(mapping: windows_sys::Win32::Foundation::HANDLE) -> io::Result<Page> {
-        Page::view(mapping, "the program's page")
+        Shared::open(mapping, mem::size_of::<Notes>(), "the program's page").map(Page)
     }
 
     /// The handle of the page's mapping, for the guardian to inherit a copy of.
+    #[cfg(windows)]
     pub(super) fn mapping(&self) -> windows_sys::Win32::Foundation::HANDLE {
-        self.1
-    }
-
-    fn view(mapping: windows_sys::Win32::Foundation::HANDLE, what: &str) -> io::Result<Page> {
-        use windows_sys::Win32::Foundation::CloseHandle;
-        use windows_sys::Win32::System::Memory::{MapViewOfFile, FILE_MAP_ALL_ACCESS};
-        if mapping.is_null() {
-            return Err(super::failed(what, io::Error::last_os_error()));
-        }
-        let size = mem::size_of::<Notes>();
-        // SAFETY: a view of the mapping's first `Notes`, which fails where it is smaller; made
-        // zeros by the system, or notes by the program: valid `Notes`.
-        let view = unsafe { MapViewOfFile(mapping, FILE_MAP_ALL_ACCESS, 0, 0, size) };
-        match ptr::NonNull::new(view.Value.cast::<Notes>()) {
-            Some(notes) => Ok(Page(notes, mapping)),
-            None => {
-                let error = io::Error::last_os_error();
-                // SAFETY: the mapping's handle, ours alone.
-                unsafe { CloseHandle(mapping) };
-                Err(super::failed("MapViewOfFile", error))
-            }
-        }
-    }
-}
-
-#[cfg(windows)]
-impl Drop for Page {
-    fn drop(&mut self) {
-        use windows_sys::Win32::Foundation::CloseHandle;
-        use windows_sys::Win32::System::Memory::{UnmapViewOfFile, MEMORY_MAPPED_VIEW_ADDRESS};
-        // SAFETY: our own view and handle, which nothing uses any more.
-        unsafe {
-            UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS {
-                Value: self.0.as_ptr().cast(),
-            });
-            CloseHandle(self.1);
-        }
+        self.0.mapping()
     }
 }
 
 impl Page {
     pub(super) fn notes(&self) -> &Notes {
-        // SAFETY: mapped, and zeros or notes, as long as `self` lives.
-        unsafe { self.0.as_ref() }
+        // SAFETY: mapped, as long as `self` lives, and as big as `Notes`; zeros (valid `Notes`)
+        // or notes.
+        unsafe { self.0.at().cast::<Notes>().as_ref() }
     }
 
     /// Keeps the page mapped for the rest of the process's life.
     pub(super) fn keep(self) -> *mut Notes {
-        let notes = self.0.as_ptr();
-        mem::forget(self);
-        notes
+        self.0.keep().cast::<Notes>().as_ptr()
     }
 }

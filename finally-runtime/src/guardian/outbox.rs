@@ -7,7 +7,7 @@
 //! What waits is also written to the shared page's log (`notes.rs`), which the guardian reads
 //! once the program has ended, after the channel: so a `kill -9` loses nothing that waits. A
 //! guard made while the guardian is behind is armed all the same, and one that ended is not run
-//! again. Only past the log's [`LOG`](super::notes::LOG) bytes (a guardian far behind, with
+//! again. Only past the log's [`LOG`] bytes (a guardian far behind, with
 //! guards kept meanwhile) do later messages wait in the program alone, said once on stderr.
 
 use std::collections::VecDeque;
@@ -17,10 +17,11 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::channel::{disarmed, is_full};
+use super::channel::is_full;
 use super::notes::{Log, LOG};
+use super::wire::disarmed;
 use crate::report::report;
-use crate::sys::link::{self, Link};
+use crate::sys::link::{self, End};
 
 /// How long the outbox's thread waits for room before it looks again.
 const LOOK_EVERY: Duration = Duration::from_millis(100);
@@ -53,7 +54,7 @@ enum Message {
 /// (mapped for the rest of the process's life).
 #[derive(Clone, Copy)]
 pub(super) struct Channel {
-    pub(super) link: Link,
+    pub(super) link: End,
     pub(super) log: Option<&'static Log>,
 }
 

@@ -2,25 +2,15 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
-use std::ptr;
 use std::sync::atomic::Ordering::SeqCst;
 
-use libc::pid_t;
-
-use super::channel::{FORKED, NOT_FORKED};
-use super::failed;
 use super::notes::{Notes, Page};
 use super::watch::{self, Watch};
+use super::wire::{self, FORK_REPLY};
+use super::{failed, Started};
 use crate::cleanup::Run;
-use crate::sys::{self, end, fd, process, socket};
-
-/// What the program keeps of a guardian that started.
-pub(super) struct Started {
-    /// The program's end of the channel.
-    pub(super) channel: crate::sys::link::Link,
-    pub(super) guardian: pid_t,
-    pub(super) notes: *mut Notes,
-}
+use crate::sys::process::{self, Forked};
+use crate::sys::{self, end, fd, socket};
 
 /// Starts the guardian.
 pub(super) fn start<C: Run>(cleanup: C) -> io::Result<Started> {
@@ -54,10 +44,9 @@ pub(super) fn start<C: Run>(cleanup: C) -> io::Result<Started> {
     let (watch, pidfd) = Watch::this_process()?;
     // SAFETY: the process has one thread (checked above), so the child is a complete copy that
     // may run any code.
-    let child = sys::check(unsafe { libc::fork() }).map_err(|error| failed("fork", error))?;
-    if child == 0 {
+    let child = match unsafe { process::fork() }.map_err(|error| failed("fork", error))? {
         // SAFETY: in the child just forked, whose descriptors these are.
-        unsafe {
+        Forked::Child => unsafe {
             fork_guardian(
                 program.as_raw_fd(),
                 guardian.as_raw_fd(),
@@ -65,32 +54,26 @@ pub(super) fn start<C: Run>(cleanup: C) -> io::Result<Started> {
                 page.notes(),
                 cleanup,
             )
-        }
-    }
-    reap(child);
+        },
+        Forked::Parent(child) => child,
+    };
+    // With SIGCHLD ignored, the kernel reaps it and this returns once it has ended, which does
+    // as well.
+    process::reap(child);
     drop((guardian, pidfd));
     // What the intermediate process said, if it could say anything.
-    let mut reply = [0u8; 5];
-    // SAFETY: receiving into a live buffer of that length.
-    let length = unsafe {
-        libc::recv(
-            program.as_raw_fd(),
-            reply.as_mut_ptr().cast(),
-            reply.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    let number = i32::from_le_bytes([reply[1], reply[2], reply[3], reply[4]]);
-    let failure = match (length, reply[0]) {
-        (5, FORKED) => {
+    let mut reply = [0u8; FORK_REPLY];
+    let length = socket::receive(program.as_raw_fd(), &mut reply).map_or(0, |got| got.length);
+    let failure = match wire::parse_fork_reply(&reply, length) {
+        Some(Ok(pid)) => {
             return Ok(Started {
-                channel: program.into_raw_fd() as crate::sys::link::Link,
-                guardian: number,
+                channel: program.into_raw_fd() as sys::link::End,
+                guardian: pid,
                 notes: page.keep(),
             })
         }
-        (5, NOT_FORKED) => failed("the second fork", io::Error::from_raw_os_error(number)),
-        _ => io::Error::other("the process that forks the guardian ended before it could say"),
+        Some(Err(errno)) => failed("the second fork", io::Error::from_raw_os_error(errno)),
+        None => io::Error::other("the process that forks the guardian ended before it could say"),
     };
     // A guardian forked by an intermediate process killed before it could say so must not take
     // the program, which goes on without it, for dead at its end.
@@ -113,33 +96,17 @@ unsafe fn fork_guardian<C: Run>(
 ) -> ! {
     // SAFETY: this process has one thread, as the program had when it forked it. The guardian
     // is born with these actions: once the program hears of it, Ctrl-C cannot end it.
-    let pid = unsafe {
+    let forked = unsafe {
         watch::shrug_off_terminal_signals();
-        libc::fork()
+        process::fork()
     };
-    if pid == 0 {
-        watch::guard(program, guardian, watch, notes, cleanup);
-    }
-    let (kind, number) = match pid {
-        -1 => (
-            NOT_FORKED,
-            io::Error::last_os_error().raw_os_error().unwrap_or(0),
-        ),
-        pid => (FORKED, pid),
+    let reply = match forked {
+        Ok(Forked::Child) => watch::guard(program, guardian, watch, notes, cleanup),
+        Ok(Forked::Parent(pid)) => wire::fork_reply(Ok(pid)),
+        Err(error) => wire::fork_reply(Err(error.raw_os_error().unwrap_or(0))),
     };
     // The channel is empty: this fits. Lost, it is reported as an early end.
-    let _ = socket::send(guardian, &[&[kind], &number.to_le_bytes()]);
+    let _ = socket::send(guardian, &[&reply]);
     // Skipping the program's exit hooks, which are not this process's to run.
     end::exit_now(0)
-}
-
-/// Waits for the intermediate process to end; with SIGCHLD ignored, the kernel reaps it and
-/// `waitpid` fails once it has ended, which does as well.
-fn reap(child: pid_t) {
-    // SAFETY: waiting for our own child, without a status.
-    while unsafe { libc::waitpid(child, ptr::null_mut(), 0) } < 0 {
-        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            break;
-        }
-    }
 }

@@ -1,21 +1,15 @@
-//! Where the guardian does not run (every platform but Linux): it does not start, and says why.
+//! Where the guardian does not run (every platform but Linux and Windows): it does not start,
+//! and says why.
 
 use std::io;
 
-use super::notes::Notes;
+use super::Started;
 use crate::cleanup::Run;
-
-/// What the program keeps of a guardian that started: never made here.
-pub(super) struct Started {
-    pub(super) channel: crate::sys::link::Link,
-    pub(super) guardian: i32,
-    pub(super) notes: *mut Notes,
-}
 
 /// Does not start the guardian.
 pub(super) fn start<C: Run>(_: C) -> io::Result<Started> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
-        "the guardian runs on Linux only, for now: it needs /proc and pidfds to watch the program",
+        "the guardian runs on Linux and Windows only, for now: it watches the program through /proc and pidfds, or a process handle",
     ))
 }

@@ -11,9 +11,11 @@ use super::channel::Inbox;
 use super::follow::Follow;
 use super::notes::Notes;
 use crate::cleanup::Run;
+use crate::config;
+use crate::exit::Signal;
 use crate::report::report;
-use crate::sys::{fd, proc, process, signal};
-use crate::{config, Signal};
+use crate::sys::process::{self, Ended};
+use crate::sys::{fd, link, proc, signal};
 
 /// How often a guardian without a pidfd looks at the program in `/proc`, in milliseconds.
 const LOOK_EVERY: c_int = 100;
@@ -65,13 +67,7 @@ impl Watch {
 
     fn ended(self) -> bool {
         if self.pidfd >= 0 {
-            let mut ended = libc::pollfd {
-                fd: self.pidfd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid `pollfd`.
-            return unsafe { libc::poll(&mut ended, 1, 0) == 1 };
+            return fd::wait_readable([self.pidfd], 0) == 1;
         }
         // Gone, a zombie, or another process with the same pid.
         proc::stat(self.pid).map_or(true, |now| {
@@ -85,8 +81,12 @@ impl Watch {
     fn killed_by(self) -> Option<Signal> {
         let zombie = proc::stat(self.pid)?;
         let status = zombie.exit_code?;
-        (zombie.state == b'Z' && Some(zombie.start) == self.start && libc::WIFSIGNALED(status))
-            .then(|| Signal::new(libc::WTERMSIG(status)))
+        match Ended::from_status(status) {
+            Ended::Signal(signal) if zombie.state == b'Z' && Some(zombie.start) == self.start => {
+                Some(Signal::new(signal))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -107,15 +107,14 @@ pub(super) unsafe fn enter(
     super::guarding(program);
     let mut kept = keep.to_vec();
     kept.push(channel);
+    // The program's end of the channel, which this process does not use.
+    link::close(program_end as link::End);
     // SAFETY: the caller vouches for them.
-    unsafe {
-        libc::close(program_end);
-        fd::close_all_but(&kept);
-    }
+    unsafe { fd::close_all_but(&kept) };
     process::set_name(name);
     // The system tells who sent each message (`start` asked): the program alone is heard.
     Inbox::new(
-        channel as crate::sys::link::Link,
+        channel as crate::sys::link::End,
         u32::try_from(program).ok(),
     )
 }
@@ -141,14 +140,8 @@ pub(super) fn guard<C: Run>(
     };
     let mut follow = Follow::new(watch.pid, watch.start);
     while !watch.ended() {
-        let mut ready = [inbox.link as RawFd, watch.fd()].map(|fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        });
         let patience = follow.patience_with(watch.patience());
-        // SAFETY: two valid `pollfd`s; one with a negative descriptor is left alone.
-        unsafe { libc::poll(ready.as_mut_ptr(), 2, patience) };
+        fd::wait_readable([inbox.link as RawFd, watch.fd()], patience);
         if inbox.receive() {
             signal::exit_flushing(0);
         }

@@ -47,18 +47,20 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 use std::{env, thread};
 
-use windows_sys::Win32::Foundation::{HANDLE, WAIT_TIMEOUT};
+use windows_sys::Win32::Foundation::HANDLE;
 use windows_sys::Win32::System::Threading::{
-    GetCurrentProcess, WaitForSingleObject, CREATE_BREAKAWAY_FROM_JOB, CREATE_NEW_PROCESS_GROUP,
-    DETACHED_PROCESS, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE,
+    CREATE_BREAKAWAY_FROM_JOB, CREATE_NEW_PROCESS_GROUP, DETACHED_PROCESS,
+    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE,
 };
 
-use super::channel::{Inbox, HEADER, LONGEST, WATCHING};
+use super::channel::Inbox;
 use super::failed;
-use super::notes::{Notes, Page};
+use super::notes::Page;
+use super::wire::{HEADER, LONGEST, WATCHING};
+use super::Started;
 use crate::cleanup::Run;
 use crate::report::report;
-use crate::sys::link::{self, Link};
+use crate::sys::link::{self, End};
 use crate::sys::{inherit, pipe};
 
 /// The variable that puts a process in the guardian's mode: `PID PROCESS PIPE PAGE`, the
@@ -68,14 +70,6 @@ const MODE: &str = "FINALLY_GUARDIAN";
 const PATIENCE: Duration = Duration::from_secs(10);
 /// How often the guardian looks at the channel while it waits for the program.
 const LOOK_EVERY: u32 = 20;
-
-/// What the program keeps of a guardian that started.
-pub(super) struct Started {
-    /// The program's end of the channel.
-    pub(super) channel: Link,
-    pub(super) guardian: i32,
-    pub(super) notes: *mut Notes,
-}
 
 /// Starts the guardian; in the guardian's mode, is the guardian, and never returns.
 pub(super) fn start<C: Run>(cleanup: C) -> io::Result<Started> {
@@ -92,9 +86,9 @@ pub(super) fn start<C: Run>(cleanup: C) -> io::Result<Started> {
     let mut guardian = Lent::new(&guardians_end, &page).and_then(|lent| spawn(&lent))?;
     // The guardian's alone: held here too, the pipe would not break when the guardian ends.
     drop(guardians_end);
-    wait_until_watching(channel.as_raw_handle() as Link, &mut guardian)?;
+    wait_until_watching(channel.as_raw_handle() as End, &mut guardian)?;
     Ok(Started {
-        channel: channel.into_raw_handle() as Link,
+        channel: channel.into_raw_handle() as End,
         guardian: guardian.id() as i32,
         notes: page.keep(),
     })
@@ -117,8 +111,7 @@ impl Lent {
         };
         let process_access = PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION;
         Ok(Lent {
-            // SAFETY: no preconditions; this process's pseudo-handle, which is not closed.
-            program: copy(unsafe { GetCurrentProcess() }, Some(process_access))?,
+            program: copy(inherit::this_process(), Some(process_access))?,
             link: copy(link.as_raw_handle(), None)?,
             page: copy(page.mapping(), None)?,
         })
@@ -152,7 +145,7 @@ fn spawn(lent: &Lent) -> io::Result<Child> {
 
 /// Waits until the guardian says that it watches: a guardian that ends first, or does not say so
 /// within [`PATIENCE`] (it is then ended), did not start.
-fn wait_until_watching(channel: Link, guardian: &mut Child) -> io::Result<()> {
+fn wait_until_watching(channel: End, guardian: &mut Child) -> io::Result<()> {
     let started = Instant::now();
     let mut said = [0u8; 1];
     loop {
@@ -186,7 +179,7 @@ fn guard<C: Run>(spec: &OsStr, cleanup: C) -> ! {
         std::process::exit(0)
     });
     super::guarding(handed.pid as i32);
-    let link = handed.link as Link;
+    let link = handed.link as End;
     // Lost, the program gives up on this guardian after its patience, and ends it.
     let _ = link::send(link, &[&[WATCHING]]);
     let mut inbox = Inbox::new(link, None);
@@ -194,8 +187,7 @@ fn guard<C: Run>(spec: &OsStr, cleanup: C) -> ! {
         if inbox.receive() {
             std::process::exit(0);
         }
-        // SAFETY: a process handle of ours.
-        if unsafe { WaitForSingleObject(handed.program, LOOK_EVERY) } != WAIT_TIMEOUT {
+        if inherit::has_ended_within(handed.program, LOOK_EVERY) {
             break;
         }
     }

@@ -11,13 +11,19 @@ use std::thread::{self, Thread};
 use std::time::Duration;
 
 use super::exit_code;
+use crate::exit::Exit;
+#[cfg(unix)]
+use crate::exit::Signal;
 use crate::report::report;
 use crate::sys::{self, end};
-#[cfg(unix)]
-use crate::Signal;
-use crate::{reason, standby, Exit};
+use crate::{reason, standby};
 
-/// The deadline thread, once made: leaked, so that a forked child can forget it.
+/// The deadline thread, once it runs: leaked, so that a forked child can forget it.
+///
+/// Architecture invariant: the deadline thread publishes itself here before it first reads the
+/// reason, and the shutdown publishes the reason before it reads this ([`start`]): of the two,
+/// one sees the other's store, so the thread is never left asleep by a shutdown that began
+/// while it was being made. The same holds for [`ABOVE`], stored before `start` reads this.
 static WATCHER: AtomicPtr<Thread> = AtomicPtr::new(ptr::null_mut());
 
 /// What a copy of `finally` installed over this one has started: a shutdown by this signal,
@@ -26,7 +32,8 @@ static WATCHER: AtomicPtr<Thread> = AtomicPtr::new(ptr::null_mut());
 static ABOVE: AtomicI32 = AtomicI32::new(0);
 const EXIT: i32 = -1;
 
-/// The `timeout`, in nanoseconds, once its thread is made; 0 for none.
+/// The `timeout`, in nanoseconds, 0 for none: stored before the deadline thread is made, which
+/// reads it.
 static LIMIT: AtomicU64 = AtomicU64::new(0);
 
 /// The latest a grace period may last, on the monotonic clock (`sys::monotonic_nanos`): three
@@ -58,9 +65,11 @@ pub(crate) fn grace_ends_by() -> u64 {
 /// Makes the deadline thread for `limit`.
 pub(crate) fn arm(limit: Duration) -> std::io::Result<()> {
     LIMIT.store(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX), SeqCst);
-    let watcher = thread::Builder::new()
+    thread::Builder::new()
         .name("finally-deadline".into())
         .spawn(move || {
+            // Published before the reason is read (see `WATCHER`).
+            WATCHER.store(Box::into_raw(Box::new(thread::current())), SeqCst);
             // Woken by `start`, after the reason was published (`reason.rs`), or by
             // `start_above`.
             while reason::get().is_none() && ABOVE.load(SeqCst) == 0 {
@@ -68,19 +77,21 @@ pub(crate) fn arm(limit: Duration) -> std::io::Result<()> {
             }
             // Nothing here may panic or wait for a lock: it is the last resort.
             let _ = catch_unwind(AssertUnwindSafe(|| thread::sleep(limit)));
+            let running = standby::running_name();
+            let running: &dyn std::fmt::Display = match &running {
+                Some(name) => name,
+                None => &"none",
+            };
             report(format_args!(
-                "the cleanups did not finish within {limit:?} (still running: {}); ending the process",
-                standby::running_name()
+                "the cleanups did not finish within {limit:?} (still running: {running}); ending the process"
             ));
             match (reason::get(), ABOVE.load(SeqCst)) {
                 (Some(Exit::Signal(signal)), _) => end::die_by_now(signal.number()),
                 (Some(_), _) | (None, EXIT) => end::exit_now(exit_code()),
                 (None, signal) => end::die_by_now(signal),
             }
-        })?;
-    let watcher = Box::into_raw(Box::new(watcher.thread().clone()));
-    WATCHER.store(watcher, SeqCst);
-    Ok(())
+        })
+        .map(drop)
 }
 
 /// The shutdown has published its reason: the deadline runs from now.

@@ -36,9 +36,10 @@ use std::sync::OnceLock;
 use libc::c_int;
 
 use self::runner::claim;
+use crate::exit::{Exit, Signal};
 use crate::flag::SHUTDOWN;
 use crate::sys::{self, end};
-use crate::{fence, reason, registry, request, standby, stop, Exit, Signal};
+use crate::{fence, reason, registry, request, standby, stop};
 
 pub(crate) use self::deadline::arm as arm_deadline;
 pub use self::grace::Period;

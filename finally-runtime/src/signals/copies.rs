@@ -3,7 +3,7 @@
 //! the other for the application's handler and leave the signal to it. They recognise each
 //! other instead, and talk through the handler each replaced.
 //!
-//! - **Recognised**: a copy installs its handler with the [`FINGERPRINT`] as its mask (the
+//! - **Recognised**: a copy installs its handler with the [`fingerprint`] as its mask (the
 //!   signals blocked while it runs: two that only a terminal's window or a socket sends, which
 //!   then wait some microseconds). An action with `SA_SIGINFO` and exactly that mask is a
 //!   copy's ([`is_copy`]).
@@ -70,7 +70,7 @@ const LOOK: c_int = 5;
 struct Message {
     /// The kernel's `info`, for the handlers further down.
     info: *mut siginfo_t,
-    /// The answer to [`ask`] and [`look`]: [`HANDLED`] or [`NOT_HANDLED`]; 0 until then.
+    /// The answer to [`ask`] and [`look`]: [`SOMEONE_ELSE`] or [`NO_ONE_ELSE`]; 0 until then.
     answer: u32,
     /// The latest grace periods may last, on the monotonic clock (`sys::monotonic_nanos`), or
     /// `u64::MAX`: what the caller knows, and after [`ask`], what the asked copy does.
@@ -91,8 +91,8 @@ impl Message {
     }
 }
 
-const HANDLED: u32 = 1;
-const NOT_HANDLED: u32 = 2;
+const SOMEONE_ELSE: u32 = 1;
+const NO_ONE_ELSE: u32 = 2;
 
 /// A call from the copy above.
 pub(crate) enum Call {
@@ -123,8 +123,12 @@ pub(crate) struct Asked {
 impl Asked {
     /// Answers whether someone else handles the signal below this copy, and the latest its
     /// grace periods may last.
-    pub(crate) fn answer(self, handled: bool, grace_ends_by: u64) {
-        let answer = if handled { HANDLED } else { NOT_HANDLED };
+    pub(crate) fn answer(self, someone_else: bool, grace_ends_by: u64) {
+        let answer = if someone_else {
+            SOMEONE_ELSE
+        } else {
+            NO_ONE_ELSE
+        };
         // SAFETY: the asking copy's live message (`read`).
         unsafe {
             (*self.message).answer = answer;
@@ -141,8 +145,12 @@ pub(crate) struct Looked {
 
 impl Looked {
     /// Answers whether someone else's handler takes the signal below this copy.
-    pub(crate) fn answer(self, handled: bool) {
-        let answer = if handled { HANDLED } else { NOT_HANDLED };
+    pub(crate) fn answer(self, someone_else: bool) {
+        let answer = if someone_else {
+            SOMEONE_ELSE
+        } else {
+            NO_ONE_ELSE
+        };
         // SAFETY: the asking copy's live message (`read`).
         unsafe { (*self.message).answer = answer };
     }
@@ -210,7 +218,7 @@ pub(crate) unsafe fn ask(
     // SAFETY: the caller vouches for all.
     unsafe { send(below, ASK, signal, &mut message, context) };
     // No answer: not a copy after all, but a handler of someone's that ran.
-    (message.answer != NOT_HANDLED, message.grace_ends_by)
+    (message.answer != NO_ONE_ELSE, message.grace_ends_by)
 }
 
 /// Asks the copy whose handler is `action` whether someone else's handler takes `signal` at
@@ -225,8 +233,8 @@ pub(crate) unsafe fn look(action: &libc::sigaction, signal: c_int) -> Option<boo
     // SAFETY: the caller vouches for the action.
     unsafe { send(action, LOOK, signal, &mut message, std::ptr::null_mut()) };
     match message.answer {
-        HANDLED => Some(true),
-        NOT_HANDLED => Some(false),
+        SOMEONE_ELSE => Some(true),
+        NO_ONE_ELSE => Some(false),
         _ => None,
     }
 }

@@ -19,45 +19,44 @@
 use std::ffi::c_void;
 use std::io;
 use std::panic::catch_unwind;
-use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::SeqCst};
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::thread;
 
 use libc::{c_int, siginfo_t};
 
 use super::copies;
 use crate::config::Options;
+use crate::exit::Signal;
 use crate::flag::SHUTDOWN;
+use crate::handling::Handling;
 use crate::report::report;
-use crate::sys::{end, signal as sys_signal, wakeup, ErrnoKept};
-use crate::{registry, shutdown, Handling, Signal};
+use crate::sys::signal::{self as sys_signal, HowInstalled, Replaced};
+use crate::sys::{end, stderr, wakeup, ErrnoKept};
+use crate::{registry, shutdown};
 
 /// Installs the handler for each of `options`' signals that is not ignored: one `sigaction`
 /// to look, one to install.
 pub(crate) fn register(options: &Options) -> io::Result<()> {
     FORCE_QUIT_AFTER.store(options.force_quit_after.unwrap_or(0), SeqCst);
+    let how = HowInstalled {
+        // Restarting what it interrupts; the copies' fingerprint as its mask (`copies.rs`).
+        flags: libc::SA_RESTART,
+        mask: &copies::fingerprint(),
+    };
     for signal in options.signal_numbers() {
-        let before = sys_signal::action(signal).ok_or_else(io::Error::last_os_error)?;
-        if before.sa_sigaction == libc::SIG_IGN {
-            LEFT_IGNORED.fetch_or(1 << signal, SeqCst);
-            continue;
-        }
-        // Known before ours is installed, so that a signal right after finds it; replaced if
-        // another thread changed it meanwhile.
-        let slot = &REPLACED[signal as usize];
-        slot.store(Box::into_raw(Box::new(before)), SeqCst);
         // SAFETY: the handler is async-signal-safe (below); the options ask for it.
-        let replaced = unsafe { sys_signal::install(signal, handler, &copies::fingerprint()) }?;
-        if replaced.sa_sigaction != before.sa_sigaction || replaced.sa_flags != before.sa_flags {
-            slot.store(Box::into_raw(Box::new(replaced)), SeqCst);
+        if unsafe { REPLACED.install(signal, handler, how) }? {
+            WITH_OUR_HANDLER.fetch_or(1 << signal, SeqCst);
+        } else {
+            LEFT_IGNORED.fetch_or(1 << signal, SeqCst);
         }
-        TAKEN.fetch_or(1 << signal, SeqCst);
     }
     Ok(())
 }
 
 /// The signals whose handler [`register`] installed, a bit each.
-static TAKEN: AtomicU64 = AtomicU64::new(0);
+static WITH_OUR_HANDLER: AtomicU64 = AtomicU64::new(0);
 /// The signals [`register`] found ignored, and left so, a bit each.
 static LEFT_IGNORED: AtomicU64 = AtomicU64::new(0);
 
@@ -69,26 +68,26 @@ pub(crate) fn handling(signal: c_int) -> Option<Handling> {
     if LEFT_IGNORED.load(SeqCst) & bit != 0 {
         return Some(Handling::Ignored);
     }
-    if TAKEN.load(SeqCst) & bit == 0 {
+    if WITH_OUR_HANDLER.load(SeqCst) & bit == 0 {
         return None;
     }
     let Some(now) = sys_signal::action(signal) else {
         return Some(Handling::Removed);
     };
-    let handled_below = if now.sa_sigaction == handler as *const () as usize {
-        someone_below(signal)
+    let someone_else_below_asked = if now.sa_sigaction == handler as *const () as usize {
+        someone_else_below_looked(signal)
     } else if copies::is_copy(&now) {
         // A copy installed over this one, which asks this one at a signal. One that does not
         // answer (an earlier version) is taken to have no one else's handler below it but
         // those below this copy.
         // SAFETY: a copy's action.
-        unsafe { copies::look(&now, signal) }.unwrap_or_else(|| someone_below(signal))
+        unsafe { copies::look(&now, signal) }.unwrap_or_else(|| someone_else_below_looked(signal))
     } else if sys_signal::is_handler(&now) {
         return Some(Handling::HandlerAfter);
     } else {
         return Some(Handling::Removed);
     };
-    Some(if handled_below {
+    Some(if someone_else_below_asked {
         Handling::HandlerBefore
     } else {
         Handling::Handled
@@ -98,7 +97,7 @@ pub(crate) fn handling(signal: c_int) -> Option<Handling> {
 /// Whether someone else's handler takes `signal` below this copy's: the action it replaced is
 /// someone's handler, or, where it is another copy's, that copy says so. Calls no handler but
 /// the copies'; not from a signal handler.
-fn someone_below(signal: c_int) -> bool {
+fn someone_else_below_looked(signal: c_int) -> bool {
     match replaced(signal) {
         Some(below) if copies::is_copy(below) => {
             // SAFETY: a copy's action.
@@ -109,17 +108,12 @@ fn someone_below(signal: c_int) -> bool {
     }
 }
 
-/// For each signal, the action the handler replaced, to chain to; null until it is installed.
-/// Leaked: a handler may read it at any time.
-static REPLACED: [AtomicPtr<libc::sigaction>; 64] = [const { AtomicPtr::new(ptr::null_mut()) }; 64];
+/// For each signal, the action the handler replaced, to chain to.
+static REPLACED: Replaced = Replaced::new();
 
 /// The action the handler replaced for `signal`, once installed. Async-signal-safe.
 fn replaced(signal: c_int) -> Option<&'static libc::sigaction> {
-    let replaced = REPLACED
-        .get(signal as usize)
-        .map_or(ptr::null_mut(), |slot| slot.load(SeqCst));
-    // SAFETY: leaked, never freed once stored.
-    unsafe { replaced.as_ref() }
+    REPLACED.get(signal)
 }
 
 /// The handler: chains to the action it replaced (or asks the copy of `finally` it replaced),
@@ -140,7 +134,7 @@ extern "C" fn handler(signal: c_int, info: *mut siginfo_t, context: *mut c_void)
         return;
     }
     // SAFETY: the kernel's own arguments.
-    if unsafe { handled_below(signal, info, context) } {
+    if unsafe { someone_else_below_asked(signal, info, context) } {
         return;
     }
     arrived(signal);
@@ -153,13 +147,18 @@ extern "C" fn handler(signal: c_int, info: *mut siginfo_t, context: *mut c_void)
 /// # Safety
 ///
 /// `info` and `context` must be what the kernel passed for `signal`.
-unsafe fn handled_below(signal: c_int, info: *mut siginfo_t, context: *mut c_void) -> bool {
+unsafe fn someone_else_below_asked(
+    signal: c_int,
+    info: *mut siginfo_t,
+    context: *mut c_void,
+) -> bool {
     match replaced(signal) {
         Some(below) if copies::is_copy(below) => {
             // SAFETY: a copy's action; the caller vouches for the rest.
-            let (handled, grace_ends_by) = unsafe { copies::ask(below, signal, info, context) };
+            let (someone_else, grace_ends_by) =
+                unsafe { copies::ask(below, signal, info, context) };
             shutdown::learn_grace_ends_by(grace_ends_by);
-            handled
+            someone_else
         }
         Some(below) => {
             // SAFETY: as above.
@@ -176,13 +175,13 @@ fn called_by_a_copy(call: copies::Call, context: *mut c_void) {
         copies::Call::Ask(asked) => {
             let signal = asked.signal;
             // SAFETY: the kernel's `info`, which the asking copy passed on, and its `context`.
-            let handled = unsafe { handled_below(signal, asked.info, context) };
-            if !handled {
+            let someone_else = unsafe { someone_else_below_asked(signal, asked.info, context) };
+            if !someone_else {
                 // The copy above acts: this copy's deadline starts too.
                 shutdown::starts_now();
             }
-            asked.answer(handled, shutdown::grace_ends_by());
-            if !handled {
+            asked.answer(someone_else, shutdown::grace_ends_by());
+            if !someone_else {
                 arrived_above(signal);
                 force_quit_if_due();
             }
@@ -194,7 +193,7 @@ fn called_by_a_copy(call: copies::Call, context: *mut c_void) {
         }
         copies::Call::Look(looked) => {
             let signal = looked.signal;
-            looked.answer(someone_below(signal));
+            looked.answer(someone_else_below_looked(signal));
         }
         copies::Call::HandOn {
             signal,
@@ -249,9 +248,11 @@ fn end_by(signal: c_int) -> ! {
 }
 
 /// The `force_quit_after` option, or 0 for none.
+///
+/// Architecture invariant: stored by [`register`] before it installs the handler that reads it.
 static FORCE_QUIT_AFTER: AtomicU32 = AtomicU32::new(0);
 
-/// Starts the `finally-signals` thread: it waits for the first handled signal, runs the
+/// Starts the `finally-signals` thread: it waits for the first chosen signal, runs the
 /// shutdown, and ends the process by the signal. Nothing unwinds out of it before then.
 pub(crate) fn start_thread() -> io::Result<()> {
     wakeup::prepare()?;
@@ -279,7 +280,7 @@ pub(crate) fn start_thread() -> io::Result<()> {
         .map(drop)
 }
 
-/// The first handled signal this copy acts on, in the low byte ([`ACTING`]), and the first
+/// The first chosen signal this copy acts on, in the low byte ([`ACTING`]), and the first
 /// that a copy of `finally` installed over this one acts on, above it ([`ABOVE`]); 0 for none.
 /// Only the first of each matters: it starts the shutdown (or this copy's deadline), and a
 /// shutdown is never started twice.
@@ -291,7 +292,7 @@ static ARRIVED: AtomicU32 = AtomicU32::new(0);
 const ACTING: u32 = 0xff;
 const ABOVE: u32 = 0xff << 8;
 
-/// How many handled signals have arrived, the first included.
+/// How many chosen signals have arrived, the first included.
 static SEEN: AtomicU32 = AtomicU32::new(0);
 
 /// Counts `signal`, records it unless one came first, and wakes the signal thread.
@@ -321,7 +322,7 @@ fn arrived_above(signal: c_int) {
     wakeup::wake(&ARRIVED);
 }
 
-/// The number of the first handled signal, here or above, or 0. Async-signal-safe.
+/// The number of the first chosen signal, here or above, or 0. Async-signal-safe.
 fn first_signal_number() -> c_int {
     let word = ARRIVED.load(SeqCst);
     match word & ACTING {
@@ -337,7 +338,7 @@ pub(crate) fn reset_in_child() {
     wakeup::reset_in_child();
 }
 
-/// Sleeps until a handled signal arrives that this copy acts on, and returns its number. Once
+/// Sleeps until a chosen signal arrives that this copy acts on, and returns its number. Once
 /// a copy of `finally` installed over this one acts on one first, starts the deadline.
 fn first_signal() -> c_int {
     let mut deadline_started = false;
@@ -386,7 +387,6 @@ fn force_quit(count: u32) {
         return;
     }
     let message = b"finally: forced to quit: the cleanups are cut short\n";
-    // SAFETY: async-signal-safe calls with valid arguments.
-    unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+    stderr::write_now(message);
     end::die_by_now(first_signal_number());
 }

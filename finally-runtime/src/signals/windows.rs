@@ -16,12 +16,14 @@ use windows_sys::core::BOOL;
 use windows_sys::Win32::Foundation::FALSE;
 
 use crate::config::Options;
+use crate::exit::Signal;
+use crate::handling::Handling;
 use crate::report::report;
 use crate::sys::{console, end};
-use crate::{registry, shutdown, Handling, Signal};
+use crate::{registry, shutdown};
 
 /// The events that run the cleanups, a bit each.
-static HANDLED: AtomicU64 = AtomicU64::new(0);
+static CHOSEN: AtomicU64 = AtomicU64::new(0);
 /// The `force_quit_after` option, or 0 for none.
 static FORCE_QUIT_AFTER: AtomicU32 = AtomicU32::new(0);
 /// Events that came while a shutdown ran.
@@ -31,12 +33,12 @@ static FIRST: AtomicI32 = AtomicI32::new(-1);
 
 /// Adds the console control handler, if any event is to run the cleanups.
 pub(crate) fn register(options: &Options) -> io::Result<()> {
-    let handled = options
+    let chosen = options
         .signal_numbers()
         .fold(0u64, |set, event| set | 1 << event);
-    HANDLED.store(handled, SeqCst);
+    CHOSEN.store(chosen, SeqCst);
     FORCE_QUIT_AFTER.store(options.force_quit_after.unwrap_or(0), SeqCst);
-    if handled == 0 {
+    if chosen == 0 {
         return Ok(());
     }
     console::add_handler(handler)?;
@@ -50,7 +52,7 @@ static ADDED: AtomicBool = AtomicBool::new(false);
 /// Whether the handler takes `event`: `None` if it is not added. Windows tells neither whether
 /// a handler added later takes the event first nor whether Ctrl-C is ignored: `Handled` says so.
 pub(crate) fn handling(event: c_int) -> Option<Handling> {
-    let chosen = (0..64).contains(&event) && HANDLED.load(SeqCst) & 1 << event != 0;
+    let chosen = (0..64).contains(&event) && CHOSEN.load(SeqCst) & 1 << event != 0;
     (chosen && ADDED.load(SeqCst)).then_some(Handling::Handled)
 }
 
@@ -71,7 +73,7 @@ unsafe extern "system" fn handler(event: u32) -> BOOL {
     let Ok(number) = c_int::try_from(event) else {
         return FALSE;
     };
-    if number >= 64 || HANDLED.load(SeqCst) & 1 << number == 0 {
+    if number >= 64 || CHOSEN.load(SeqCst) & 1 << number == 0 {
         return FALSE;
     }
     if shutdown::kind().is_some() {

@@ -72,6 +72,21 @@ pub(crate) fn wait_for(fd: RawFd, events: libc::c_short, patience: Duration) -> 
     unsafe { libc::poll(&mut ready, 1, wait) == 1 && ready.revents & events != 0 }
 }
 
+#[cfg(target_os = "linux")]
+/// Waits up to `patience` milliseconds (-1: with no limit, as `poll` takes it) for one of `fds`
+/// to be readable (a negative one is left alone); how many have something to say (readable, or
+/// hung up, or in error). Interrupted, 0.
+pub(crate) fn wait_readable<const N: usize>(fds: [RawFd; N], patience: c_int) -> usize {
+    let mut ready = fds.map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // SAFETY: valid `pollfd`s, as many as said.
+    let ready = unsafe { libc::poll(ready.as_mut_ptr(), ready.len() as libc::nfds_t, patience) };
+    usize::try_from(ready).unwrap_or(0)
+}
+
 /// Whether the other end of the channel `fd` has closed.
 pub(crate) fn hung_up(fd: RawFd) -> bool {
     let mut channel = libc::pollfd {

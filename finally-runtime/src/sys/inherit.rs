@@ -1,6 +1,6 @@
 //! Handing handles to a process this one starts, on Windows, and what that process can tell of
 //! who handed them: inheritable copies, the process a handle is of, the process that started
-//! this one.
+//! this one, and whether it has ended.
 
 use std::os::windows::io::{FromRawHandle, OwnedHandle};
 use std::{io, mem, ptr};
@@ -55,4 +55,20 @@ pub(crate) fn parent_id() -> Option<u32> {
     };
     let parent = u32::try_from(basic.InheritedFromUniqueProcessId).ok();
     parent.filter(|_| status >= 0)
+}
+
+/// A handle of this process: a pseudo-handle, which is not closed, to copy with
+/// [`inheritable_copy`].
+pub(crate) fn this_process() -> HANDLE {
+    // SAFETY: no preconditions.
+    unsafe { GetCurrentProcess() }
+}
+
+/// Waits up to `patience` milliseconds for the process of `handle` to end: whether it has (or
+/// the handle cannot be waited for).
+pub(crate) fn has_ended_within(handle: HANDLE, patience: u32) -> bool {
+    use windows_sys::Win32::Foundation::WAIT_TIMEOUT;
+    use windows_sys::Win32::System::Threading::WaitForSingleObject;
+    // SAFETY: a process handle of the caller's.
+    unsafe { WaitForSingleObject(handle, patience) != WAIT_TIMEOUT }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 pub(crate) use imp::*;
 
 /// No end: a channel that is closed, or was never opened.
-pub(crate) const NONE: Link = -1;
+pub(crate) const NONE: End = -1;
 
 /// Who sent a message, as the system tells: its pid, and its real user and group ids.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -23,21 +23,21 @@ mod imp {
     use crate::sys::{fd, socket};
 
     /// An end of the channel: its descriptor.
-    pub(crate) type Link = isize;
+    pub(crate) type End = isize;
 
-    fn raw(link: Link) -> std::os::fd::RawFd {
+    fn raw(link: End) -> std::os::fd::RawFd {
         link as std::os::fd::RawFd
     }
 
     /// Sends `parts` (at most three) as one message, without waiting. Async-signal-safe.
-    pub(crate) fn send(link: Link, parts: &[&[u8]]) -> io::Result<()> {
+    pub(crate) fn send(link: End, parts: &[&[u8]]) -> io::Result<()> {
         socket::send(raw(link), parts)
     }
 
     /// Receives one message into `buffer`, without waiting: its whole length (longer than the
     /// buffer if it was cut), 0 once the other end has closed, `WouldBlock` if none is there;
     /// and the process that sent it, where the system says (`socket::pass_credentials`).
-    pub(crate) fn receive(link: Link, buffer: &mut [u8]) -> io::Result<(usize, Option<Sender>)> {
+    pub(crate) fn receive(link: End, buffer: &mut [u8]) -> io::Result<(usize, Option<Sender>)> {
         let received = socket::receive(raw(link), buffer)?;
         let sender = received.sender.and_then(|(pid, uid, gid)| {
             Some(Sender {
@@ -49,17 +49,17 @@ mod imp {
     }
 
     /// Waits up to `patience` for room to send.
-    pub(crate) fn wait_for_room(link: Link, patience: Duration) {
+    pub(crate) fn wait_for_room(link: End, patience: Duration) {
         fd::wait_for(raw(link), libc::POLLOUT, patience);
     }
 
     /// Whether the other end has closed.
-    pub(crate) fn hung_up(link: Link) -> bool {
+    pub(crate) fn hung_up(link: End) -> bool {
         fd::hung_up(raw(link))
     }
 
     /// Closes this end. Async-signal-safe.
-    pub(crate) fn close(link: Link) {
+    pub(crate) fn close(link: End) {
         // SAFETY: an end of ours, which the caller no longer uses.
         unsafe { libc::close(raw(link)) };
     }
@@ -79,14 +79,14 @@ mod imp {
     use super::*;
 
     /// An end of the channel: its handle.
-    pub(crate) type Link = isize;
+    pub(crate) type End = isize;
 
-    fn handle(link: Link) -> HANDLE {
+    fn handle(link: End) -> HANDLE {
         link as HANDLE
     }
 
     /// Sends `parts` as one message, without waiting (the pipe is in `PIPE_NOWAIT` mode).
-    pub(crate) fn send(link: Link, parts: &[&[u8]]) -> io::Result<()> {
+    pub(crate) fn send(link: End, parts: &[&[u8]]) -> io::Result<()> {
         let message = parts.concat();
         let length = u32::try_from(message.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
         let mut written = 0;
@@ -111,11 +111,11 @@ mod imp {
     /// Receives one message into `buffer`, without waiting: its length (longer than the buffer
     /// if it was cut), 0 once the other end has closed, `WouldBlock` if none is there. Who sent
     /// it is not told: only the program can hold the other end.
-    pub(crate) fn receive(link: Link, buffer: &mut [u8]) -> io::Result<(usize, Option<Sender>)> {
+    pub(crate) fn receive(link: End, buffer: &mut [u8]) -> io::Result<(usize, Option<Sender>)> {
         receive_message(link, buffer).map(|length| (length, None))
     }
 
-    fn receive_message(link: Link, buffer: &mut [u8]) -> io::Result<usize> {
+    fn receive_message(link: End, buffer: &mut [u8]) -> io::Result<usize> {
         let (available, left) = match peek(link) {
             Ok(sizes) => sizes,
             Err(error) => return closed_or(error),
@@ -167,17 +167,17 @@ mod imp {
     }
 
     /// Waits up to `patience` for room to send: Windows cannot be asked, so a little while.
-    pub(crate) fn wait_for_room(_: Link, patience: Duration) {
+    pub(crate) fn wait_for_room(_: End, patience: Duration) {
         std::thread::sleep(patience.min(Duration::from_millis(5)));
     }
 
     /// Whether the other end has closed.
-    pub(crate) fn hung_up(link: Link) -> bool {
+    pub(crate) fn hung_up(link: End) -> bool {
         peek(link).is_err_and(|error| closed_or(error).is_ok())
     }
 
     /// The bytes waiting in the pipe, and those of them left in its first message.
-    fn peek(link: Link) -> io::Result<(u32, u32)> {
+    fn peek(link: End) -> io::Result<(u32, u32)> {
         let (mut available, mut left) = (0, 0);
         // SAFETY: asking only for the sizes.
         let peeked = unsafe {

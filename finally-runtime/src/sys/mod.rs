@@ -1,11 +1,16 @@
 //! The system calls the runtime makes, each wrapped once, in one module per kind: the bottom
 //! layer. Each function says whether it is async-signal-safe.
 //!
+//! Architecture invariant: no module outside `sys/` calls the system (it may name libc's
+//! constants and types). A rule of the system (what is async-signal-safe, which action a
+//! handler replaced, how a wait status reads) is then written once, here.
+//!
 //! Linux has fast paths (`futex`, `membarrier`); every other Unix, and Linux built with
 //! `--cfg finally_portable` (so that CI runs the portable code too), uses only what POSIX has
-//! (a self-pipe, `SeqCst` fences). What only Linux can tell (`/proc`, pidfds) is `proc` and
-//! `process`. Windows has its own: `console`, `exit_process`, `inherit` and `pipe`, and `end`,
-//! `link` and `stderr` for both.
+//! (a self-pipe, `SeqCst` fences). What only Linux can tell (`/proc`, pidfds, a signalfd) is
+//! `proc`, `credentials` and the Linux parts of `process` and `signal`. Windows has its own:
+//! `console`, `exit_process`, `inherit` and `pipe`, and `end`, `link`, `lock`, `shared` and
+//! `stderr` for both.
 
 #[cfg(windows)]
 pub(crate) mod console;
@@ -28,8 +33,9 @@ pub(crate) mod membarrier;
 pub(crate) mod pipe;
 #[cfg(target_os = "linux")]
 pub(crate) mod proc;
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 pub(crate) mod process;
+pub(crate) mod shared;
 #[cfg(unix)]
 pub(crate) mod signal;
 #[cfg(unix)]

@@ -3,6 +3,8 @@
 use std::ffi::c_void;
 use std::io;
 use std::ptr;
+use std::sync::atomic::AtomicPtr;
+use std::sync::atomic::Ordering::SeqCst;
 
 use libc::{c_int, siginfo_t};
 
@@ -130,28 +132,105 @@ pub(crate) unsafe fn catch_plain(signal: c_int, handler: extern "C" fn(c_int)) {
     }
 }
 
-/// Installs `handler` for `signal`, restarting interrupted calls, with `mask` blocked while it
-/// runs, and returns the action it replaced, which the handler is to [`chain`] to.
+/// How a handler of ours is installed: what `sa_flags` gets beside `SA_SIGINFO`, and what is
+/// blocked while it runs.
+#[derive(Clone, Copy)]
+pub(crate) struct HowInstalled<'a> {
+    pub(crate) flags: c_int,
+    pub(crate) mask: &'a libc::sigset_t,
+}
+
+/// The actions that handlers of ours replaced, one per signal: the one place that installs a
+/// handler which hands a signal on to the action it replaced (the signal handler of
+/// `signals/unix.rs`, the guardian's crash handler), as signal-hook-registry's `Prev` does.
 ///
-/// # Safety
-///
-/// `handler` must be async-signal-safe, and fit to replace the signal's action for the whole
-/// process.
-pub(crate) unsafe fn install(
-    signal: c_int,
-    handler: Handler,
-    mask: &libc::sigset_t,
-) -> io::Result<libc::sigaction> {
-    // SAFETY: zeroed `sigaction`s are valid before they are filled; the caller vouches for the
-    // handler.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler as *const () as usize;
-        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        action.sa_mask = *mask;
-        let mut replaced: libc::sigaction = std::mem::zeroed();
-        super::check(libc::sigaction(signal, &action, &mut replaced))?;
-        Ok(replaced)
+/// Architecture invariant: the action a handler reads is stored before that handler is
+/// installed. [`Replaced::install`] reads the action with a `sigaction` that only looks, stores
+/// it, then installs, and stores what the install found instead if another thread changed it
+/// meanwhile: a signal that arrives at once, on any thread, finds an action to hand on to.
+/// Stored actions are leaked, never freed: a handler may read one at any time.
+pub(crate) struct Replaced([AtomicPtr<libc::sigaction>; 65]);
+
+impl Replaced {
+    pub(crate) const fn new() -> Self {
+        Replaced([const { AtomicPtr::new(ptr::null_mut()) }; 65])
+    }
+
+    /// Installs `handler` for `signal`, as `how` says, unless the signal is ignored (then it
+    /// stays ignored: `Ok(false)`), keeping the action it replaces.
+    ///
+    /// # Safety
+    ///
+    /// `handler` must be async-signal-safe, and fit to replace the signal's action for the
+    /// whole process.
+    pub(crate) unsafe fn install(
+        &self,
+        signal: c_int,
+        handler: Handler,
+        how: HowInstalled,
+    ) -> io::Result<bool> {
+        let slot = self
+            .0
+            .get(signal as usize)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let before = action(signal).ok_or_else(io::Error::last_os_error)?;
+        if before.sa_sigaction == libc::SIG_IGN {
+            return Ok(false);
+        }
+        slot.store(Box::into_raw(Box::new(before)), SeqCst);
+        // SAFETY: zeroed `sigaction`s are valid before they are filled; the caller vouches for
+        // the handler.
+        let replaced = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = handler as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | how.flags;
+            action.sa_mask = *how.mask;
+            let mut replaced: libc::sigaction = std::mem::zeroed();
+            super::check(libc::sigaction(signal, &action, &mut replaced))?;
+            replaced
+        };
+        if replaced.sa_sigaction != before.sa_sigaction || replaced.sa_flags != before.sa_flags {
+            slot.store(Box::into_raw(Box::new(replaced)), SeqCst);
+        }
+        Ok(true)
+    }
+
+    /// The action the handler replaced for `signal`, once installed. Async-signal-safe.
+    pub(crate) fn get(&self, signal: c_int) -> Option<&'static libc::sigaction> {
+        let replaced = self
+            .0
+            .get(signal as usize)
+            .map_or(ptr::null_mut(), |slot| slot.load(SeqCst));
+        // SAFETY: leaked, never freed once stored.
+        unsafe { replaced.as_ref() }
+    }
+
+    /// Puts back the action the handler replaced for `signal` and hands the signal on to it, so
+    /// that the process goes on, or dies, as it would have without the handler: the default
+    /// action is raised again (and ends the process once the handler returns), a handler is
+    /// called as the kernel would have. Async-signal-safe, as far as that handler is.
+    ///
+    /// # Safety
+    ///
+    /// `info` and `context` must be what the kernel passed to the calling handler for `signal`.
+    pub(crate) unsafe fn restore_and_hand_on(
+        &self,
+        signal: c_int,
+        info: *mut siginfo_t,
+        context: *mut c_void,
+    ) {
+        let Some(replaced) = self.get(signal) else {
+            return;
+        };
+        // SAFETY: an action read from the kernel.
+        unsafe { libc::sigaction(signal, replaced, ptr::null_mut()) };
+        if replaced.sa_sigaction == libc::SIG_DFL {
+            // Fails only for a number that is no signal.
+            let _ = signal_hook::low_level::raise(signal);
+        } else {
+            // SAFETY: the caller passes on the kernel's arguments.
+            unsafe { chain(replaced, signal, info, context) };
+        }
     }
 }
 
@@ -212,5 +291,60 @@ pub(crate) fn set_of(signals: impl IntoIterator<Item = c_int>) -> libc::sigset_t
             libc::sigaddset(&mut set, signal);
         }
         set
+    }
+}
+
+/// Blocks `set` on the calling thread; returns the mask it had, for [`set_mask`].
+/// Async-signal-safe.
+#[cfg(target_os = "linux")]
+pub(crate) fn block(set: &libc::sigset_t) -> libc::sigset_t {
+    // SAFETY: a zeroed `sigset_t` is a valid out-parameter; valid sets.
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, set, &mut mask);
+        mask
+    }
+}
+
+/// Sets the calling thread's signal mask to `mask`. Async-signal-safe.
+#[cfg(target_os = "linux")]
+pub(crate) fn set_mask(mask: &libc::sigset_t) {
+    // SAFETY: a valid set; a null old mask is not asked for.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, ptr::null_mut()) };
+}
+
+/// A signalfd of the signals in `set` (which the caller blocks), non-blocking and
+/// close-on-exec: what [`read_signals`] reads.
+#[cfg(target_os = "linux")]
+pub(crate) fn signalfd(set: &libc::sigset_t) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a valid set; -1 asks for a new descriptor.
+    let fd =
+        super::check(unsafe { libc::signalfd(-1, set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
+    // SAFETY: a new descriptor, ours alone.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Calls `each` with every signal that the signalfd `fd` holds now, without waiting.
+#[cfg(target_os = "linux")]
+pub(crate) fn read_signals(fd: std::os::fd::RawFd, mut each: impl FnMut(c_int)) {
+    // SAFETY: all zeros is a valid `signalfd_siginfo`.
+    let mut received: [libc::signalfd_siginfo; 8] = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: reading into a live buffer of that length.
+        let length = unsafe {
+            libc::read(
+                fd,
+                received.as_mut_ptr().cast(),
+                std::mem::size_of_val(&received),
+            )
+        };
+        // Nothing more to read (the descriptor does not block), or interrupted: the next wake.
+        let Ok(length @ 1..) = usize::try_from(length) else {
+            break;
+        };
+        for info in &received[..length / std::mem::size_of::<libc::signalfd_siginfo>()] {
+            each(info.ssi_signo as c_int);
+        }
     }
 }

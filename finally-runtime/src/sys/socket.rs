@@ -66,7 +66,7 @@ pub(crate) fn pass_credentials(fd: RawFd) -> io::Result<()> {
 
 /// A packet received: its whole length (longer than the buffer if it was cut; 0 once the other
 /// end has closed), and the process that sent it (its pid, real user and group ids), where the
-/// kernel said ([`pass_credentials`]).
+/// kernel said (`pass_credentials`).
 pub(crate) struct Received {
     pub(crate) length: usize,
     pub(crate) sender: Option<(libc::pid_t, libc::uid_t, libc::gid_t)>,

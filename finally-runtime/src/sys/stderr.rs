@@ -24,6 +24,14 @@ pub(crate) fn write(bytes: &[u8]) {
     });
 }
 
+/// Writes `bytes` to stderr in one `write`, at once, errors ignored: for a signal handler, where
+/// [`write`](fn@write)'s wait and SIGPIPE hold are not to be had. Async-signal-safe.
+#[cfg(unix)]
+pub(crate) fn write_now(bytes: &[u8]) {
+    // SAFETY: writing a live buffer to stderr; a failure is ignored.
+    unsafe { libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len()) };
+}
+
 /// Writes `bytes` to stderr in one `WriteFile`, errors ignored. Windows cannot ask whether a
 /// pipe has room, so a write that could block (a pipe nobody reads) is left to a thread of its
 /// own, given [`PATIENCE`].

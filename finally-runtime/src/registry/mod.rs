@@ -20,7 +20,7 @@
 //! compare-and-swap).
 //!
 //! The list is doubly linked, through a [`Link`] beside the node, under the slot's mutex; the
-//! future records the slot to unlink itself, from whichever thread. Owner and walk claim the
+//! future records the slot to unlink itself, from whichever thread. Owner and walk win the
 //! node with the same compare-and-swap on `state`. The mutex plays the part of the stack's
 //! store-then-load pairs: the shutdown starts the flag, then copies the list under the lock; an
 //! owner links or unlinks under the lock, then loads the flag. An owner that unlinks after the
@@ -34,6 +34,9 @@
 //!
 //! Nothing here runs inside a signal handler, but for what says it is async-signal-safe (the
 //! child's side of `fork`).
+//!
+//! This file holds the slots and the owner's steps; `walking.rs` the walk, `freeing.rs` the freeing
+//! of a guard's box that the walk may still read.
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -43,10 +46,16 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::cleanup::Run;
+use crate::exit::Exit;
 use crate::flag::SHUTDOWN;
-use crate::protocol::{Header, Stack};
-use crate::report::report;
-use crate::{request, standby, stop, sys, Exit};
+use crate::protocol::{Header, Name, Stack};
+use crate::{request, standby, stop, sys};
+
+mod freeing;
+mod walking;
+
+pub(crate) use self::freeing::release;
+pub(crate) use self::walking::{call_unlinked, walk};
 
 /// A pending cleanup, kept in the frame of the guarded call.
 #[repr(C)]
@@ -67,7 +76,7 @@ impl<F: Run> Node<F> {
     #[inline]
     pub(crate) fn above(cleanup: F, name: &'static &'static str, top: *mut Header) -> Self {
         Node {
-            header: Header::new(Self::call, name, top),
+            header: Header::new(Self::call, Name::function(name), top),
             cleanup,
         }
     }
@@ -78,7 +87,7 @@ impl<F: Run> Node<F> {
     unsafe fn call(header: *const Header, exit: &Exit) {
         // SAFETY: `Node<F>` is `repr(C)` with the header first, and the caller vouches for it.
         let node = unsafe { &*header.cast::<Node<F>>() };
-        node.cleanup.run(exit, node.header.name)
+        node.cleanup.run(exit, &node.header.name)
     }
 }
 
@@ -171,7 +180,9 @@ impl Slot {
 
 /// Every slot ever made, newest first.
 static SLOTS: AtomicPtr<Slot> = AtomicPtr::new(ptr::null_mut());
-static TAKEN: AtomicU64 = AtomicU64::new(0);
+/// How many times a thread has taken a slot: the number of the next take, kept in the slot
+/// (`Slot::taken`), by which the walk goes newest first. (Not a node's `protocol::TAKEN`.)
+static SLOTS_TAKEN: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// The calling thread's slot, or null before its first guarded call. No destructor: so the
@@ -215,7 +226,7 @@ pub(crate) fn take() -> Option<&'static Slot> {
 }
 
 fn take_slot() -> &'static Slot {
-    let taken = TAKEN.fetch_add(1, Relaxed);
+    let taken = SLOTS_TAKEN.fetch_add(1, Relaxed);
     let owner = sys::thread_id();
     let free = slots().find(|slot| {
         !slot.gone.load(Relaxed)
@@ -303,7 +314,7 @@ pub(crate) fn call_caught(cleanup: impl FnOnce()) -> Option<Panic> {
     catch_unwind(AssertUnwindSafe(cleanup)).err()
 }
 
-/// Calls the cleanup of `header`, a live node claimed for the calling thread, whose slot is
+/// Calls the cleanup of `header`, a live node won by the calling thread, whose slot is
 /// `mine` if it has one: counted as a cleanup the thread runs.
 fn call(mine: Option<&Slot>, header: &Header, exit: &Exit) -> Option<Panic> {
     // SAFETY: the caller vouches for the node.
@@ -364,7 +375,7 @@ fn left_during_shutdown(slot: &Slot) {
     }
 }
 
-/// Claims `header` for its owner, runs its cleanup and pops it.
+/// Tags `header` for its owner, runs its cleanup and pops it.
 ///
 /// Returns the cleanup's panic, if it panicked. Runs nothing if the shutdown took the node over
 /// (it runs the cleanup itself). Once the shutdown is closed, stops the thread (`stop.rs`).
@@ -374,19 +385,19 @@ fn left_during_shutdown(slot: &Slot) {
 #[inline(always)]
 pub(crate) fn finish<F: Run>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option<Panic> {
     let header = node.header();
-    if slot.stack.claim(header, &SHUTDOWN).is_err() {
+    if slot.stack.tag(header, &SHUTDOWN).is_err() {
         return finish_during_shutdown(slot, node, exit);
     }
     // Called directly, not through the header's type-erased `call`, so it can be inlined. While
     // it runs, the tagged top tells `is_cleaning`.
-    let panic = call_caught(|| node.cleanup.run(exit, node.header.name));
+    let panic = call_caught(|| node.cleanup.run(exit, &node.header.name));
     if slot.stack.pop(header, &SHUTDOWN).is_err() {
         left_during_shutdown(slot);
     }
     panic
 }
 
-/// [`finish`] once the claim met the flag: the owner runs the cleanup only if it wins the node;
+/// [`finish`] once the tag met the flag: the owner runs the cleanup only if it wins the node;
 /// if the shutdown took it over, it runs nothing.
 #[cold]
 #[inline(never)]
@@ -396,7 +407,7 @@ fn finish_during_shutdown<F: Run>(slot: &Slot, node: &Node<F>, exit: &Exit) -> O
         let stopped = request::stopped(exit);
         let panic = call_caught(|| {
             node.cleanup
-                .run(stopped.as_ref().unwrap_or(exit), node.header.name)
+                .run(stopped.as_ref().unwrap_or(exit), &node.header.name)
         });
         header.done();
         panic
@@ -478,7 +489,7 @@ pub(crate) enum Lives {
     InBox,
 }
 
-/// Claims a linked node (a future's, a guard's) for the calling thread, runs its cleanup, unless
+/// Wins a linked node (a future's, a guard's) for the calling thread, runs its cleanup, unless
 /// `exit` is `None` (a guard dismissed), and unlinks it.
 ///
 /// As [`finish`]: runs nothing if the shutdown took the node; returns whether the node was the
@@ -529,183 +540,6 @@ pub(crate) fn finish_linked(
         standby::stand_by(slot.address());
     }
     (ours, panic)
-}
-
-/// A box that its owner let go of while a walk could still read it: freed by the walk.
-struct Left {
-    boxed: *mut (),
-    free: unsafe fn(*mut ()),
-}
-
-// SAFETY: a box that no thread uses any more, freed by whichever thread.
-unsafe impl Send for Left {}
-
-/// The boxes let go of while the walk was on their slot ([`release`]).
-static LEFT: Mutex<Vec<Left>> = Mutex::new(Vec::new());
-
-/// Frees `boxed` with `free`, a node's box that was linked into `slot` and has been unlinked
-/// since: now, unless a walk may still read it (the walk is on `slot`, or the calling thread is
-/// the walker, running a cleanup that let it go): then the walk frees it once it leaves the
-/// slot it is on.
-///
-/// # Safety
-///
-/// `free(boxed)` must be sound once no walk reads the box, and nothing else may use it.
-#[inline]
-pub(crate) unsafe fn release(slot: Option<&Slot>, boxed: *mut (), free: unsafe fn(*mut ())) {
-    if standby::no_walk() || !walk_may_read(slot) {
-        // SAFETY: the caller vouches for it, and no walk reads it: one that copied the list it
-        // was in was on `slot` when it did, and has left it since (`standby::walked`).
-        unsafe { free(boxed) };
-    } else {
-        LEFT.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Left { boxed, free });
-    }
-}
-
-/// Whether the walk under way may still read a box that was linked into `slot` (see
-/// [`release`]).
-#[cold]
-fn walk_may_read(slot: Option<&Slot>) -> bool {
-    slot.is_some_and(|slot| standby::is_walking(slot.address())) || standby::is_walker()
-}
-
-/// The walk has left a slot: frees what was let go of while it was there (or on another slot
-/// before: it reads no box of a slot it has left).
-fn free_left() {
-    let left = std::mem::take(&mut *LEFT.lock().unwrap_or_else(PoisonError::into_inner));
-    for Left { boxed, free } in left {
-        // SAFETY: let go of by its owner (`release`), and no walk reads it any more.
-        unsafe { free(boxed) };
-    }
-}
-
-/// Runs a node's cleanup where no slot could be had: on completion or drop only.
-pub(crate) fn call_unlinked(header: &Header, exit: &Exit) -> Option<Panic> {
-    let stopped = request::stopped(exit);
-    // The live header of the caller's node, known to no one else.
-    call(None, header, stopped.as_ref().unwrap_or(exit))
-}
-
-/// The walk: runs every pending cleanup of every thread with `exit`, threads that took their
-/// slot last first, each thread's innermost first; `before_last` runs just before the walk
-/// leaves the last slot (at once if there is none). Called by the thread that runs the
-/// shutdown, after starting the flag and running the heavy barrier.
-pub(crate) fn walk(exit: &Exit, before_last: impl FnOnce()) {
-    // Not `local_slot`: the signal thread has none, taking one allocates, on the way from a
-    // signal to its first cleanup, and inside `exit` this thread's thread-locals are gone.
-    let mine = mine();
-    // A walk by a thread that is itself running a cleanup (which called `exit`) must not wait
-    // for a linked cleanup that its owner is running: that may be its own.
-    let cleaning = mine.is_some_and(Slot::is_cleaning);
-    let take_over = |header: &Header| {
-        standby::running(header.name);
-        if let Some(payload) = call(mine, header, exit) {
-            let message = crate::exit::panic_message(&*payload).unwrap_or("a non-string payload");
-            report(format_args!(
-                "a cleanup panicked ({message}); running the remaining cleanups"
-            ));
-        }
-    };
-    let wait = |header: &Header| {
-        standby::running(header.name);
-        standby::wait_a_little();
-    };
-    let mut before_last = Some(before_last);
-    // Newest first, each slot once, by `taken`, which no two slots share.
-    let mut order = NewestFirst::default();
-    let mut next = order.next();
-    while let Some(slot) = next {
-        let is_mine = mine.is_some_and(|mine| ptr::eq(mine, slot));
-        standby::walking(slot.address());
-        let linked = slot.copy_linked();
-        let take_linked = |nested_in: &dyn Fn(*const Header) -> bool| {
-            for &(header, enclosing) in &linked {
-                if nested_in(enclosing) {
-                    // SAFETY: a node copied from the list during the walk stays alive while the
-                    // walk is on its slot.
-                    unsafe { &*header }.take_or_wait(cleaning, &mut &take_over, &mut &wait);
-                }
-            }
-        };
-        // In the order of a nested call's: before the node each is nested in. One nested in a
-        // node no longer on the stack (a guard that outlived the function it was made in)
-        // first; one made outside any guarded function last.
-        if !linked.is_empty() {
-            // SAFETY: as below.
-            let on_stack = unsafe { slot.stack.nodes() };
-            take_linked(&|enclosing| !enclosing.is_null() && !on_stack.contains(&enclosing));
-        }
-        // SAFETY: the flag is started and the barrier run (`shutdown.rs`); the owner stands by
-        // while the walk is on its slot.
-        unsafe {
-            slot.stack.walk(is_mine, &take_over, &wait, |node| {
-                if !linked.is_empty() {
-                    take_linked(&|enclosing| ptr::eq(enclosing, node));
-                }
-            })
-        };
-        take_linked(&|enclosing| enclosing.is_null());
-        next = order.next();
-        if next.is_none() {
-            if let Some(last) = before_last.take() {
-                last();
-            }
-        }
-        standby::walked();
-        free_left();
-    }
-    if let Some(last) = before_last.take() {
-        last();
-    }
-}
-
-/// The slots in the walk's order, newest taken first: the first found without allocating, on
-/// the way to the first cleanup; the others sorted once, after its cleanups, so that a walk
-/// over many threads is not quadratic. A slot taken since the walk began is not in it (the
-/// second walk finds it), nor one handed back and taken again meanwhile.
-#[derive(Default)]
-struct NewestFirst {
-    /// The last slot given, by its `taken`.
-    below: Option<u64>,
-    rest: Option<std::vec::IntoIter<(&'static Slot, u64)>>,
-}
-
-impl Iterator for NewestFirst {
-    type Item = &'static Slot;
-
-    fn next(&mut self) -> Option<&'static Slot> {
-        let Some(below) = self.below else {
-            let first = newest_below(u64::MAX)?;
-            self.below = Some(first.taken.load(Relaxed));
-            return Some(first);
-        };
-        let rest = self.rest.get_or_insert_with(|| {
-            let mut rest: Vec<_> = slots()
-                .filter(|slot| !slot.gone.load(Relaxed))
-                .map(|slot| (slot, slot.taken.load(Relaxed)))
-                .filter(|&(_, taken)| taken < below)
-                .collect();
-            rest.sort_unstable_by_key(|&(_, taken)| std::cmp::Reverse(taken));
-            rest.into_iter()
-        });
-        rest.find(|&(slot, taken)| !slot.gone.load(Relaxed) && slot.taken.load(Relaxed) == taken)
-            .map(|(slot, _)| slot)
-    }
-}
-
-/// The slot that took its thread last among those of this process that took theirs before
-/// `below`.
-fn newest_below(below: u64) -> Option<&'static Slot> {
-    let mut newest: Option<&'static Slot> = None;
-    for slot in slots().filter(|slot| !slot.gone.load(Relaxed)) {
-        let taken = slot.taken.load(Relaxed);
-        if taken < below && newest.map_or(true, |newest| taken > newest.taken.load(Relaxed)) {
-            newest = Some(slot);
-        }
-    }
-    newest
 }
 
 /// The calling thread is about to wait for good inside `exit` while another thread ends the

@@ -5,9 +5,14 @@
 //! it is nested in: on a shutdown, its cleanup runs before that node's, as a nested call's
 //! would. The box is freed once the guard has ended (dropped, dismissed, or its cleanup taken
 //! over and run) and no walk can still read it.
+//!
+//! `elsewhere.rs` makes the guards whose cleanup may also run outside this process: in the
+//! guardian ([`guard_with`]), or at the program's next start ([`guard_durable`]).
 
-use std::any::{type_name, TypeId};
-use std::borrow::Borrow;
+mod elsewhere;
+
+pub use self::elsewhere::{guard_durable, guard_with};
+
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -18,14 +23,13 @@ use std::ptr::NonNull;
 
 use crate::cleanup::Outcome;
 use crate::durable;
+use crate::error::Error;
+use crate::exit::Exit;
 use crate::guarded;
 use crate::guardian;
-use crate::protocol::Header;
-use crate::registered;
+use crate::protocol::{Header, Name};
 use crate::registry::{self, Link, Lives, Slot};
-use crate::report::report;
-use crate::state::{State, StateRef};
-use crate::{stop, Error, Exit};
+use crate::stop;
 
 /// Makes a guard: `cleanup` runs exactly once, however it ends. Documented in `finally-cleanup`,
 /// whose `guard` calls this.
@@ -54,106 +58,6 @@ where
     Guard::new(value, cleanup, Location::caller())
 }
 
-/// Makes a guard whose cleanup also runs in the guardian. Documented in `finally-cleanup`, whose
-/// `guard_with` calls this.
-#[track_caller]
-pub fn guard_with<T, B, F, O>(state: T, cleanup: F) -> Guard<T>
-where
-    T: State + Borrow<B>,
-    B: ?Sized + StateRef<Owned = T>,
-    F: Fn(&B, &Exit) -> O + Copy + Send + 'static,
-    O: Outcome + 'static,
-{
-    let mut encoded = Vec::new();
-    state.encode(&mut encoded);
-    let armed = guardian::arm(TypeId::of::<F>(), type_name::<F>(), &encoded);
-    let ended = armed
-        .as_ref()
-        .ok()
-        .map(|&id| (guardian::disarm as fn(u64), id));
-    let mut guard = with_state(state, cleanup, ended, Location::caller());
-    // SAFETY: the box is alive as long as the guard, and no one else has its address yet but
-    // the list, which never writes this field.
-    unsafe { guard.head.as_mut() }.guardian = Some(armed);
-    guard
-}
-
-/// A guard of `state` whose cleanup is `cleanup(state.borrow(), exit)`, after which it tells
-/// `ended`, if any, that the guard of that id has ended (to the guardian, or in the records).
-fn with_state<T, B, F, O>(
-    state: T,
-    cleanup: F,
-    ended: Option<(fn(u64), u64)>,
-    made_at: &'static Location<'static>,
-) -> Guard<T>
-where
-    T: State + Borrow<B>,
-    B: ?Sized,
-    F: Fn(&B, &Exit) -> O + Copy + Send + 'static,
-    O: Outcome + 'static,
-{
-    let cleanup = move |state: &T, exit: &Exit| {
-        let outcome = cleanup(state.borrow(), exit);
-        if let Some((ended, id)) = ended {
-            ended(id);
-        }
-        outcome
-    };
-    Guard::new(state, cleanup, made_at)
-}
-
-/// Makes a guard whose record survives the whole process dying. Documented in
-/// `finally-cleanup`, whose `guard_durable` calls this.
-#[track_caller]
-pub fn guard_durable<T, B, F, O>(state: T, cleanup: F) -> Guard<T>
-where
-    T: State + Borrow<B>,
-    B: ?Sized + StateRef<Owned = T>,
-    F: Fn(&B, &Exit) -> O + Copy + Send + 'static,
-    O: Outcome + 'static,
-{
-    let record = match registered::registered(TypeId::of::<F>()) {
-        Some(registered) => {
-            let mut encoded = Vec::new();
-            state.encode(&mut encoded);
-            let armed = durable::arm(registered, &encoded);
-            if armed.is_ok() {
-                guardian::keep_records_in(durable::dir());
-            }
-            armed
-        }
-        None => Err(Error::because(
-            "keep a durable record of this guard",
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "`{}` is not registered: mark it `#[finally::guardian_cleanup]`",
-                    type_name::<F>()
-                ),
-            ),
-        )),
-    };
-    if let Err(error) = &record {
-        static SAID: std::sync::Once = std::sync::Once::new();
-        SAID.call_once(|| {
-            let source = std::error::Error::source(error).map(ToString::to_string);
-            report(format_args!(
-                "{error}: {}; its cleanup runs in the program only",
-                source.unwrap_or_default()
-            ));
-        });
-    }
-    let ended = record
-        .as_ref()
-        .ok()
-        .map(|&id| (durable::disarm as fn(u64), id));
-    let mut guard = with_state(state, cleanup, ended, Location::caller());
-    // SAFETY: the box is alive as long as the guard, and no one else has its address yet but
-    // the list, which never writes this field.
-    unsafe { guard.head.as_mut() }.durable = Some(record);
-    guard
-}
-
 /// A cleanup made at run time, which holds a value of type `T` (none: `()`); see [`guard`],
 /// [`guard_value`] and [`guard_with`].
 ///
@@ -169,7 +73,7 @@ pub struct Guard<T = ()> {
     _value: PhantomData<(T, UnsafeCell<()>)>,
 }
 
-// SAFETY: the cleanup in the box is `Send`, as is the value, and the node is claimed by
+// SAFETY: the cleanup in the box is `Send`, as is the value, and the node is won by
 // compare-and-swap, from whichever thread.
 unsafe impl<T: Send> Send for Guard<T> {}
 
@@ -211,21 +115,18 @@ struct Valued<T> {
     value: ManuallyDrop<T>,
 }
 
-/// How a guard's cleanup is named while it runs, for the deadline's report.
-static NAME: &str = "a guard";
-
 impl<T> Guard<T> {
     fn new<F, O>(value: T, cleanup: F, made_at: &'static Location<'static>) -> Guard<T>
     where
         F: FnOnce(&T, &Exit) -> O + Send + 'static,
         O: Outcome,
     {
-        keep_panic_messages();
+        stop::keep_panic_messages();
         let slot = guarded::slot().filter(|slot| registry::may_link_guard(slot));
         // Written in the box, not moved into it: a guard's box is some hundred bytes.
         let boxed = Box::leak(Box::new(MaybeUninit::<Boxed<T, F>>::uninit())).write(Boxed {
             head: Head {
-                header: Header::new(call::<T, F, O>, &NAME, std::ptr::null_mut()),
+                header: Header::new(call::<T, F, O>, Name::guard(made_at), std::ptr::null_mut()),
                 link: Link::new(),
                 slot,
                 made_at,
@@ -339,8 +240,8 @@ impl<T> Guard<T> {
         }
     }
 
-    /// Claims the node and runs the cleanup with `exit` (none: dismissed), unless the shutdown
-    /// took it over; returns whether the claim was this thread's, and the cleanup's panic.
+    /// Wins the node and runs the cleanup with `exit` (none: dismissed), unless the shutdown
+    /// took it over; returns whether this thread won it, and the cleanup's panic.
     fn finish(&mut self, exit: Option<&Exit>) -> (bool, Option<registry::Panic>) {
         // SAFETY: the box is alive until `release`, and only read.
         let head = unsafe { self.head.as_ref() };
@@ -353,7 +254,7 @@ impl<T> Guard<T> {
                 guarded::slot(),
                 Lives::InBox,
             ),
-            // Known to no one else: no claim to make.
+            // Known to no one else: nothing to win.
             None => (
                 true,
                 exit.and_then(|exit| registry::call_unlinked(&head.header, exit)),
@@ -425,46 +326,18 @@ impl<T> fmt::Debug for Guard<T> {
     }
 }
 
-/// Chains a panic hook that keeps each panic's message for the guards (a guard dropped while a
-/// panic unwinds cannot see the panic's payload: `stop::unwinding` tells it), once the first
-/// guard is made (a program without guards keeps its hook as it is). The hook before it runs
-/// after.
-fn keep_panic_messages() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    if std::thread::panicking() {
-        // Changing the hook is not allowed now; the next guard does it.
-        return;
-    }
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            stop::panic_began(crate::exit::panic_message(info.payload()).map(str::to_owned));
-            previous(info);
-        }));
-    });
-}
-
-/// Names a guard in reports.
-struct MadeAt(&'static Location<'static>);
-
-impl fmt::Display for MadeAt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the guard made at {}:{}", self.0.file(), self.0.line())
-    }
-}
-
 /// The header's type-erased call: runs the cleanup of a `Boxed<T, F>`, once.
 ///
 /// # Safety
 ///
-/// `header` must start a live `Boxed<T, F>`, claimed for the caller.
+/// `header` must start a live `Boxed<T, F>`, won by the caller.
 unsafe fn call<T, F, O>(header: *const Header, exit: &Exit)
 where
     F: FnOnce(&T, &Exit) -> O,
     O: Outcome,
 {
     // SAFETY: `Boxed<T, F>` is `repr(C)` with the header first, and the caller vouches for it;
-    // the claim makes the caller the only one to touch the cleanup.
+    // winning the node makes the caller the only one to touch the cleanup.
     let boxed = unsafe { &*header.cast::<Boxed<T, F>>() };
     if boxed.head.made_in != registry::generation() {
         // A copy in a forked child: the guard is the parent's, which runs it.
@@ -472,7 +345,7 @@ where
     }
     // SAFETY: as above.
     if let Some(cleanup) = unsafe { (*boxed.cleanup.get()).take() } {
-        cleanup(&boxed.value, exit).report(&MadeAt(boxed.head.made_at));
+        cleanup(&boxed.value, exit).report(&boxed.head.header.name);
     }
 }
 

@@ -5,11 +5,13 @@ use std::io;
 use std::sync::OnceLock;
 
 use crate::config::Options;
+use crate::error::Error;
+use crate::exit::Signal;
+use crate::handling::Handling;
 use crate::report::report;
 use crate::{config, exit_hook, shutdown, signals};
 #[cfg(unix)]
 use crate::{flag, fork_hook};
-use crate::{Error, Handling, Signal};
 
 static INSTALLED: OnceLock<Result<(), Error>> = OnceLock::new();
 
@@ -49,7 +51,7 @@ pub fn configure(options: Options) {
 /// run without a deadline.
 pub fn install(options: Options) -> Result<(), Error> {
     if let Some(signal) = options.unhandleable() {
-        return Err(Error::new(
+        return Err(Error::because(
             "install finally's signal handlers",
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -61,7 +63,7 @@ pub fn install(options: Options) -> Result<(), Error> {
         ));
     }
     if !config::set(options) && *config::get() != options {
-        return Err(Error::new(
+        return Err(Error::because(
             "apply the options",
             io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -135,12 +137,12 @@ fn handleable() -> String {
 pub(crate) fn install_once() {
     if INSTALLED.get().is_none() {
         if let Err(error) = install(*config::get()) {
-            let left = match error.context {
+            let left = match error.context() {
                 // Everything else is installed: the message says so.
                 NO_DEADLINE => "",
                 _ => ": only return, panic and exit are covered",
             };
-            report(format_args!("{error} ({}){left}", error.source));
+            report(format_args!("{error} ({}){left}", error.io_error()));
         }
     }
 }
@@ -152,18 +154,18 @@ const NO_DEADLINE: &str =
 
 fn install_now() -> Result<(), Error> {
     let options = config::get();
-    exit_hook::register().map_err(|e| Error::new("register the exit hook", e))?;
+    exit_hook::register().map_err(|e| Error::because("register the exit hook", e))?;
     // The thread first: a handler with no thread to act on what it records would swallow the
     // signals it was meant to handle.
-    signals::start_thread().map_err(|e| Error::new("start the signal thread", e))?;
+    signals::start_thread().map_err(|e| Error::because("start the signal thread", e))?;
     #[cfg(unix)]
     {
         flag::when_forked_start(start_threads_in_child);
-        fork_hook::register().map_err(|e| Error::new("register the fork hook", e))?;
+        fork_hook::register().map_err(|e| Error::because("register the fork hook", e))?;
     }
-    signals::register(options).map_err(|e| Error::new("install the signal handlers", e))?;
+    signals::register(options).map_err(|e| Error::because("install the signal handlers", e))?;
     // Last, and alone: where no more threads can be made (a pids limit), the rest is installed.
-    arm_deadline().map_err(|e| Error::new(NO_DEADLINE, e))
+    arm_deadline().map_err(|e| Error::because(NO_DEADLINE, e))
 }
 
 /// Makes the deadline thread, if the options have a `timeout`.
@@ -186,11 +188,5 @@ fn start_threads_in_child() {
         report(format_args!(
             "could not start the deadline thread in a forked child ({error}): its cleanups have no deadline"
         ));
-    }
-}
-
-impl Error {
-    pub(crate) fn new(context: &'static str, source: io::Error) -> Self {
-        Error::because(context, source)
     }
 }
