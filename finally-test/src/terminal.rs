@@ -62,7 +62,8 @@ impl Terminal {
 }
 
 impl Hold {
-    /// Closes the kit's end of the terminal, once the reading thread has seen it asked.
+    /// Asks the reading thread to close the kit's end of the terminal, once it has read what
+    /// the program wrote so far.
     pub(crate) fn hang_up(&mut self) {
         self.hang_up = None;
     }
@@ -108,8 +109,9 @@ pub(crate) unsafe fn take_as_controlling(terminal: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// What comes out of `master` until `heard` says to hang up (the other end is dropped) or the
-/// terminal has no other end any more; `master` is closed then: that is the hang-up.
+/// What comes out of `master` until `heard` says to hang up (the other end is dropped) and all
+/// that was written is read, or the terminal has no other end any more; `master` is closed
+/// then: that is the hang-up.
 fn read_until_hung_up(master: OwnedFd, heard: UnixStream) -> String {
     let mut bytes = Vec::new();
     loop {
@@ -126,7 +128,8 @@ fn read_until_hung_up(master: OwnedFd, heard: UnixStream) -> String {
             }
             break;
         }
-        if ready[1].revents != 0 {
+        // What the program wrote before the hang-up is read first.
+        if ready[0].revents == 0 {
             break;
         }
         let mut buffer = [0u8; 4096];

@@ -127,6 +127,12 @@ impl Scenario {
         Self::spawn(Program::path(test).args(["child", name]), args, |_| {})
     }
 
+    /// Starts the kit's `program` as a scenario (a program on a terminal of its own, say),
+    /// after `setup` has adjusted the command.
+    pub fn start_kit(program: Program, setup: impl FnOnce(&mut Command)) -> Self {
+        Self::spawn(program, &[], setup)
+    }
+
     /// Starts `program` with `args` and the marker's path, stdin empty unless `setup` makes it
     /// a pipe; the kit gives it the signals' default actions and no core dumps.
     fn spawn(program: Program, args: &[&str], setup: impl FnOnce(&mut Command)) -> Self {
@@ -204,6 +210,11 @@ impl Scenario {
     /// Sends `signal` to the child.
     pub fn signal(&self, signal: libc::c_int) {
         must(self.running.borrow_mut().signal(signal));
+    }
+
+    /// Hangs up the terminal of a child started on one ([`Program::terminal`]).
+    pub fn hang_up(&self) {
+        must(self.running.borrow_mut().hang_up());
     }
 
     /// Sends `signal` once the child says `ready`, and waits for the child to end.
