@@ -1,7 +1,6 @@
-//! Each ending, made to happen by the kit to a child process: a test of this file run again,
-//! whose cleanup (a `finally` guard) writes a line to stdout and to a marker file.
-
-#![cfg(unix)]
+//! The test kit, `finally-test`: each ending it makes happen to a child process (a test of this
+//! file run again, whose cleanup, a `finally` guard, writes a line to stdout and to a marker
+//! file), and its bounds: a program never ready, one that does not end, one dropped.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,7 +26,7 @@ fn worker() {
 /// Runs `worker` until it is ready, then `ending`: how it ended, and what its cleanup wrote.
 fn end_worker(ending: Ending) -> (finally_test::Ended, String) {
     let dir = std::env::temp_dir().join(format!(
-        "finally-test-endings-{}-{}",
+        "finally-kit-child-{}-{}",
         std::process::id(),
         ending.to_string().replace(' ', "-")
     ));
@@ -40,6 +39,14 @@ fn end_worker(ending: Ending) -> (finally_test::Ended, String) {
     let told = std::fs::read_to_string(&marker).unwrap_or_default();
     std::fs::remove_dir_all(&dir).unwrap();
     (ended, told)
+}
+
+/// Ends `worker` with `ending`: it ends by `signal`, its cleanup told `told` (nothing: it did
+/// not run).
+fn assert_ends_by(ending: Ending, signal: i32, told: &str) {
+    let (ended, marker) = end_worker(ending);
+    ended.assert_signaled(signal);
+    assert_eq!(marker, told, "{ending}");
 }
 
 #[test]
@@ -87,30 +94,22 @@ fn each_handled_signal_to_the_process() {
 
 #[test]
 fn a_signal_to_the_group() {
-    let (ended, told) = end_worker(Ending::SignalGroup(SIGTERM));
-    ended.assert_signaled(SIGTERM);
-    assert_eq!(told, "Signal(SIGTERM=15)");
+    assert_ends_by(Ending::SignalGroup(SIGTERM), SIGTERM, "Signal(SIGTERM=15)");
 }
 
 #[test]
 fn ctrl_c_pressed_again_and_again() {
-    let (ended, told) = end_worker(Ending::CtrlC(5));
-    ended.assert_signaled(SIGINT);
-    assert_eq!(told, "Signal(SIGINT=2)");
+    assert_ends_by(Ending::CtrlC(5), SIGINT, "Signal(SIGINT=2)");
 }
 
 #[test]
 fn the_terminal_hangs_up() {
-    let (ended, told) = end_worker(Ending::HangUp);
-    ended.assert_signaled(SIGHUP);
-    assert_eq!(told, "Signal(SIGHUP=1)");
+    assert_ends_by(Ending::HangUp, SIGHUP, "Signal(SIGHUP=1)");
 }
 
 #[test]
 fn kill_9_runs_nothing_without_a_guardian() {
-    let (ended, told) = end_worker(Ending::Kill);
-    ended.assert_signaled(SIGKILL);
-    assert_eq!(told, "");
+    assert_ends_by(Ending::Kill, SIGKILL, "");
 }
 
 #[test]
@@ -127,9 +126,7 @@ fn a_crash_runs_nothing_without_a_guardian() {
 
 #[test]
 fn abort_runs_nothing_without_a_guardian() {
-    let (ended, told) = end_worker(Ending::Abort);
-    ended.assert_signaled(finally_test::SIGABRT);
-    assert_eq!(told, "");
+    assert_ends_by(Ending::Abort, finally_test::SIGABRT, "");
 }
 
 /// Lines are read one by one while the program runs, and the one asked for can be found among
@@ -150,45 +147,47 @@ fn lines_are_read_as_they_come() {
     assert_eq!(ended.stdout, ["one", "ready", "got hello"]);
 }
 
+/// `sh -c script`, waited for with `patience`.
+fn shell(script: &str, patience: Duration) -> Program {
+    Program::path("/bin/sh")
+        .args(["-c", script])
+        .patience(patience)
+}
+
+/// What `start` says of `script`, which never prints `ready`.
+fn not_ready(script: &str, patience: Duration) -> String {
+    let error = shell(script, patience).start().expect_err("not ready");
+    error.to_string()
+}
+
 /// A program that never says it is ready fails the test within the patience, telling what it
 /// wrote, and is killed.
 #[test]
 fn a_program_that_is_never_ready_is_an_error_within_the_patience() {
     let started = std::time::Instant::now();
-    let error = Program::path("/bin/sh")
-        .args(["-c", "echo starting; echo oops >&2; exec sleep 60"])
-        .patience(Duration::from_millis(300))
-        .start()
-        .expect_err("not ready");
+    let script = "echo starting; echo oops >&2; exec sleep 60";
+    let message = not_ready(script, Duration::from_millis(300));
     assert!(started.elapsed() < Duration::from_secs(10));
-    let message = error.to_string();
-    assert!(message.contains("\"ready\""), "{message}");
-    assert!(message.contains("starting"), "{message}");
-    assert!(message.contains("oops"), "{message}");
+    for said in ["\"ready\"", "not within 300ms", "starting", "oops"] {
+        assert!(message.contains(said), "{message}");
+    }
 }
 
 /// A program that ends before it is ready is an error at once, with its stderr.
 #[test]
 fn a_program_that_ends_before_it_is_ready_is_an_error() {
-    let error = Program::path("/bin/sh")
-        .args(["-c", "echo no way >&2; exit 2"])
-        .start()
-        .expect_err("not ready");
-    let message = error.to_string();
-    assert!(message.contains("stdout closed first"), "{message}");
-    assert!(message.contains("no way"), "{message}");
+    let message = not_ready("echo no way >&2; exit 2", finally_test::PATIENCE);
+    for said in ["stdout closed first", "no way"] {
+        assert!(message.contains(said), "{message}");
+    }
 }
 
 /// A program that does not end in time is killed, and the error says so.
 #[test]
 fn a_program_that_does_not_end_is_an_error_within_the_patience() {
-    let running = Program::path("/bin/sh")
-        .args(["-c", "trap '' TERM; echo ready; while :; do sleep 1; done"])
-        .patience(Duration::from_millis(300))
-        .start()
-        .unwrap();
+    let script = "trap '' TERM; echo ready; while :; do sleep 1; done";
+    let mut running = shell(script, Duration::from_millis(300)).start().unwrap();
     let pid = running.pid() as i32;
-    let mut running = running;
     running.signal(SIGTERM).unwrap();
     let message = running.wait().expect_err("did not end").to_string();
     assert!(message.contains("did not end within"), "{message}");
@@ -200,8 +199,7 @@ fn a_program_that_does_not_end_is_an_error_within_the_patience() {
 /// Dropping a running program, as a failing test does, kills and reaps it.
 #[test]
 fn a_dropped_program_is_killed_and_reaped() {
-    let running = Program::path("/bin/sh")
-        .args(["-c", "echo ready; exec sleep 60"])
+    let running = shell("echo ready; exec sleep 60", finally_test::PATIENCE)
         .start()
         .unwrap();
     let pid = running.pid() as i32;
