@@ -247,6 +247,16 @@ impl Running {
         self.signal(libc::SIGKILL)
     }
 
+    /// Asks the program to crash (see [`Ending::Crash`]): a real invalid memory access,
+    /// SIGSEGV.
+    ///
+    /// # Errors
+    ///
+    /// If its stdin is not a pipe, or it no longer reads it.
+    pub fn crash(&mut self) -> Result<(), Error> {
+        self.end(Ending::Crash)
+    }
+
     /// Whether the program has ended (it is not reaped: a guardian can still read from its
     /// zombie how it ended).
     pub fn has_ended(&mut self) -> bool {
