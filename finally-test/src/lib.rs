@@ -55,15 +55,24 @@
 //!   [`child`], which runs it there only, so the program under test sits next to the test that
 //!   makes it end:
 //!
-//! ```no_run
+//! ```
 //! use finally_test::{Ending, Program, SIGTERM};
+//!
+//! /// A `Drop` guard runs on a return and on a panic, not on a signal (`finally` runs it then).
+//! struct Cleanup;
+//!
+//! impl Drop for Cleanup {
+//!     fn drop(&mut self) {
+//!         println!("cleaned up");
+//!     }
+//! }
 //!
 //! # /*
 //! #[test]
 //! # */
 //! fn worker() {
 //!     finally_test::child(|| {
-//!         let _cleanup = finally::guard(|_| println!("cleaned up"));
+//!         let _cleanup = Cleanup;
 //!         finally_test::ready();
 //!         finally_test::wait_for_ending();
 //!     });
@@ -72,12 +81,20 @@
 //! # /*
 //! #[test]
 //! # */
-//! fn sigterm_runs_the_cleanup() {
-//!     let ended = Program::current_test("worker")
-//!         .run_until_ready_then(Ending::Signal(SIGTERM))
-//!         .unwrap();
-//!     ended.assert_signaled(SIGTERM).assert_stdout_line("cleaned up");
+//! fn a_drop_guard_runs_on_return_but_not_on_sigterm() {
+//!     let returned = Program::current_test("worker").run_until_ready_then(Ending::Return);
+//!     returned.unwrap().assert_success().assert_stdout_line("cleaned up");
+//!     let killed = Program::current_test("worker").run_until_ready_then(Ending::Signal(SIGTERM));
+//!     let killed = killed.unwrap();
+//!     killed.assert_signaled(SIGTERM);
+//!     assert!(!killed.stdout.iter().any(|line| line == "cleaned up"));
 //! }
+//! # fn main() {
+//! #     match finally_test::is_child() {
+//! #         true => worker(),
+//! #         false => a_drop_guard_runs_on_return_but_not_on_sigterm(),
+//! #     }
+//! # }
 //! ```
 //!
 //! # The child's side
