@@ -48,12 +48,14 @@ impl Running {
             .map_err(|error| Error::io(format!("start {name}"), error))?;
         let (terminal, stderr) = match terminal {
             // The program has its copy of the terminal now; the kit keeps the other end only.
-            Some(terminal) => {
-                let (hold, text) = terminal
-                    .read()
-                    .map_err(|error| Error::io("read the terminal", error))?;
-                (Some(hold), text)
-            }
+            Some(terminal) => match terminal.read() {
+                Ok((hold, text)) => (Some(hold), text),
+                Err(error) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Error::io("read the terminal", error));
+                }
+            },
             None => (None, Text::new(child.stderr.take())),
         };
         Ok(Running {
