@@ -367,6 +367,15 @@
 //! panic; `finally` then runs the pending cleanups from the panic hook (after the previous hook
 //! has printed the message), told [`Exit::Panicked`], before the abort.
 //!
+//! # Testing how your program ends
+//!
+//! The test kit, [`finally-test`](https://docs.rs/finally-test), makes each ending happen to
+//! your program in a test (a return, a panic or `exit` asked on its stdin, a signal to it or to
+//! its group, its terminal hung up, Ctrl-C again and again, `kill -9`, a crash) and hands back
+//! how it ended, every wait bounded: `Program::bin("app").run_until_ready_then(
+//! Ending::Signal(SIGTERM))?.assert_signaled(SIGTERM)`. The README's "Testing how your program
+//! ends" has a complete test, run with this crate's doctests.
+//!
 //! # Use cases
 //!
 //! Each is a runnable example that prints `ready ...` once set up and works until it is

@@ -5,8 +5,6 @@
 mod common;
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use common::*;
@@ -47,60 +45,18 @@ fn assert_every_cleanup_ran(ended: &Ended, signal: libc::c_int) {
     ended.assert_cleaned_once("outer", &reason);
 }
 
+/// On a terminal of its own, as its stderr and controlling terminal, which the kit hangs up:
+/// the kernel sends SIGHUP, and each write to stderr fails with `EIO`.
 #[test]
 fn a_terminal_that_hangs_up_still_gets_every_cleanup_and_ends_by_sighup() {
-    let (master, terminal) = pseudo_terminal();
-    let scenario = hostile("report", |command| {
-        command.stderr(terminal);
-        // SAFETY: `setsid` and `ioctl` are async-signal-safe.
-        unsafe {
-            command.pre_exec(|| {
-                // A session of its own, with the terminal as its controlling terminal: closing
-                // the terminal's other end hangs it up, and the kernel sends SIGHUP.
-                libc::setsid();
-                if libc::ioctl(libc::STDERR_FILENO, libc::TIOCSCTTY, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    });
+    let program = finally_test::Program::path(env!("CARGO_BIN_EXE_hostile"))
+        .arg("report")
+        .terminal();
+    let scenario = Scenario::start_kit(program, |_| {});
     scenario.expect_line("ready");
-    drop(master);
+    scenario.hang_up();
     let ended = scenario.wait();
     assert_every_cleanup_ran(&ended, SIGHUP);
-}
-
-/// A new pseudo-terminal: its controlling end, and the terminal. Both close on exec, so that
-/// children started by other tests meanwhile do not keep the terminal from hanging up.
-fn pseudo_terminal() -> (OwnedFd, OwnedFd) {
-    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
-    // SAFETY: plain libc calls; each descriptor is checked, then owned.
-    unsafe {
-        let master = libc::posix_openpt(flags);
-        assert!(
-            master >= 0,
-            "posix_openpt: {}",
-            std::io::Error::last_os_error()
-        );
-        let master = OwnedFd::from_raw_fd(master);
-        let fd = master.as_raw_fd();
-        assert_eq!(libc::grantpt(fd), 0, "grantpt");
-        assert_eq!(libc::unlockpt(fd), 0, "unlockpt");
-        let mut name = [0 as libc::c_char; 128];
-        assert_eq!(
-            libc::ptsname_r(fd, name.as_mut_ptr(), name.len()),
-            0,
-            "ptsname_r"
-        );
-        let terminal = libc::open(name.as_ptr(), flags);
-        assert!(
-            terminal >= 0,
-            "open the terminal: {}",
-            std::io::Error::last_os_error()
-        );
-        (master, OwnedFd::from_raw_fd(terminal))
-    }
 }
 
 #[test]

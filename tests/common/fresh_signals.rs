@@ -1,4 +1,6 @@
-//! Child processes that start with the signals' default actions, whatever their parent has.
+//! Child processes that start with the signals' default actions, whatever their parent has: for
+//! the benchmarks, which start their programs themselves (the tests' programs are started by the
+//! kit, `finally-test`, which does the same).
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;

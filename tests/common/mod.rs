@@ -1,10 +1,10 @@
-//! Running a scenario of `tests/bin/scenario.rs` as a child process.
+//! Running a scenario of `tests/bin/scenario.rs` as a child process: a thin layer over the
+//! test kit, `finally-test`, which starts it as from a terminal, reads its output, bounds every
+//! wait and kills it if the test fails; the layer adds the marker file its cleanups write to.
 
 #![allow(dead_code, unused_imports)] // each test file uses its own part of this module
 
 pub mod ended;
-pub mod fresh_signals;
-pub mod lines;
 pub mod other_user;
 pub mod plan;
 pub mod random;
@@ -13,13 +13,14 @@ pub use ended::Ended;
 pub use other_user::OtherUser;
 pub use random::Random;
 
-use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::cell::RefCell;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use finally_test::{Program, Running};
 
 /// How a guardian's cleanup is told of a `kill -9`, read from the program's zombie.
 pub const KILLED: &str = "Died { signal: Some(SIGKILL=9) }";
@@ -27,18 +28,20 @@ pub const KILLED: &str = "Died { signal: Some(SIGKILL=9) }";
 pub use libc::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
 /// How long any one step may take before the test gives up on the child.
-const PATIENCE: Duration = Duration::from_secs(20);
+const PATIENCE: Duration = finally_test::PATIENCE;
 
-/// A running scenario: its stdout lines, its stderr, and its marker file in a temporary folder.
+/// A running scenario: the kit's running program, and its marker file in a temporary folder.
 pub struct Scenario {
-    child: Child,
-    lines: Receiver<String>,
-    /// The child's whole stderr, once every process holding it (a guardian too) has closed it.
-    stderr: Receiver<String>,
+    /// In a cell so that the tests read lines and send signals through a shared reference,
+    /// as they did before the kit, whose reads take `&mut`.
+    running: RefCell<Running>,
     marker: PathBuf,
-    /// How the child ended, once [`reap`](Self::reap) has reaped it.
-    reaped: Option<ExitStatus>,
     _dir: tempfile::TempDir,
+}
+
+/// The kit's answer, or the test fails with its message (the child's stdout and stderr).
+fn must<T>(result: Result<T, finally_test::Error>) -> T {
+    result.unwrap_or_else(|error| panic!("{error}"))
 }
 
 impl Scenario {
@@ -60,16 +63,11 @@ impl Scenario {
         setup: impl FnOnce(&mut Command),
     ) -> Self {
         let scenario = env!("CARGO_BIN_EXE_scenario");
-        let mut command = match wrapper {
-            [] => Command::new(scenario),
-            [program, args @ ..] => {
-                let mut command = Command::new(program);
-                command.args(args).arg(scenario);
-                command
-            }
+        let program = match wrapper {
+            [] => Program::path(scenario),
+            [program, args @ ..] => Program::path(program).args(args).arg(scenario),
         };
-        command.arg(name);
-        Self::spawn(command, args, setup)
+        Self::spawn(program.arg(name), args, setup)
     }
 
     /// Starts a scenario of `tests/bin/guardian.rs`, whose `main` has the guardian.
@@ -85,17 +83,16 @@ impl Scenario {
         setup: impl FnOnce(&mut Command),
     ) -> Self {
         let (program, args) = wrapper.split_first().expect("a wrapper");
-        let mut command = Command::new(program);
-        command
+        let program = Program::path(program)
             .args(args)
             .arg(env!("CARGO_BIN_EXE_guardian"))
             .arg(name);
-        Self::spawn(command, &[], setup)
+        Self::spawn(program, &[], setup)
     }
 
     /// Starts `tests/bin/options.rs`, whose `main` sets the process-wide options.
     pub fn start_options(setup: impl FnOnce(&mut Command)) -> Self {
-        Self::spawn(Command::new(env!("CARGO_BIN_EXE_options")), &[], setup)
+        Self::spawn(Program::path(env!("CARGO_BIN_EXE_options")), &[], setup)
     }
 
     /// Starts a scenario of one of the scenario programs, built elsewhere.
@@ -104,9 +101,7 @@ impl Scenario {
         name: &str,
         setup: impl FnOnce(&mut Command),
     ) -> Self {
-        let mut command = Command::new(program);
-        command.arg(name);
-        Self::spawn(command, &[], setup)
+        Self::spawn(Program::path(program).arg(name), &[], setup)
     }
 
     /// Starts `program` with `args`, after `setup` has adjusted the command.
@@ -115,80 +110,57 @@ impl Scenario {
         args: &[&str],
         setup: impl FnOnce(&mut Command),
     ) -> Self {
-        Self::spawn(Command::new(program), args, setup)
+        Self::spawn(Program::path(program), args, setup)
     }
 
     /// Starts the example `name` (`examples/NAME.rs`) with `args`, as `cargo run --example`
     /// would. Examples that take part in tests write their marker where `FINALLY_TEST_MARKER`
     /// says.
     pub fn start_example(name: &str, args: &[&str], setup: impl FnOnce(&mut Command)) -> Self {
-        Self::spawn(Command::new(example(name)), args, setup)
+        Self::spawn(Program::path(example(name)), args, setup)
     }
 
     /// Starts a scenario of a test with its own harness: the test itself, as
     /// `TEST child NAME ARGS...`.
     pub fn start_self(name: &str, args: &[&str]) -> Self {
-        let mut command = Command::new(std::env::current_exe().expect("the test's own path"));
-        command.args(["child", name]);
-        Self::spawn(command, args, |_| {})
+        let test = std::env::current_exe().expect("the test's own path");
+        Self::spawn(Program::path(test).args(["child", name]), args, |_| {})
     }
 
-    fn spawn(mut command: Command, args: &[&str], setup: impl FnOnce(&mut Command)) -> Self {
+    /// Starts the kit's `program` as a scenario (a program on a terminal of its own, say),
+    /// after `setup` has adjusted the command.
+    pub fn start_kit(program: Program, setup: impl FnOnce(&mut Command)) -> Self {
+        Self::spawn(program, &[], setup)
+    }
+
+    /// Starts `program` with `args` and the marker's path, stdin empty unless `setup` makes it
+    /// a pipe; the kit gives it the signals' default actions and no core dumps.
+    fn spawn(program: Program, args: &[&str], setup: impl FnOnce(&mut Command)) -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
         let marker = dir.path().join("marker");
-        command
+        let program = program
             .args(args)
             .env("FINALLY_TEST_MARKER", &marker)
             .env("RUST_BACKTRACE", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        fresh_signals::reset_signals(&mut command);
-        // SAFETY: `setrlimit` is async-signal-safe.
-        unsafe {
-            command.pre_exec(|| {
-                // SIGQUIT dumps core by default: not into the test's folders.
-                let no_core = libc::rlimit {
-                    rlim_cur: 0,
-                    rlim_max: 0,
-                };
-                libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-                Ok(())
+            .patience(PATIENCE)
+            .configure(|command| {
+                command.stdin(Stdio::null());
+                setup(command);
             });
-        }
-        setup(&mut command);
-        let mut child = spawn_retrying(&mut command);
-        let lines = lines::lines(child.stdout.take().unwrap());
-        // A test may have sent stderr elsewhere (a terminal, a closed pipe, a full disk).
-        let pipe = child.stderr.take();
-        let (send, stderr) = mpsc::channel();
-        thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_string(&mut text);
-            }
-            let _ = send.send(text);
-        });
         Scenario {
-            child,
-            lines,
-            stderr,
+            running: RefCell::new(must(program.spawn())),
             marker,
-            reaped: None,
             _dir: dir,
         }
     }
 
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.running.borrow().pid() as i32
     }
 
     /// Waits for the child's next line on stdout.
     pub fn next_line(&self) -> String {
-        match self.lines.recv_timeout(PATIENCE) {
-            Ok(line) => line,
-            Err(error) => panic!("no line from the child: {error}"),
-        }
+        must(self.running.borrow_mut().next_line())
     }
 
     /// Waits for the child to print `expected` as its next line on stdout.
@@ -198,36 +170,7 @@ impl Scenario {
 
     /// Whether the child has ended (without reaping it).
     pub fn has_ended(&self) -> bool {
-        self.ended_status().is_some()
-    }
-
-    /// How the child ended, if it has, leaving it a zombie: not reaped.
-    fn ended_status(&self) -> Option<ExitStatus> {
-        if self.reaped.is_some() {
-            return self.reaped;
-        }
-        // SAFETY: a zeroed `siginfo_t` is a valid out-parameter.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `waitid` of our own child, leaving it waitable.
-        let waited = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                self.pid() as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        assert_eq!(waited, 0, "waitid: {}", std::io::Error::last_os_error());
-        // SAFETY: `waitid` filled `info`; a zero pid means it has not ended.
-        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
-        // The wait status `waitpid` would give, made of the code and the reason.
-        let raw = match info.si_code {
-            _ if pid == 0 => return None,
-            libc::CLD_EXITED => status << 8,
-            libc::CLD_DUMPED => status | 0x80,
-            _ => status,
-        };
-        Some(ExitStatus::from_raw(raw))
+        self.running.borrow_mut().has_ended()
     }
 
     /// Waits for the child's next line, `ready PID`, and returns the pid.
@@ -249,35 +192,29 @@ impl Scenario {
 
     /// Writes `line` to the child's stdin, which `setup` made a pipe.
     pub fn say(&mut self, line: &str) {
-        use std::io::Write;
-        let stdin = self
-            .child
-            .stdin
-            .as_mut()
-            .expect("the child's stdin is a pipe");
-        writeln!(stdin, "{line}").expect("write to the child's stdin");
+        must(self.running.get_mut().say(line));
     }
 
     /// Waits (bounded) for the child itself to end, leaving it a zombie; [`wait`](Self::wait)
     /// then collects what it and the processes it started left, and reaps it.
     pub fn wait_for_exit(&mut self) -> ExitStatus {
-        wait_until(|| self.has_ended(), "the child to end");
-        self.ended_status().expect("ended")
+        must(self.running.get_mut().wait_for_exit())
     }
 
     /// Waits (bounded) for the child itself to end, and reaps it at once, as a parent quick to
     /// wait would.
     pub fn reap(&mut self) -> ExitStatus {
-        let status = wait_bounded(&mut self.child, PATIENCE);
-        self.reaped = Some(status);
-        status
+        must(self.running.get_mut().reap())
     }
 
     /// Sends `signal` to the child.
     pub fn signal(&self, signal: libc::c_int) {
-        // SAFETY: `kill` with the pid of our own unreaped child.
-        let sent = unsafe { libc::kill(self.pid(), signal) };
-        assert_eq!(sent, 0, "kill({}, {signal})", self.pid());
+        must(self.running.borrow_mut().signal(signal));
+    }
+
+    /// Hangs up the terminal of a child started on one ([`Program::terminal`]).
+    pub fn hang_up(&self) {
+        must(self.running.borrow_mut().hang_up());
     }
 
     /// Sends `signal` once the child says `ready`, and waits for the child to end.
@@ -289,25 +226,12 @@ impl Scenario {
 
     /// Waits (bounded) for the child to end, and reads what it left.
     ///
-    /// The child is reaped last, once every process holding its stderr (a guardian too) has
-    /// ended: until then it stays a zombie, as under a parent that is slow to wait for it, and a
-    /// guardian can read from it how it ended.
-    pub fn wait(mut self) -> Ended {
-        wait_until(|| self.has_ended(), "the child to end");
-        let stderr = self
-            .stderr
-            .recv_timeout(PATIENCE)
-            .expect("stderr still open: a process the child started outlives it");
-        let status = self.child.wait().expect("reap the child");
-        Ended::read(status, &self.marker, stderr)
-    }
-}
-
-impl Drop for Scenario {
-    fn drop(&mut self) {
-        // A failed test must not leave its child behind.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// The child is reaped last, once every process holding its stdout and stderr (a guardian
+    /// too) has closed them: until then it stays a zombie, as under a parent that is slow to
+    /// wait for it, and a guardian can read from it how it ended.
+    pub fn wait(self) -> Ended {
+        let ended = must(self.running.into_inner().wait());
+        Ended::read(ended.status, &self.marker, ended.stderr)
     }
 }
 
@@ -370,23 +294,6 @@ pub fn first_exit_code(code: i32) -> i32 {
         1
     } else {
         code
-    }
-}
-
-/// Starts `command`. A program just copied (to run it as another user) may be held open for
-/// writing a moment longer by a child that another test's thread forked meanwhile, which
-/// inherited the descriptor and has not reached its `exec` yet: `exec` then fails with ETXTBSY,
-/// and is tried again, for a second at most.
-fn spawn_retrying(command: &mut Command) -> Child {
-    let mut tries = 0;
-    loop {
-        match command.spawn() {
-            Err(error) if error.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
-                tries += 1;
-                thread::sleep(Duration::from_millis(10));
-            }
-            spawned => return spawned.expect("start the scenario binary"),
-        }
     }
 }
 
