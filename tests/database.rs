@@ -18,21 +18,17 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 #[test]
 fn sigterm_deletes_the_runs_temporary_rows_and_keeps_the_permanent_ones() {
-    stop_one_run(SIGTERM, &signal_reason(SIGTERM), "stopped by SIGTERM (15)");
+    stop_one_run(SIGTERM, &stopped_by(SIGTERM));
 }
 
 #[test]
 fn kill_9_leaves_the_delete_to_the_guardian() {
-    stop_one_run(
-        SIGKILL,
-        "Died { signal: Some(SIGKILL=9) }",
-        "died by SIGKILL (9) without its own cleanup",
-    );
+    stop_one_run(SIGKILL, &killed());
 }
 
-/// Starts a run, ends it with `signal`, and checks that its cleanup ran once, told `reason`
-/// (in the marker, as `Debug`, and on stderr, as `Display`), and deleted its rows.
-fn stop_one_run(signal: libc::c_int, reason: &str, said: &str) {
+/// Starts a run, ends it with `signal`, and checks that its cleanup ran once, told `exit` (as
+/// `Exit`'s `Display` says it), and deleted its rows.
+fn stop_one_run(signal: libc::c_int, exit: &str) {
     let dir = tempfile::tempdir().expect("temporary folder");
     let path = dir.path().join("rows.sqlite3");
     let run = Scenario::start_example("database", &[path.to_str().unwrap()], |_| {});
@@ -50,8 +46,7 @@ fn stop_one_run(signal: libc::c_int, reason: &str, said: &str) {
     run.signal(signal);
     let ended = run.wait();
     ended.assert_killed_by(signal);
-    assert_eq!(ended.marker, [reason], "stderr: {}", ended.stderr);
-    assert!(deleted(&ended, &id, said) >= staged.len());
+    assert!(deleted(&ended, &id, exit) >= staged.len());
     assert_eq!(db.temporary_rows(&id), []);
     assert_eq!(db.permanent_rows(), permanent);
 }
@@ -82,12 +77,7 @@ fn two_runs_at_once_delete_only_their_own_rows() {
     first.signal(SIGTERM);
     let ended = first.wait();
     ended.assert_killed_by(SIGTERM);
-    assert_eq!(
-        ended.marker,
-        [signal_reason(SIGTERM)],
-        "stderr: {}",
-        ended.stderr
-    );
+    deleted(&ended, &first_id, &stopped_by(SIGTERM));
     assert_eq!(db.temporary_rows(&first_id), []);
     // The second run goes on working, and every row it had is still there.
     let now = db.temporary_rows(&second_id);
@@ -99,12 +89,7 @@ fn two_runs_at_once_delete_only_their_own_rows() {
     second.signal(SIGINT);
     let ended = second.wait();
     ended.assert_killed_by(SIGINT);
-    assert_eq!(
-        ended.marker,
-        [signal_reason(SIGINT)],
-        "stderr: {}",
-        ended.stderr
-    );
+    deleted(&ended, &second_id, &stopped_by(SIGINT));
     assert_eq!(db.all_temporary_rows(), 0);
     assert_eq!(db.permanent_rows(), permanent);
 }
@@ -122,25 +107,18 @@ fn ready(run: &Scenario, path: &Path) -> String {
     rest.to_owned()
 }
 
-/// How many rows the cleanup of the run `id` said it deleted, on the one line where it says
-/// how the run ended: `said`.
-fn deleted(ended: &Ended, id: &str, said: &str) -> usize {
-    let prefix = format!("database: run {id}: {said}; deleted ");
-    let lines: Vec<_> = ended
-        .stderr
-        .lines()
-        .filter_map(|line| line.strip_prefix(&prefix))
-        .collect();
-    let [count] = lines[..] else {
-        panic!(
-            "expected one `{prefix}N temporary row(s)` line; stderr: {}",
-            ended.stderr
-        );
-    };
+/// How many rows the cleanup of the run `id` said it deleted, on the line where it says how the
+/// run ended, `database: run ID: EXIT; deleted N temporary row(s)`: it must say it once, and say
+/// `exit`.
+fn deleted(ended: &Ended, id: &str, exit: &str) -> usize {
+    let said = ended.said_once(&format!("database: run {id}: "), " temporary row(s)");
+    let (told, count) = said
+        .rsplit_once("; deleted ")
+        .unwrap_or_else(|| panic!("no `; deleted N` in {said:?}"));
+    assert_eq!(told, exit, "stderr: {}", ended.stderr);
     count
-        .strip_suffix(" temporary row(s)")
-        .and_then(|count| count.parse().ok())
-        .unwrap_or_else(|| panic!("no count of deleted rows in {count:?}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("no count of deleted rows in {said:?}"))
 }
 
 /// The test's own look at the database, beside the runs' connections.

@@ -10,6 +10,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use finally::Exit;
 use tempfile::TempDir;
 
 const SIGKILL: i32 = libc::SIGKILL;
@@ -30,12 +31,8 @@ fn a_panic_removes_the_scratch_directory_and_goes_on() {
     let (example, scratch) = start(&tmp, &["--panic-after", "100"]);
     let ended = example.wait();
     ended.assert_exit_code(101);
-    assert_removed_once(
-        &ended,
-        &scratch,
-        r#"Panicked { message: Some("asked to panic") }"#,
-        "panicked: asked to panic",
-    );
+    let panicked = Exit::panicked(Some("asked to panic")).to_string();
+    assert_removed_once(&ended, &scratch, &panicked);
 }
 
 #[test]
@@ -47,22 +44,14 @@ fn kill_9_the_guardian_removes_the_scratch_directory() {
     let ended = example.wait();
     ended.assert_killed_by(SIGKILL);
     // `wait` returned once the guardian had closed its stderr: its cleanup is done.
-    assert_removed_once(
-        &ended,
-        &scratch,
-        "Died { signal: Some(SIGKILL=9) }",
-        "died by SIGKILL (9) without its own cleanup",
-    );
+    assert_removed_once(&ended, &scratch, &killed());
 }
 
 /// CVE-2022-21658's class of bug: a removal that follows a link in the directory deletes what
 /// the link points to. Checked for both removals: the program's own, and the guardian's.
 #[test]
 fn the_removal_does_not_follow_symlinks_out_of_the_directory() {
-    for (signal, reason) in [
-        (SIGTERM, signal_reason(SIGTERM)),
-        (SIGKILL, "Died { signal: Some(SIGKILL=9) }".to_owned()),
-    ] {
+    for (signal, exit) in [(SIGTERM, stopped_by(SIGTERM)), (SIGKILL, killed())] {
         let tmp = TempDir::new().expect("the test's temporary folder");
         // Outside the scratch directory, beside it in the test's own folder.
         let outside = tmp.path().join("outside");
@@ -80,8 +69,7 @@ fn the_removal_does_not_follow_symlinks_out_of_the_directory() {
         example.signal(signal);
         let ended = example.wait();
         ended.assert_killed_by(signal);
-        assert_eq!(ended.marker, [reason.as_str()], "stderr: {}", ended.stderr);
-        assert_gone(&scratch, &ended);
+        assert_removed_once(&ended, &scratch, &exit);
 
         for kept in [
             outside.join("keep.txt"),
@@ -106,16 +94,7 @@ fn stop_by(signal: libc::c_int) {
     example.signal(signal);
     let ended = example.wait();
     ended.assert_killed_by(signal);
-    let name = match signal {
-        SIGINT => "SIGINT",
-        _ => "SIGTERM",
-    };
-    assert_removed_once(
-        &ended,
-        &scratch,
-        &signal_reason(signal),
-        &format!("stopped by {name} ({signal})"),
-    );
+    assert_removed_once(&ended, &scratch, &stopped_by(signal));
     // `main` noticed the stop and returned before the removal (its grace period), rather than
     // write on into a directory being removed.
     assert!(
@@ -154,17 +133,13 @@ fn fill(scratch: &Path) {
     fs::write(deeper.join("file.txt"), "nested\n").unwrap();
 }
 
-/// The cleanup ran exactly once, told `reason` (`Exit`'s `Debug`), said so on stderr with
-/// `told` (its `Display`), and removed the directory itself.
-fn assert_removed_once(ended: &Ended, scratch: &Path, reason: &str, told: &str) {
-    assert_eq!(ended.marker, [reason], "stderr: {}", ended.stderr);
+/// The cleanup ran exactly once, told `exit` (as `Exit`'s `Display` says it), which it says on
+/// stderr as `tempdir: EXIT; removed PATH`, and the directory is gone.
+fn assert_removed_once(ended: &Ended, scratch: &Path, exit: &str) {
+    let removed = format!("; removed {}", scratch.display());
+    let told = ended.said_once("tempdir: ", &removed);
+    assert_eq!(told, exit, "stderr: {}", ended.stderr);
     assert_gone(scratch, ended);
-    let said = format!("tempdir: {told}; removed {}", scratch.display());
-    assert!(
-        ended.stderr.contains(&said),
-        "no `{said}` on stderr: {}",
-        ended.stderr
-    );
 }
 
 fn assert_gone(scratch: &Path, ended: &Ended) {

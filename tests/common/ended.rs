@@ -1,4 +1,5 @@
-//! How a scenario ended, and what its cleanups left in the marker file: on every platform.
+//! How a scenario ended, and what its cleanups left in the marker file and said on stderr: on
+//! every platform.
 
 use std::path::Path;
 use std::process::ExitStatus;
@@ -59,6 +60,39 @@ impl Ended {
             "cleanup `{name}` ended before it started: {:?}",
             self.marker
         );
+    }
+
+    /// What the one line of stderr that starts with `prefix` and ends with `suffix` has between
+    /// them. A cleanup that says how the program ended in such a line says it each time it runs,
+    /// whichever process runs it (a guardian writes to the program's stderr, and the scenario's
+    /// `wait` returns once it has closed it): so the test fails unless there is exactly one, and
+    /// unless `finally` reported nothing, as it does for a cleanup that failed or panicked
+    /// instead of saying its line.
+    #[allow(dead_code)] // the Windows tests, which share this file, do not use it
+    pub fn said_once(&self, prefix: &str, suffix: &str) -> &str {
+        let said: Vec<_> = self
+            .stderr
+            .lines()
+            .filter_map(|line| line.strip_prefix(prefix)?.strip_suffix(suffix))
+            .collect();
+        let [said] = said[..] else {
+            panic!(
+                "expected one `{prefix}...{suffix}` line, got {}; stderr: {}",
+                said.len(),
+                self.stderr
+            );
+        };
+        let reported: Vec<_> = self
+            .stderr
+            .lines()
+            .filter(|line| line.starts_with("finally: "))
+            .collect();
+        assert!(
+            reported.is_empty(),
+            "finally reported {reported:?}; stderr: {}",
+            self.stderr
+        );
+        said
     }
 
     pub fn count(&self, line: &str) -> usize {

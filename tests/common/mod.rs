@@ -338,6 +338,19 @@ pub fn signal_reason(signal: libc::c_int) -> String {
     format!("Signal({name}={signal})")
 }
 
+/// What a cleanup is told of a stop by the handled `signal`, as its `Display` says it:
+/// `stopped by SIGTERM (15)`.
+pub fn stopped_by(signal: libc::c_int) -> String {
+    let signal = finally::Signal::try_from(signal).expect("a signal");
+    finally::Exit::Signal(signal).to_string()
+}
+
+/// What a guardian's cleanup is told of a `kill -9`, as its `Display` says it (`KILLED` is its
+/// `Debug`).
+pub fn killed() -> String {
+    finally::Exit::died(Some(finally::Signal::SIGKILL)).to_string()
+}
+
 /// A process that is not the test's child (a guardian), held by a pidfd: a signal never reaches
 /// another process that took its pid, and it is killed when dropped, should the test fail.
 pub struct Stranger {
