@@ -44,8 +44,6 @@
 //! or start the example again: its first line counts the rows it finds.
 
 use std::env;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process;
 use std::thread;
@@ -71,10 +69,6 @@ const PAUSE: Duration = Duration::from_millis(20);
 /// How long a connection waits for another one's transaction before it gives up. Every
 /// transaction here takes milliseconds: this only bounds the wait if something is stuck.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A file to which the cleanup appends how the program ended. Only the example's test sets it
-/// (tests/database.rs), to check that the cleanup ran exactly once and why.
-const MARKER: &str = "FINALLY_TEST_MARKER";
 
 // The guardian, started here, runs the guard's cleanup if the program dies without it.
 #[finally::with_cleanup(|| {}, guardian)]
@@ -173,7 +167,6 @@ fn insert_temporary_rows(
 /// is reported by `finally`.
 #[finally::guardian_cleanup]
 fn delete_temporary_rows((path, run): &(PathBuf, String), exit: &Exit) -> rusqlite::Result<()> {
-    mark_for_tests(exit);
     let deleted = delete_run(path, run)?;
     eprintln!("database: run {run}: {exit}; deleted {deleted} temporary row(s)");
     Ok(())
@@ -197,20 +190,4 @@ fn nanos_since_epoch() -> u128 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |since| since.as_nanos())
-}
-
-/// Appends `exit`'s `Debug` text to the file `FINALLY_TEST_MARKER` names, if set: the test
-/// checks from it that the cleanup ran once, for the right reason. Real programs leave it out.
-fn mark_for_tests(exit: &Exit) {
-    let Some(path) = env::var_os(MARKER) else {
-        return;
-    };
-    let marked = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .and_then(|mut file| writeln!(file, "{exit:?}"));
-    if let Err(error) = marked {
-        eprintln!("{MARKER}: {error}");
-    }
 }

@@ -27,8 +27,7 @@
 //! the cleanup runs without waiting any longer, and the process ends with the request unanswered.
 
 use std::env;
-use std::fs::OpenOptions;
-use std::io::{self, Write};
+use std::io;
 use std::time::Duration;
 
 use finally::Exit;
@@ -38,9 +37,6 @@ use tokio::task::JoinSet;
 
 /// How long a request takes, in milliseconds, if not one second.
 const WORK_MS: &str = "FINALLY_SERVER_WORK_MS";
-/// A file to which the cleanup appends how the server ended. Only the example's test sets it
-/// (tests/server.rs), to check that the cleanup ran exactly once and why.
-const MARKER: &str = "FINALLY_TEST_MARKER";
 
 // `#[tokio::main]` comes first, so `#[with_cleanup]` guards the whole program: the runtime too,
 // not only the future that `#[tokio::main]` runs on it. After a graceful stop the cleanup then
@@ -134,14 +130,4 @@ fn cleanup(exit: &Exit) {
     // A real server would remove its pid file or Unix socket here, or deregister from a load
     // balancer; this one says how it ended.
     eprintln!("server ended: {exit}");
-    if let Some(path) = env::var_os(MARKER) {
-        let marked = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut file| writeln!(file, "{exit:?}"));
-        if let Err(error) = marked {
-            eprintln!("{MARKER}: {error}");
-        }
-    }
 }

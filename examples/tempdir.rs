@@ -23,8 +23,8 @@
 //! itself once the program has.)
 
 use std::error::Error;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -32,10 +32,6 @@ use finally::Exit;
 
 /// How often the work writes a file.
 const TICK: Duration = Duration::from_millis(50);
-/// A file to which the cleanup appends how the program ended (`Exit`'s `Debug` text), one line
-/// each time it runs. Only the example's test sets it (tests/tempdir.rs): it is how the test
-/// tells that the cleanup ran exactly once, and why, whichever process ran it.
-const MARKER: &str = "FINALLY_TEST_MARKER";
 
 // `guardian`: a second process, started here, runs the guard's cleanup if the program dies
 // without it. `grace`: on a signal, the guard waits (up to 2 s) for `main` to notice the stop and
@@ -86,7 +82,6 @@ fn panic_after() -> Result<Option<Duration>, String> {
 /// during it): a directory already gone is fine. A failure is reported by `finally`.
 #[finally::guardian_cleanup]
 fn remove_scratch(scratch: &Path, exit: &Exit) -> io::Result<()> {
-    mark(exit);
     match remove(scratch) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
         _ => {}
@@ -117,22 +112,5 @@ fn remove(dir: &Path) -> io::Result<()> {
             }
             done => return done,
         }
-    }
-}
-
-/// The test hook: appends `Exit`'s `Debug` text to the file `FINALLY_TEST_MARKER` names, if set.
-fn mark(exit: &Exit) {
-    let Some(path) = std::env::var_os(MARKER) else {
-        return;
-    };
-    // One `write` of one line, in append mode: lines from the program and its guardian do not
-    // interleave.
-    let marked = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .and_then(|mut file| file.write_all(format!("{exit:?}\n").as_bytes()));
-    if let Err(error) = marked {
-        eprintln!("{MARKER}: {error}");
     }
 }

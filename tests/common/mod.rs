@@ -114,8 +114,8 @@ impl Scenario {
     }
 
     /// Starts the example `name` (`examples/NAME.rs`) with `args`, as `cargo run --example`
-    /// would. Examples that take part in tests write their marker where `FINALLY_TEST_MARKER`
-    /// says.
+    /// would. An example has no test hook and writes no marker: the test reads what it prints,
+    /// as its users do ([`Ended::said_once`]).
     pub fn start_example(name: &str, args: &[&str], setup: impl FnOnce(&mut Command)) -> Self {
         Self::spawn(Program::path(example(name)), args, setup)
     }
