@@ -52,7 +52,7 @@
 //! - [`Program::path(path)`](Program::path): any executable.
 //! - [`Program::current_test("name")`](Program::current_test): a test function of the running
 //!   test executable, run again alone as a child process. The test holds its body in
-//!   [`child`], which runs it there only, so the program under test sits next to the test that
+//!   [`child`](fn@child), which runs it there only, so the program under test sits next to the test that
 //!   makes it end:
 //!
 //! ```

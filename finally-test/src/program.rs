@@ -90,7 +90,7 @@ impl Program {
     }
 
     /// The test `name` of the running test executable, run again alone as a child process:
-    /// the test calls [`child`](crate::child), which runs its body only there.
+    /// the test calls [`child`](fn@crate::child), which runs its body only there.
     ///
     /// `name` is the test's path as the harness prints it (`module::test_name`; for a test at
     /// the top of an integration test file, its function's name). The child runs
