@@ -376,6 +376,17 @@
 //! Ending::Signal(SIGTERM))?.assert_signaled(SIGTERM)`. The README's "Testing how your program
 //! ends" has a complete test, run with this crate's doctests.
 //!
+//! # Seeing how it ended: the `tracing` feature
+//!
+//! With the `tracing` feature (off by default: then nothing of it is built), a shutdown (a
+//! signal, `exit`, [`end_by`]) is one [`tracing`](https://docs.rs/tracing) span,
+//! `finally shutdown` (`by`, `reason`, `timeout`), with an event for the grace period, for each
+//! cleanup (`cleanup`: its name and where a guard was made; `exit`; `took`; `ended`:
+//! `returned`, `error` or `panicked`) and for the deadline reached, naming the cleanup still
+//! running. Cleanups outside a shutdown are told at `DEBUG`. The events come from a thread of
+//! the runtime's own, never from a signal handler, `exit` or a thread's teardown. `cargo run
+//! --example traced` shows it; the README's "Seeing how it ended" has its output.
+//!
 //! # Use cases
 //!
 //! Each is a runnable example that prints `ready ...` once set up and works until it is

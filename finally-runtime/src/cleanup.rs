@@ -182,6 +182,7 @@ type Never = <fn() -> ! as outcome::Returns>::Output;
 
 #[cold]
 fn failed(what: &dyn std::fmt::Display, error: &dyn std::fmt::Display) {
+    crate::trace::failed();
     crate::report::report(format_args!("{what} failed: {error}"));
 }
 

@@ -431,7 +431,7 @@ fn recover_file(path: &Path, guardian: Option<(u32, &Exit)>) -> io::Result<usize
         match registered::named(name) {
             Some(cleanup) if cleanup.decodes(state) => {
                 let ran_by = "a durable guard's cleanup, recovered";
-                crate::registry::call_caught(|| cleanup.run(state, exit, ran_by));
+                crate::registry::call_caught(&ran_by, exit, || cleanup.run(state, exit, ran_by));
                 // Recorded at once: a recovery killed now does not run it again.
                 let _ = append(&mut file, &entry(ENDED, &id.to_le_bytes()));
                 ran += 1;

@@ -4,7 +4,7 @@ use std::io;
 
 use crate::flag::SHUTDOWN;
 use crate::sys::process;
-use crate::{fence, guardian, registry, request, shutdown, signals, standby};
+use crate::{fence, guardian, registry, request, shutdown, signals, standby, trace};
 
 /// Registers [`in_child`] with `pthread_atfork`.
 pub(crate) fn register() -> io::Result<()> {
@@ -24,6 +24,7 @@ extern "C" fn in_child() {
     request::reset_in_child();
     standby::reset_in_child();
     signals::reset_in_child();
+    trace::reset_in_child();
     let asymmetric = SHUTDOWN.is_asymmetric() && fence::register_in_child();
     SHUTDOWN.reset_in_child(asymmetric);
     if pending {

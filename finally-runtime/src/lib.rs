@@ -32,6 +32,7 @@ mod registered;
 mod request;
 mod standby;
 mod stop;
+mod trace;
 
 mod registry;
 

@@ -1,5 +1,5 @@
 //! Installing the handlers, once per process: the exit hook, the signal thread and its handler,
-//! the deadline thread, the fork hook.
+//! the `finally-trace` thread (the `tracing` feature), the deadline thread, the fork hook.
 
 use std::io;
 use std::sync::OnceLock;
@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::exit::Signal;
 use crate::handling::Handling;
 use crate::report::report;
-use crate::{config, exit_hook, shutdown, signals};
+use crate::{config, exit_hook, shutdown, signals, trace};
 #[cfg(unix)]
 use crate::{flag, fork_hook};
 
@@ -158,6 +158,7 @@ fn install_now() -> Result<(), Error> {
     // The thread first: a handler with no thread to act on what it records would swallow the
     // signals it was meant to handle.
     signals::start_thread().map_err(|e| Error::because("start the signal thread", e))?;
+    start_trace_thread();
     #[cfg(unix)]
     {
         flag::when_forked_start(start_threads_in_child);
@@ -168,6 +169,16 @@ fn install_now() -> Result<(), Error> {
     arm_deadline().map_err(|e| Error::because(NO_DEADLINE, e))
 }
 
+/// Makes the thread that tells `tracing` what the program's ending does (the `tracing`
+/// feature): without it, the rest works, untold.
+fn start_trace_thread() {
+    if let Err(error) = trace::start_thread() {
+        report(format_args!(
+            "could not start the thread that tells `tracing` ({error}): the program's ending is not traced"
+        ));
+    }
+}
+
 /// Makes the deadline thread, if the options have a `timeout`.
 fn arm_deadline() -> io::Result<()> {
     match config::get().timeout {
@@ -176,7 +187,7 @@ fn arm_deadline() -> io::Result<()> {
     }
 }
 
-/// In a forked child, whose signal thread and deadline thread stayed in the parent: starts them
+/// In a forked child, whose signal, trace and deadline threads stayed in the parent: starts them
 /// (see `flag.rs` for when).
 #[cfg(unix)]
 fn start_threads_in_child() {
@@ -184,7 +195,10 @@ fn start_threads_in_child() {
         report(format_args!(
             "could not start the signal thread in a forked child ({error}): signals end it without its cleanups"
         ));
-    } else if let Err(error) = arm_deadline() {
+    } else {
+        start_trace_thread();
+    }
+    if let Err(error) = arm_deadline() {
         report(format_args!(
             "could not start the deadline thread in a forked child ({error}): its cleanups have no deadline"
         ));

@@ -205,6 +205,6 @@ fn ended<R>(result: &thread::Result<R>) -> Exit {
 fn call_unregistered<C: Run, R>(cleanup: C, site: &Site, body: impl FnOnce() -> R) -> R {
     let result = catch_unwind(AssertUnwindSafe(body));
     let exit = ended(&result);
-    let cleanup_panic = registry::call_caught(|| cleanup.run(&exit, &site.name));
+    let cleanup_panic = registry::call_caught(&site.name, &exit, || cleanup.run(&exit, &site.name));
     rethrow(result, cleanup_panic)
 }

@@ -147,7 +147,7 @@ impl Inbox {
             durable::recover_owned(dir, super::program_id(), &exit);
         }
         let name = "main's cleanup, in the guardian";
-        if let Some(payload) = registry::call_caught(|| cleanup.run(&exit, &name)) {
+        if let Some(payload) = registry::call_caught(&name, &exit, || cleanup.run(&exit, &name)) {
             report::panicked(&name, &*payload);
         }
     }
@@ -157,9 +157,9 @@ impl Inbox {
     fn run_armed(&mut self, exit: &Exit) {
         while let Some((_, armed)) = self.armed.pop_last() {
             let name = "a guard's cleanup, in the guardian";
-            if let Some(payload) =
-                registry::call_caught(|| armed.cleanup.run(&armed.state, exit, name))
-            {
+            if let Some(payload) = registry::call_caught(&name, exit, || {
+                armed.cleanup.run(&armed.state, exit, name);
+            }) {
                 report::panicked(&name, &*payload);
             }
         }

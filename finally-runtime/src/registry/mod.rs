@@ -39,6 +39,7 @@
 //! of a guard's box that the walk may still read.
 
 use std::cell::Cell;
+use std::fmt::Display;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
@@ -49,7 +50,7 @@ use crate::cleanup::Run;
 use crate::exit::Exit;
 use crate::flag::SHUTDOWN;
 use crate::protocol::{Header, Name, Stack};
-use crate::{request, standby, stop, sys};
+use crate::{request, standby, stop, sys, trace};
 
 mod freeing;
 mod walking;
@@ -308,17 +309,29 @@ impl Slot {
     }
 }
 
-/// Runs a cleanup, `cleanup`, catching its panic: the one place a cleanup is called.
+/// Runs a cleanup, `cleanup`, named `name` and told `exit`, catching its panic: the one place a
+/// cleanup is called, and told to `tracing` (`trace.rs`).
 #[inline]
-pub(crate) fn call_caught(cleanup: impl FnOnce()) -> Option<Panic> {
-    catch_unwind(AssertUnwindSafe(cleanup)).err()
+pub(crate) fn call_caught(
+    name: &dyn Display,
+    exit: &Exit,
+    cleanup: impl FnOnce(),
+) -> Option<Panic> {
+    let started = trace::start();
+    let panic = catch_unwind(AssertUnwindSafe(cleanup)).err();
+    trace::ran(started, name, exit, panic.as_deref());
+    panic
 }
 
 /// Calls the cleanup of `header`, a live node won by the calling thread, whose slot is
 /// `mine` if it has one: counted as a cleanup the thread runs.
 fn call(mine: Option<&Slot>, header: &Header, exit: &Exit) -> Option<Panic> {
-    // SAFETY: the caller vouches for the node.
-    let call = || call_caught(|| unsafe { (header.call)(header, exit) });
+    let call = || {
+        // SAFETY: the caller vouches for the node.
+        call_caught(&header.name, exit, || unsafe {
+            (header.call)(header, exit)
+        })
+    };
     match mine {
         Some(mine) => mine.cleaning(call),
         None => call(),
@@ -390,7 +403,9 @@ pub(crate) fn finish<F: Run>(slot: &Slot, node: &Node<F>, exit: &Exit) -> Option
     }
     // Called directly, not through the header's type-erased `call`, so it can be inlined. While
     // it runs, the tagged top tells `is_cleaning`.
-    let panic = call_caught(|| node.cleanup.run(exit, &node.header.name));
+    let panic = call_caught(&node.header.name, exit, || {
+        node.cleanup.run(exit, &node.header.name);
+    });
     if slot.stack.pop(header, &SHUTDOWN).is_err() {
         left_during_shutdown(slot);
     }
@@ -405,9 +420,9 @@ fn finish_during_shutdown<F: Run>(slot: &Slot, node: &Node<F>, exit: &Exit) -> O
     let header = node.header();
     let panic = if header.own() {
         let stopped = request::stopped(exit);
-        let panic = call_caught(|| {
-            node.cleanup
-                .run(stopped.as_ref().unwrap_or(exit), &node.header.name)
+        let exit = stopped.as_ref().unwrap_or(exit);
+        let panic = call_caught(&node.header.name, exit, || {
+            node.cleanup.run(exit, &node.header.name);
         });
         header.done();
         panic

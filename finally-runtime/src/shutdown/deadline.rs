@@ -16,7 +16,7 @@ use crate::exit::Exit;
 use crate::exit::Signal;
 use crate::report::report;
 use crate::sys::{self, end};
-use crate::{reason, standby};
+use crate::{reason, standby, trace};
 
 /// The deadline thread, once it runs: leaked, so that a forked child can forget it.
 ///
@@ -77,6 +77,7 @@ pub(crate) fn arm(limit: Duration) -> std::io::Result<()> {
             }
             // Nothing here may panic or wait for a lock: it is the last resort.
             let _ = catch_unwind(AssertUnwindSafe(|| thread::sleep(limit)));
+            let _ = catch_unwind(trace::deadline_reached);
             let running = standby::running_name();
             let running: &dyn std::fmt::Display = match &running {
                 Some(name) => name,
@@ -92,6 +93,13 @@ pub(crate) fn arm(limit: Duration) -> std::io::Result<()> {
             }
         })
         .map(drop)
+}
+
+/// The `timeout`, if there is one.
+pub(super) fn limit() -> Option<Duration> {
+    Some(LIMIT.load(SeqCst))
+        .filter(|&nanos| nanos != 0)
+        .map(Duration::from_nanos)
 }
 
 /// The shutdown has published its reason: the deadline runs from now.

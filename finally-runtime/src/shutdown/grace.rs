@@ -97,30 +97,26 @@ fn listed() -> impl Iterator<Item = &'static Period> {
 }
 
 /// The longest grace period of the functions with a call under way, if any.
-fn longest_running() -> Option<Duration> {
+pub(super) fn longest_running() -> Option<Duration> {
     listed()
         .filter(|period| period.running.load(SeqCst) > 0)
         .map(|period| period.length)
         .max()
 }
 
-/// Whether a guarded call with a grace period is under way.
-pub(super) fn pending() -> bool {
-    longest_running().is_some()
-}
-
 /// Waits, from `since` (the signal, on the monotonic clock), until each guarded function with a
 /// grace period that is under way has returned or had its period, and grace periods may last
-/// no longer (`deadline::grace_ends_by`).
-pub(super) fn wait_out(since: u64) {
+/// no longer (`deadline::grace_ends_by`). Returns whether they all returned in time.
+pub(super) fn wait_out(since: u64) -> bool {
     while let Some(longest) = longest_running() {
         let longest = u64::try_from(longest.as_nanos()).unwrap_or(u64::MAX);
         let until = since.saturating_add(longest).min(deadline::grace_ends_by());
         if sys::monotonic_nanos() >= until {
-            break;
+            return false;
         }
         standby::wait_a_little();
     }
+    true
 }
 
 /// In a forked child: no grace period pending. Async-signal-safe.

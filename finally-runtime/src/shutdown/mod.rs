@@ -32,6 +32,7 @@ mod runner;
 use std::sync::atomic::AtomicI32;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use libc::c_int;
 
@@ -39,6 +40,7 @@ use self::runner::claim;
 use crate::exit::{Exit, Signal};
 use crate::flag::SHUTDOWN;
 use crate::sys::{self, end};
+use crate::trace::{self, Start};
 use crate::{fence, reason, registry, request, standby, stop};
 
 pub(crate) use self::deadline::arm as arm_deadline;
@@ -155,10 +157,15 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
         return false;
     }
     let signalled = sys::monotonic_nanos();
-    let _sigpipe = decided(&Exit::Signal(signal));
-    if grace::pending() {
+    let exit = Exit::Signal(signal);
+    let _told = trace::shutdown(Start::Signal, &exit, deadline::limit());
+    let _sigpipe = decided(&exit);
+    if let Some(longest) = grace::longest_running() {
         request(signal);
-        grace::wait_out(signalled);
+        trace::grace_begins(longest);
+        let all_returned = grace::wait_out(signalled);
+        let waited = sys::monotonic_nanos().saturating_sub(signalled);
+        trace::grace_ends(Duration::from_nanos(waited), all_returned);
         begin();
     } else {
         begin();
@@ -174,11 +181,13 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
 /// resumes the walks instead.
 pub(crate) fn on_exit(exit: &Exit) {
     if claim(Kind::Exit) {
+        let _told = trace::shutdown(Start::Exit, exit, deadline::limit());
         let _sigpipe = decided(exit);
         begin();
         walk();
     } else if is_mine() {
         resume();
+        trace::told();
     } else {
         registry::abandon_mine();
         standby::park_for_good();
@@ -215,15 +224,18 @@ pub(crate) fn on_exit(exit: &Exit) {
 pub fn end_by(signal: Signal) -> ! {
     let exit = Exit::Signal(signal);
     if claim(Kind::Exit) {
+        let _told = trace::shutdown(Start::EndBy, &exit, deadline::limit());
         let _sigpipe = decided(&exit);
         begin();
         request(signal);
         walk();
+        trace::told();
         die_by(signal.number())
     }
     if is_mine() {
         let first = reason::get().expect("published by the shutdown's thread");
         resume();
+        trace::told();
         match first {
             Exit::Signal(first) => die_by(first.number()),
             // A `panic = "abort"` build's panic.
