@@ -188,3 +188,51 @@ fn a_return_is_no_shutdown_and_is_told_at_debug() {
     );
     assert_eq!(events.len(), 2, "{events:#?}");
 }
+
+/// A program whose subscriber never returns from its first write (its writer is a pipe that
+/// nobody reads, say): its guard's cleanup still runs once and the process ends by the signal,
+/// the shutdown waiting for the stuck `finally-trace` thread a moment only.
+#[test]
+fn stuck_subscriber() {
+    finally_test::child(|| {
+        tracing_subscriber::fmt()
+            .with_writer(|| Stuck)
+            .with_ansi(false)
+            .init();
+        let _cleanup = finally::guard(|exit: &finally::Exit| println!("cleanup: {exit}"));
+        finally_test::ready();
+        finally_test::wait_for_ending();
+    });
+}
+
+/// A writer that says it is stuck, then is, for good.
+struct Stuck;
+
+impl std::io::Write for Stuck {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        println!("subscriber stuck");
+        loop {
+            std::thread::park();
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_stuck_subscriber_does_not_hold_up_the_end() {
+    let ended = finally_test::Program::current_test("stuck_subscriber")
+        .run_until_ready_then(finally_test::Ending::Signal(SIGTERM))
+        .unwrap();
+    ended
+        .assert_signaled(SIGTERM)
+        .assert_stdout_line("cleanup: stopped by SIGTERM (15)")
+        .assert_stdout_line("subscriber stuck");
+    let cleanups = ended
+        .stdout
+        .iter()
+        .filter(|line| line.starts_with("cleanup: "));
+    assert_eq!(cleanups.count(), 1, "{:?}", ended.stdout);
+}

@@ -37,6 +37,7 @@ pub(crate) enum Start {
 #[cfg(feature = "tracing")]
 mod on {
     use std::cell::Cell;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::ptr;
     use std::sync::atomic::Ordering::{Relaxed, SeqCst};
     use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
@@ -130,7 +131,8 @@ mod on {
             }
             let count = told.len() as u64;
             for told in told.into_iter().rev() {
-                tell(told, &mut shutdown);
+                // A subscriber that panics loses its event, not the ones after it.
+                let _ = catch_unwind(AssertUnwindSafe(|| tell(told, &mut shutdown)));
             }
             TOLD.fetch_add(count, SeqCst);
             if DEADLINE.swap(false, SeqCst) {
