@@ -281,11 +281,18 @@ mod on {
     /// subscribers' level admits `DEBUG` (a load of an atomic: no subscriber is asked, on a
     /// thread that may be in its thread-local destructors). Only then does the cleanup pay for
     /// reading the clock.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn start() -> Option<Instant> {
         if !BEGUN.load(Relaxed) && LevelFilter::current() < LevelFilter::DEBUG {
             return None;
         }
+        told_start()
+    }
+
+    /// [`start`] for a cleanup that is told: out of line.
+    #[cold]
+    #[inline(never)]
+    fn told_start() -> Option<Instant> {
         // A flag left by a cleanup that was not told goes now.
         let _ = FAILED.try_with(|failed| failed.set(false));
         Some(Instant::now())
@@ -297,14 +304,16 @@ mod on {
     }
 
     /// The cleanup `name`, told `exit`, which [`start`]ed then, has ended: returned (then
-    /// [`failed`] tells if with an error), or `panicked` with that payload.
+    /// [`failed`] tells if with an error), or `panicked` with that payload. Out of line: a
+    /// cleanup that is not told does not pay for it.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn ran(
-        started: Option<Instant>,
+        started: Instant,
         name: &dyn Display,
         exit: &Exit,
         panicked: Option<&(dyn Any + Send)>,
     ) {
-        let Some(started) = started else { return };
         let took = started.elapsed();
         let ended = match panicked {
             Some(payload) => Ended::Panicked(
@@ -384,7 +393,7 @@ mod on {
     #[inline(always)]
     pub(crate) fn failed() {}
     #[inline(always)]
-    pub(crate) fn ran(_: Option<()>, _: &dyn Display, _: &Exit, _: Option<&(dyn Any + Send)>) {}
+    pub(crate) fn ran(_: (), _: &dyn Display, _: &Exit, _: Option<&(dyn Any + Send)>) {}
     #[inline(always)]
     pub(crate) fn grace_begins(_: Duration) {}
     #[inline(always)]

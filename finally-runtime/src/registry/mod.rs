@@ -319,7 +319,9 @@ pub(crate) fn call_caught(
 ) -> Option<Panic> {
     let started = trace::start();
     let panic = catch_unwind(AssertUnwindSafe(cleanup)).err();
-    trace::ran(started, name, exit, panic.as_deref());
+    if let Some(started) = started {
+        trace::ran(started, name, exit, panic.as_deref());
+    }
     panic
 }
 
