@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::plan::{Cleanup, Ending, Fate, Grace, Kind, Plan};
+use common::plan::{Cleanup, Copy, Ending, Fate, Grace, Kind, Plan};
 use common::*;
 
 /// Cases in a plain `cargo test`.
@@ -355,6 +355,31 @@ fn check(plan: &Plan, ended: &Ended, took: Duration) -> Result<(), String> {
     };
     if let Some(stray) = ended.marker.iter().find(|line| !known(line)) {
         return Err(format!("a line of no cleanup: {stray:?}; {}", context()));
+    }
+    // Told to `tracing` (`traced`): every cleanup of the application's copy that ended in the
+    // process is told, unless the process was cut short (the guardian's runs are not told).
+    if plan.traced && !expected.cut && plan.ending != Ending::Kill {
+        let ended_here = plan
+            .threads
+            .iter()
+            .filter(|thread| thread.copy == Copy::App)
+            .flat_map(|thread| &thread.levels)
+            .filter(|level| {
+                let end = format!("end L{} ", level.id);
+                ended.marker.iter().any(|line| line.starts_with(&end))
+            })
+            .count();
+        let told = ended
+            .stderr
+            .lines()
+            .filter(|line| line.contains(" a cleanup ") && line.contains(" ended=\""))
+            .count();
+        if told < ended_here {
+            return Err(format!(
+                "{ended_here} cleanups ended, {told} told to tracing; {}",
+                context()
+            ));
+        }
     }
     // The runtime's own words: a cut is said only where one may happen, and nothing else.
     for line in ended

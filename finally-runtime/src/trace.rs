@@ -1,6 +1,8 @@
 //! What a program's ending does, told to `tracing`, with the `tracing` feature (without it, every
 //! function here is empty and inlined away, and `tracing` is not built).
 //!
+//! Spans and events have the target `finally`.
+//!
 //! - A shutdown (a signal, `exit`, `end_by`) is one span, `finally shutdown`, whose fields say
 //!   what started it (`by`: `signal`, `exit` or `end_by`), why (`reason`: the [`Exit`] its
 //!   cleanups are told) and the `timeout`, if there is one. Its events are the grace period (the
@@ -142,7 +144,10 @@ mod on {
                     None => &"none",
                 };
                 let parent = shutdown.as_ref().and_then(Span::id);
-                error!(parent: parent, %running, "the deadline is reached: the process ends");
+                error!(
+                    target: "finally", parent: parent, %running,
+                    "the deadline is reached: the process ends"
+                );
                 TOLD.fetch_add(1, SeqCst);
             }
             if count == 0 {
@@ -164,7 +169,8 @@ mod on {
                     Start::Exit => "exit",
                     Start::EndBy => "end_by",
                 };
-                let span = info_span!("finally shutdown", by, %reason, timeout = Empty);
+                let span =
+                    info_span!(target: "finally", "finally shutdown", by, %reason, timeout = Empty);
                 if let Some(timeout) = timeout {
                     span.record("timeout", debug(timeout));
                 }
@@ -180,18 +186,19 @@ mod on {
                     (shutdown.is_some(), shutdown.as_ref().and_then(Span::id));
                 match ended {
                     Ended::Panicked(panic) => warn!(
-                        parent: parent.clone(), cleanup = name, exit, ?took, ended = "panicked",
+                        target: "finally", parent: parent.clone(), cleanup = name, exit, ?took, ended = "panicked",
                         panic, "a cleanup panicked"
                     ),
                     Ended::Failed => warn!(
-                        parent: parent.clone(), cleanup = name, exit, ?took, ended = "error",
+                        target: "finally", parent: parent.clone(), cleanup = name, exit, ?took, ended = "error",
                         "a cleanup failed"
                     ),
                     Ended::Returned if in_shutdown => info!(
-                        parent: parent.clone(), cleanup = name, exit, ?took, ended = "returned",
+                        target: "finally", parent: parent.clone(), cleanup = name, exit, ?took, ended = "returned",
                         "a cleanup ran"
                     ),
                     Ended::Returned => tracing::debug!(
+                        target: "finally",
                         cleanup = name,
                         exit,
                         ?took,
@@ -201,13 +208,13 @@ mod on {
                 }
             }
             Told::GraceBegins(up_to) => info!(
-                parent: shutdown.as_ref().and_then(Span::id), ?up_to, "waiting for the functions with a grace period"
+                target: "finally", parent: shutdown.as_ref().and_then(Span::id), ?up_to, "waiting for the functions with a grace period"
             ),
             Told::GraceEnds {
                 waited,
                 all_returned,
             } => info!(
-                parent: shutdown.as_ref().and_then(Span::id), ?waited, all_returned, "the grace period is over"
+                target: "finally", parent: shutdown.as_ref().and_then(Span::id), ?waited, all_returned, "the grace period is over"
             ),
         }
     }

@@ -21,6 +21,8 @@ pub struct Plan {
     /// `#[with_cleanup(main_cleanup, guardian)]` on `main` (another program, whose options are
     /// the defaults); its cleanup is named `main`.
     pub guardian: bool,
+    /// A `tracing` subscriber at `DEBUG` on stderr: the application's copy tells each cleanup.
+    pub traced: bool,
     /// The first is `main`'s.
     pub threads: Vec<ThreadPlan>,
     pub ending: Ending,
@@ -229,11 +231,14 @@ impl Plan {
             }
             ending => ending,
         };
+        // Last, so that the rest of a seed's cases stay as they were.
+        let traced = pick(3) == 0;
         Plan {
             timeout_ms,
             force_quit_after,
             only_int_and_term,
             guardian,
+            traced,
             threads,
             ending,
         }

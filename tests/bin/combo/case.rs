@@ -339,6 +339,13 @@ pub fn run(guardian: bool) {
     let (seed, index) = (number(), number());
     let plan = PLAN.get_or_init(|| Plan::new(seed, index));
     assert_eq!(plan.guardian, guardian, "the plan's program");
+    if plan.traced {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+            .with_ansi(false)
+            .init();
+    }
     if !guardian {
         finally::install(options(plan)).expect("the options installed");
     }
