@@ -25,26 +25,29 @@ where
     F: Fn(&B, &Exit) -> O + Copy + Send + 'static,
     O: Outcome + 'static,
 {
-    let mut encoded = Vec::new();
-    state.encode(&mut encoded);
-    let armed = guardian::arm(TypeId::of::<F>(), type_name::<F>(), &encoded);
-    let ended = armed
-        .as_ref()
-        .ok()
-        .map(|&id| (guardian::disarm as fn(u64), id));
-    let mut guard = with_state(state, cleanup, ended, Location::caller());
+    let armed = guardian::arm(TypeId::of::<F>(), type_name::<F>(), &encoded(&state));
+    let mut guard = with_state(state, cleanup, &armed, guardian::disarm, Location::caller());
     // SAFETY: the box is alive as long as the guard, and no one else has its address yet but
     // the list, which never writes this field.
     unsafe { guard.head.as_mut() }.guardian = Some(armed);
     guard
 }
 
-/// A guard of `state` whose cleanup is `cleanup(state.borrow(), exit)`, after which it tells
-/// `ended`, if any, that the guard of that id has ended (to the guardian, or in the records).
+/// `state`, encoded for the guardian or a record.
+fn encoded(state: &impl State) -> Vec<u8> {
+    let mut encoded = Vec::new();
+    state.encode(&mut encoded);
+    encoded
+}
+
+/// A guard of `state` whose cleanup is `cleanup(state.borrow(), exit)`, after which, if `armed`
+/// gave it an id, it tells `disarm` that the guard of that id has ended (the guardian, or the
+/// records).
 fn with_state<T, B, F, O>(
     state: T,
     cleanup: F,
-    ended: Option<(fn(u64), u64)>,
+    armed: &Result<u64, Error>,
+    disarm: fn(u64),
     made_at: &'static Location<'static>,
 ) -> Guard<T>
 where
@@ -53,10 +56,11 @@ where
     F: Fn(&B, &Exit) -> O + Copy + Send + 'static,
     O: Outcome + 'static,
 {
+    let id = armed.as_ref().ok().copied();
     let cleanup = move |state: &T, exit: &Exit| {
         let outcome = cleanup(state.borrow(), exit);
-        if let Some((ended, id)) = ended {
-            ended(id);
+        if let Some(id) = id {
+            disarm(id);
         }
         outcome
     };
@@ -75,9 +79,7 @@ where
 {
     let record = match registered::registered(TypeId::of::<F>()) {
         Some(registered) => {
-            let mut encoded = Vec::new();
-            state.encode(&mut encoded);
-            let armed = durable::arm(registered, &encoded);
+            let armed = durable::arm(registered, &encoded(&state));
             if armed.is_ok() {
                 guardian::keep_records_in(durable::dir());
             }
@@ -104,11 +106,7 @@ where
             ));
         });
     }
-    let ended = record
-        .as_ref()
-        .ok()
-        .map(|&id| (durable::disarm as fn(u64), id));
-    let mut guard = with_state(state, cleanup, ended, Location::caller());
+    let mut guard = with_state(state, cleanup, &record, durable::disarm, Location::caller());
     // SAFETY: the box is alive as long as the guard, and no one else has its address yet but
     // the list, which never writes this field.
     unsafe { guard.head.as_mut() }.durable = Some(record);
