@@ -36,8 +36,8 @@ fn one<'a>(events: &[&'a str], parts: &[&str]) -> (usize, &'a str) {
     (at, event)
 }
 
-/// Runs the example with `how`, stops it with SIGTERM once ready (unless it ends by itself), and
-/// checks that every event is in the span of the shutdown `span`, if there is one.
+/// Runs the example with `how`, stopped with SIGTERM once ready if `signal` (else it ends by
+/// itself): no panic, but the one the `panic` case makes.
 fn run(how: &str, signal: bool) -> Ended {
     let traced = Scenario::start_example("traced", &[how], |_| {});
     let ended = if signal {

@@ -52,7 +52,7 @@ mod on {
 
     use super::{Any, Display, Exit, Start};
     use crate::exit::panic_message;
-    use crate::standby;
+    use crate::{standby, sys};
 
     /// What happened, as the `finally-trace` thread will tell it.
     enum Told {
@@ -158,6 +158,7 @@ mod on {
 
     /// Tells `told`, in the span of the shutdown once one has begun.
     fn tell(told: Told, shutdown: &mut Option<Span>) {
+        let parent = shutdown.as_ref().and_then(Span::id);
         match told {
             Told::Shutdown {
                 by,
@@ -181,40 +182,38 @@ mod on {
                 exit,
                 took,
                 ended,
-            } => {
-                let (in_shutdown, parent) =
-                    (shutdown.is_some(), shutdown.as_ref().and_then(Span::id));
-                match ended {
-                    Ended::Panicked(panic) => warn!(
-                        target: "finally", parent: parent.clone(), cleanup = name, exit, ?took, ended = "panicked",
-                        panic, "a cleanup panicked"
-                    ),
-                    Ended::Failed => warn!(
-                        target: "finally", parent: parent.clone(), cleanup = name, exit, ?took, ended = "error",
-                        "a cleanup failed"
-                    ),
-                    Ended::Returned if in_shutdown => info!(
-                        target: "finally", parent: parent.clone(), cleanup = name, exit, ?took, ended = "returned",
-                        "a cleanup ran"
-                    ),
-                    Ended::Returned => tracing::debug!(
-                        target: "finally",
-                        cleanup = name,
-                        exit,
-                        ?took,
-                        ended = "returned",
-                        "a cleanup ran"
-                    ),
-                }
-            }
+            } => match ended {
+                Ended::Panicked(panic) => warn!(
+                    target: "finally", parent: parent,
+                    cleanup = name, exit, ?took, ended = "panicked", panic,
+                    "a cleanup panicked"
+                ),
+                Ended::Failed => warn!(
+                    target: "finally", parent: parent,
+                    cleanup = name, exit, ?took, ended = "error",
+                    "a cleanup failed"
+                ),
+                Ended::Returned if shutdown.is_some() => info!(
+                    target: "finally", parent: parent,
+                    cleanup = name, exit, ?took, ended = "returned",
+                    "a cleanup ran"
+                ),
+                Ended::Returned => tracing::debug!(
+                    target: "finally",
+                    cleanup = name, exit, ?took, ended = "returned",
+                    "a cleanup ran"
+                ),
+            },
             Told::GraceBegins(up_to) => info!(
-                target: "finally", parent: shutdown.as_ref().and_then(Span::id), ?up_to, "waiting for the functions with a grace period"
+                target: "finally", parent: parent, ?up_to,
+                "waiting for the functions with a grace period"
             ),
             Told::GraceEnds {
                 waited,
                 all_returned,
             } => info!(
-                target: "finally", parent: shutdown.as_ref().and_then(Span::id), ?waited, all_returned, "the grace period is over"
+                target: "finally", parent: parent, ?waited, all_returned,
+                "the grace period is over"
             ),
         }
     }
@@ -344,10 +343,12 @@ mod on {
         hand_over(Told::GraceBegins(up_to));
     }
 
-    /// The grace period is over after `waited`: they had `all_returned`, or it ran out.
-    pub(crate) fn grace_ends(waited: Duration, all_returned: bool) {
+    /// The grace period, begun `since` (on the monotonic clock), is over: they had
+    /// `all_returned`, or it ran out.
+    pub(crate) fn grace_ends(since: u64, all_returned: bool) {
+        let waited = sys::monotonic_nanos().saturating_sub(since);
         hand_over(Told::GraceEnds {
-            waited,
+            waited: Duration::from_nanos(waited),
             all_returned,
         });
     }
@@ -404,7 +405,7 @@ mod on {
     #[inline(always)]
     pub(crate) fn grace_begins(_: Duration) {}
     #[inline(always)]
-    pub(crate) fn grace_ends(_: Duration, _: bool) {}
+    pub(crate) fn grace_ends(_: u64, _: bool) {}
     #[inline(always)]
     pub(crate) fn deadline_reached() {}
     #[cfg(unix)]
@@ -416,4 +417,5 @@ mod on {
 pub(crate) use on::reset_in_child;
 pub(crate) use on::{
     deadline_reached, failed, grace_begins, grace_ends, ran, shutdown, start, start_thread, told,
+    Shutdown,
 };

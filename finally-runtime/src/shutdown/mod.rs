@@ -32,7 +32,6 @@ mod runner;
 use std::sync::atomic::AtomicI32;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use libc::c_int;
 
@@ -121,15 +120,26 @@ pub(crate) fn exiting_above(code: Option<i32>) {
 #[cfg(unix)]
 pub(crate) use self::deadline::{grace_ends_by, learn as learn_grace_ends_by, starts_now};
 
-/// The shutdown claimed, says why: publishes the reason, then starts the deadline. Until the
-/// result is dropped (the process ends first, but after `exit`'s cleanups), a cleanup whose
-/// output goes to a closed pipe (a terminal gone, a reader gone) sees EPIPE, as Rust programs
-/// do, even if the program set SIGPIPE back to its default: a SIGPIPE must not end the process
-/// half-way through its cleanups. The programs they start get SIGPIPE as the program had it.
-fn decided(exit: &Exit) -> end::SigpipeHeld {
+/// The shutdown claimed, started so, says why: tells `tracing` (`trace.rs`), publishes the
+/// reason, then starts the deadline. Until the result is dropped (the process ends first, but
+/// after `exit`'s cleanups), a cleanup whose output goes to a closed pipe (a terminal gone, a
+/// reader gone) sees EPIPE, as Rust programs do, even if the program set SIGPIPE back to its
+/// default: a SIGPIPE must not end the process half-way through its cleanups. The programs they
+/// start get SIGPIPE as the program had it. Once it is dropped, what was told is told.
+fn decided(start: Start, exit: &Exit) -> Decided {
+    let told = trace::shutdown(start, exit, deadline::limit());
     reason::publish(exit);
     deadline::start();
-    end::hold_sigpipe()
+    Decided {
+        _sigpipe: end::hold_sigpipe(),
+        _told: told,
+    }
+}
+
+/// What [`decided`] holds until the shutdown is over: fields drop in this order.
+struct Decided {
+    _sigpipe: end::SigpipeHeld,
+    _told: trace::Shutdown,
 }
 
 /// Starts the flag: from now on, owners that reach a guarded function's entry or exit meet the
@@ -157,15 +167,12 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
         return false;
     }
     let signalled = sys::monotonic_nanos();
-    let exit = Exit::Signal(signal);
-    let _told = trace::shutdown(Start::Signal, &exit, deadline::limit());
-    let _sigpipe = decided(&exit);
+    let _decided = decided(Start::Signal, &Exit::Signal(signal));
     if let Some(longest) = grace::longest_running() {
         request(signal);
         trace::grace_begins(longest);
         let all_returned = grace::wait_out(signalled);
-        let waited = sys::monotonic_nanos().saturating_sub(signalled);
-        trace::grace_ends(Duration::from_nanos(waited), all_returned);
+        trace::grace_ends(signalled, all_returned);
         begin();
     } else {
         begin();
@@ -181,8 +188,7 @@ pub(crate) fn on_signal(signal: Signal) -> bool {
 /// resumes the walks instead.
 pub(crate) fn on_exit(exit: &Exit) {
     if claim(Kind::Exit) {
-        let _told = trace::shutdown(Start::Exit, exit, deadline::limit());
-        let _sigpipe = decided(exit);
+        let _decided = decided(Start::Exit, exit);
         begin();
         walk();
     } else if is_mine() {
@@ -224,8 +230,7 @@ pub(crate) fn on_exit(exit: &Exit) {
 pub fn end_by(signal: Signal) -> ! {
     let exit = Exit::Signal(signal);
     if claim(Kind::Exit) {
-        let _told = trace::shutdown(Start::EndBy, &exit, deadline::limit());
-        let _sigpipe = decided(&exit);
+        let _decided = decided(Start::EndBy, &exit);
         begin();
         request(signal);
         walk();
