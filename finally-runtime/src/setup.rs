@@ -195,9 +195,9 @@ fn start_threads_in_child() {
         report(format_args!(
             "could not start the signal thread in a forked child ({error}): signals end it without its cleanups"
         ));
-    } else {
-        start_trace_thread();
+        return;
     }
+    start_trace_thread();
     if let Err(error) = arm_deadline() {
         report(format_args!(
             "could not start the deadline thread in a forked child ({error}): its cleanups have no deadline"
